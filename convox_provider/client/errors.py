@@ -1,0 +1,241 @@
+"""Errors raised by the Convox client.
+
+Names follow the official ``convox`` SDK 0.1.0, plus what it lacks (403, 422, client-side input
+checks, stream errors)::
+
+    ConvoxError
+    ├── ConvoxInputError (also ValueError)   bad argument, caught before any request is sent
+    ├── ConvoxConfigError (also ValueError)  bad host/key/auth file, or a console answering HTML
+    ├── ConvoxConnectionError                the rack could not be reached or the connection broke
+    │   └── ConvoxTimeoutError               connect/read/write/pool timeout
+    ├── ConvoxWaitTimeoutError               a wait (build, rollout, process) ran out of time
+    ├── ConvoxWorkflowError                  a multi-step flow ended badly (build failed, rollback)
+    │   ├── ConvoxBuildFailedError
+    │   └── ConvoxRollbackError
+    ├── ConvoxStreamError                    an ``ERROR:`` frame ended a WebSocket stream
+    └── ConvoxAPIError                       the rack answered with an error status
+        ├── ConvoxAuthError                  401
+        ├── ConvoxForbiddenError             403 (``app is currently updating``, role missing)
+        ├── ConvoxNotFoundError              404, and 500 "… not found" (convox-api.md §3.3)
+        ├── ConvoxValidationError            400 and 422
+        ├── ConvoxConflictError              409 (app exists, app locked, budget cap)
+        ├── ConvoxServerError                other 5xx
+        │   ├── ConvoxGatewayError           502, 503, 504
+        │   └── ConvoxNotImplementedError    501 ``unimplemented``
+        ├── ConvoxRateLimitError             429
+        └── ConvoxResponseError              a success answer the client could not read
+
+Every :class:`ConvoxAPIError` carries ``status_code``, ``message`` (the rack's own words),
+``request_id`` (the ``Request-Id`` response header) and ``method``/``path``; other 4xx/5xx
+statuses give a plain :class:`ConvoxAPIError`/:class:`ConvoxServerError`. No error ever holds
+credentials or response values: URLs in messages never carry user-info, headers are not kept,
+and an unreadable answer is described by position, not content. All errors survive pickling.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+__all__ = [
+    "ConvoxAPIError",
+    "ConvoxAuthError",
+    "ConvoxBuildFailedError",
+    "ConvoxConfigError",
+    "ConvoxConflictError",
+    "ConvoxConnectionError",
+    "ConvoxError",
+    "ConvoxForbiddenError",
+    "ConvoxGatewayError",
+    "ConvoxInputError",
+    "ConvoxNotFoundError",
+    "ConvoxNotImplementedError",
+    "ConvoxRateLimitError",
+    "ConvoxResponseError",
+    "ConvoxRollbackError",
+    "ConvoxServerError",
+    "ConvoxStreamError",
+    "ConvoxTimeoutError",
+    "ConvoxValidationError",
+    "ConvoxWaitTimeoutError",
+    "ConvoxWorkflowError",
+    "error_for_status",
+]
+
+
+class ConvoxError(Exception):
+    """Base class of every error this package raises."""
+
+
+class ConvoxInputError(ConvoxError, ValueError):
+    """An argument is invalid; raised before any request is sent."""
+
+
+class ConvoxConfigError(ConvoxError, ValueError):
+    """The client configuration (host, key, rack, auth file) is unusable."""
+
+
+class ConvoxConnectionError(ConvoxError):
+    """The rack could not be reached, or the connection broke before a full answer."""
+
+
+class ConvoxTimeoutError(ConvoxConnectionError):
+    """A network timeout (connect, read, write or pool)."""
+
+
+class ConvoxWaitTimeoutError(ConvoxError):
+    """A wait for a build, rollout or process did not finish before its deadline."""
+
+
+class ConvoxWorkflowError(ConvoxError):
+    """A multi-step operation reached a bad end state."""
+
+
+class ConvoxBuildFailedError(ConvoxWorkflowError):
+    """A build ended ``failed``; ``build_id`` names it and ``logs_tail`` holds its last lines."""
+
+    def __init__(self, message: str, *, build_id: str, logs_tail: str = "") -> None:
+        super().__init__(message)
+        self.build_id = build_id
+        self.logs_tail = logs_tail
+
+    def __reduce__(self) -> tuple[object, ...]:
+        return (
+            _rebuild,
+            (type(self), self.args, {"build_id": self.build_id, "logs_tail": self.logs_tail}),
+        )
+
+
+class ConvoxRollbackError(ConvoxWorkflowError):
+    """A rollout was rolled back: the app is running, but not on the release that was promoted."""
+
+    def __init__(self, message: str, *, app: str, release_id: str, active_release: str) -> None:
+        super().__init__(message)
+        self.app = app
+        self.release_id = release_id
+        self.active_release = active_release
+
+    def __reduce__(self) -> tuple[object, ...]:
+        fields = {"app": self.app, "release_id": self.release_id}
+        return (
+            _rebuild,
+            (type(self), self.args, {**fields, "active_release": self.active_release}),
+        )
+
+
+def _rebuild(cls: type[Exception], args: tuple[object, ...], kwargs: dict[str, Any]) -> Exception:
+    return cls(*args, **kwargs)
+
+
+class ConvoxStreamError(ConvoxError):
+    """The rack ended a WebSocket stream with an ``ERROR:`` frame (convox-api.md §6.5)."""
+
+
+class ConvoxAPIError(ConvoxError):
+    """The rack answered a request with an error status."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        status_code: int,
+        request_id: str | None = None,
+        method: str = "",
+        path: str = "",
+    ) -> None:
+        self.message = message
+        self.status_code = status_code
+        self.request_id = request_id
+        self.method = method
+        self.path = path
+        super().__init__(self._describe())
+
+    def _describe(self) -> str:
+        where = f" ({self.method} {self.path})" if self.method else ""
+        rid = f" [Request-Id {self.request_id}]" if self.request_id else ""
+        return f"{self.status_code}: {self.message}{where}{rid}"
+
+    def __reduce__(self) -> tuple[object, ...]:
+        fields = {"status_code": self.status_code, "request_id": self.request_id}
+        where = {"method": self.method, "path": self.path}
+        return (_rebuild, (type(self), (self.message,), {**fields, **where}))
+
+
+class ConvoxAuthError(ConvoxAPIError):
+    """401: the key is wrong, expired, or lacks the role (convox-api.md §1.2-§1.3)."""
+
+
+class ConvoxForbiddenError(ConvoxAPIError):
+    """403: e.g. ``app is currently updating`` on promote without force, or admin role required."""
+
+
+class ConvoxNotFoundError(ConvoxAPIError):
+    """404, or a 500 whose message says ``not found`` (how the rack reports missing builds,
+    releases and processes, convox-api.md §3.3)."""
+
+
+class ConvoxValidationError(ConvoxAPIError):
+    """400 or 422: the rack rejected the request's content."""
+
+
+class ConvoxConflictError(ConvoxAPIError):
+    """409: app already exists, app locked, or budget cap exceeded."""
+
+
+class ConvoxRateLimitError(ConvoxAPIError):
+    """429: too many requests (console or proxy in front of the rack)."""
+
+
+class ConvoxResponseError(ConvoxAPIError):
+    """The rack answered with a success status but a body the client could not read (not JSON, or
+    not the expected shape): a proxy in the way, or a rack version this client does not know."""
+
+
+class ConvoxServerError(ConvoxAPIError):
+    """5xx other than a "not found" 500."""
+
+
+class ConvoxGatewayError(ConvoxServerError):
+    """502, 503 or 504 from a proxy, load balancer or console in front of the rack."""
+
+
+class ConvoxNotImplementedError(ConvoxServerError):
+    """501: the rack's provider does not implement this route."""
+
+
+_BY_STATUS: dict[int, type[ConvoxAPIError]] = {
+    400: ConvoxValidationError,
+    401: ConvoxAuthError,
+    403: ConvoxForbiddenError,
+    404: ConvoxNotFoundError,
+    409: ConvoxConflictError,
+    422: ConvoxValidationError,
+    429: ConvoxRateLimitError,
+    501: ConvoxNotImplementedError,
+    502: ConvoxGatewayError,
+    503: ConvoxGatewayError,
+    504: ConvoxGatewayError,
+}
+
+
+def error_for_status(
+    status_code: int,
+    message: str,
+    *,
+    request_id: str | None = None,
+    method: str = "",
+    path: str = "",
+) -> ConvoxAPIError:
+    """Build the typed error for an error response.
+
+    A 500 whose message contains ``not found`` becomes :class:`ConvoxNotFoundError`: the rack
+    reports missing releases, builds and processes that way (convox-api.md §3.3).
+    """
+    if status_code == 500 and "not found" in message.lower():
+        cls: type[ConvoxAPIError] = ConvoxNotFoundError
+    elif status_code in _BY_STATUS:
+        cls = _BY_STATUS[status_code]
+    elif status_code >= 500:
+        cls = ConvoxServerError
+    else:
+        cls = ConvoxAPIError
+    return cls(message, status_code=status_code, request_id=request_id, method=method, path=path)
