@@ -1,0 +1,40 @@
+"""A local Convox v3 rack for tests and demos: what moto is for AWS, for Convox.
+
+``RackEmulator`` speaks the rack's real HTTP and WebSocket protocol on 127.0.0.1 (convox-api.md
+is the reference it follows), so the official CLI, this package's client and users' own DAGs run
+against it unchanged. Its pieces, in Convox's words:
+
+- ``state``: apps, builds, releases, objects, services and processes, with the server's rules;
+- ``server``/``websocket``: the HTTP/1.1 and WebSocket surface (asyncio + h11, no framework);
+- ``scripts``: what commands, builds and rollouts do; ``faults``: scripted misbehaviour and the
+  log of every request received; ``timing``: how long things take;
+- ``plugin``: the ``convox_rack`` and ``convox_rack_factory`` pytest fixtures;
+- ``python -m convox_provider.testing``: run one from a shell.
+
+It never imports Airflow nor the client.
+"""
+
+from __future__ import annotations
+
+from .emulator import RackEmulator
+from .errors import RackError
+from .faults import Fault, FaultPlan, RequestLog, RequestRecord
+from .scripts import BuildScript, CommandResult, Invocation, Scripts
+from .state import ExecRecord, RackState
+from .timing import Timing
+
+__all__ = [
+    "BuildScript",
+    "CommandResult",
+    "ExecRecord",
+    "Fault",
+    "FaultPlan",
+    "Invocation",
+    "RackEmulator",
+    "RackError",
+    "RackState",
+    "RequestLog",
+    "RequestRecord",
+    "Scripts",
+    "Timing",
+]

@@ -1,0 +1,249 @@
+"""``RackEmulator``: a local Convox v3 rack on 127.0.0.1, in a background thread or your loop."""
+
+from __future__ import annotations
+
+import asyncio
+import tempfile
+import threading
+from collections.abc import Mapping
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+from .api import Console, RackApi
+from .environment import render_env
+from .faults import FaultPlan, RequestLog
+from .handlers import http_routes
+from .routes import Ctx, Router
+from .scripts import Scripts
+from .server import RackServer
+from .sockets import socket_routes
+from .state import ExecRecord, RackState
+from .timing import Timing
+
+__all__ = ["RackEmulator"]
+
+
+class RackEmulator:
+    """A Convox v3 rack speaking the real HTTP and WebSocket protocol on a loopback port.
+
+    :param password: the rack API password (Basic password, any username but ``jwt``);
+        None accepts every request, like a rack started without a password.
+    :param console: run as a Console: every request must carry ``Rack: <this org/rack>``;
+        without it the answer is the console's HTML page (convox-api.md §1.4).
+    :param session: console session challenge: None, ``"challenge"`` (``token="false"``) or
+        ``"token"`` (``token="true"``, which headless clients must refuse), §1.5.
+    :param timing: durations of builds, rollouts and processes (default: instant).
+    :param host: interface to listen on (loopback).
+    :param port: port to listen on; 0 picks a free one.
+    :param rack_name: the rack's name (``GET /system``, namespaces ``<rack>-<app>``).
+    :param max_frame_bytes: split every WebSocket payload into frames of at most this many
+        bytes, to exercise clients on lines and UTF-8 characters split across frames.
+    """
+
+    def __init__(
+        self,
+        *,
+        password: str | None = "password",
+        console: str | None = None,
+        session: str | None = None,
+        timing: Timing | None = None,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        rack_name: str = "emulator",
+        version: str = "3.24.9",
+        max_frame_bytes: int | None = None,
+    ) -> None:
+        if session not in (None, "challenge", "token"):
+            raise ValueError(f"session must be None, 'challenge' or 'token', not {session!r}")
+        if session is not None and console is None:
+            raise ValueError("a session challenge needs console mode (console='org/rack')")
+        self.password = password
+        self.host = host
+        self.port = port
+        self.timing = timing or Timing()
+        self.faults = FaultPlan()
+        self.requests = RequestLog()
+        self.scripts = Scripts()
+        self._tmp = tempfile.TemporaryDirectory(prefix="convox-emulator-")
+        root = Path(self._tmp.name)
+        spool = root / "spool"
+        spool.mkdir()
+        self.state = RackState(
+            timing=self.timing,
+            scripts=self.scripts,
+            storage=root / "storage",
+            password=password,
+            name=rack_name,
+            version=version,
+        )
+        self.console = Console(rack=console, session=session) if console is not None else None
+        api = RackApi(Ctx(state=self.state, spool=spool), password=password, console=self.console)
+        self._server = RackServer(
+            api=api,
+            router=Router(http_routes(socket_routes())),
+            faults=self.faults,
+            requests=self.requests,
+            spool=spool,
+            max_frame_bytes=max_frame_bytes,
+        )
+        self._thread: threading.Thread | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._stopping: asyncio.Event | None = None
+        self._started = False
+
+    # --- lifecycle -------------------------------------------------------------------------
+
+    @property
+    def url(self) -> str:
+        """Base URL, e.g. ``http://127.0.0.1:8085`` (valid once started)."""
+        return f"http://{self.host}:{self.port}"
+
+    @property
+    def rack_url(self) -> str:
+        """``RACK_URL`` form with credentials: ``http://convox:<password>@127.0.0.1:<port>``."""
+        return f"http://convox:{self.password or ''}@{self.host}:{self.port}"
+
+    async def start_async(self) -> RackEmulator:
+        """Start listening on the running event loop."""
+        self.port = await self._server.start(self.host, self.port)
+        self._started = True
+        return self
+
+    async def stop_async(self) -> None:
+        """Stop the server started with ``start_async`` (cuts open connections)."""
+        if self._started:
+            await self._server.stop()
+            self._started = False
+
+    async def serve(self) -> None:
+        """Serve on the running loop until cancelled (for use inside an existing loop)."""
+        if not self._started:
+            await self.start_async()
+        try:
+            await asyncio.Event().wait()
+        finally:
+            await self.stop_async()
+
+    def start(self, timeout: float = 10.0) -> RackEmulator:
+        """Run the server in a background thread; returns once it is listening."""
+        if self._thread is not None:
+            return self
+        ready = threading.Event()
+        errors: list[BaseException] = []
+
+        async def main() -> None:
+            self._loop = asyncio.get_running_loop()
+            self._stopping = asyncio.Event()
+            try:
+                await self.start_async()
+            except BaseException as exc:
+                errors.append(exc)
+                ready.set()
+                return
+            ready.set()
+            try:
+                await self._stopping.wait()
+            finally:
+                await self.stop_async()
+
+        self._thread = threading.Thread(
+            target=asyncio.run, args=(main(),), name="convox-rack-emulator", daemon=True
+        )
+        self._thread.start()
+        if not ready.wait(timeout):
+            raise RuntimeError("the rack emulator did not start in time")
+        if errors:
+            self._thread.join()
+            self._thread = None
+            raise errors[0]
+        return self
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """Stop the background server, join its thread and delete its temporary files."""
+        thread, loop, stopping = self._thread, self._loop, self._stopping
+        if thread is not None and loop is not None and stopping is not None:
+            loop.call_soon_threadsafe(stopping.set)
+            thread.join(timeout)
+        self._thread = None
+        self._tmp.cleanup()
+
+    def __enter__(self) -> RackEmulator:
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+    # --- seeding (no HTTP) -----------------------------------------------------------------
+
+    def create_app(self, name: str, *, running: bool = True) -> dict[str, Any]:
+        """Create an app; ``running=True`` skips the initial ``updating`` rollout."""
+        return self.state.app_create(name, settled=running)
+
+    def add_release(
+        self,
+        app: str,
+        manifest: str,
+        *,
+        env: Mapping[str, str] | str | None = None,
+        description: str = "",
+        promote: bool = True,
+        entrypoint: str = "",
+    ) -> tuple[dict[str, Any], dict[str, Any]]:
+        """A completed build of ``manifest`` plus its release; promoted and settled by default.
+
+        Returns ``(build, release)`` as the API would render them. ``env`` replaces the forked
+        environment (mapping or raw ``KEY=VALUE`` text).
+        """
+        env_text = render_env(dict(env)) if isinstance(env, Mapping) else env
+        return self.state.seed_release(
+            app,
+            manifest,
+            env=env_text,
+            description=description,
+            promote=promote,
+            entrypoint=entrypoint,
+        )
+
+    def set_env(
+        self, app: str, env: Mapping[str, str] | str, *, promote: bool = True
+    ) -> dict[str, Any]:
+        """A new release with this whole environment, forked from the newest release."""
+        env_text = render_env(dict(env)) if isinstance(env, Mapping) else env
+        return self.state.seed_env(app, env_text, promote=promote)
+
+    def put_object(self, app: str, key: str, data: bytes) -> str:
+        """Store an object; returns its ``object://`` URL."""
+        return self.state.object_store_bytes(app, key, data)
+
+    def emit_log(self, app: str, message: str | bytes, *, service: str = "", pod: str = "") -> None:
+        """Append a line to the app's logs (stream ``service/<service>/<pod>``)."""
+        self.state.emit_log(app, message, service=service, pod=pod)
+
+    # --- observation -----------------------------------------------------------------------
+
+    def app(self, name: str) -> dict[str, Any]:
+        """The app as ``GET /apps/{name}`` renders it."""
+        return self.state.app_get(name)
+
+    def processes(self, app: str) -> list[dict[str, Any]]:
+        """The app's processes as ``GET /apps/{app}/processes`` renders them."""
+        return self.state.process_list(app)
+
+    def releases(self, app: str, limit: int = 100) -> list[dict[str, Any]]:
+        """The app's releases, newest first."""
+        return self.state.release_list(app, limit)
+
+    def builds(self, app: str, limit: int = 100) -> list[dict[str, Any]]:
+        """The app's builds, newest first."""
+        return self.state.build_list(app, limit)
+
+    @property
+    def execs(self) -> list[ExecRecord]:
+        """Every exec received (command, argv, tty, stdin bytes, exit code)."""
+        return list(self.state.execs)

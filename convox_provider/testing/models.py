@@ -1,0 +1,162 @@
+"""Records the emulated rack keeps, and their JSON shapes (convox-api.md §5)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from .encoding import format_time, format_time_seconds, go_shell_join
+
+__all__ = ["App", "Build", "LogEntry", "Pod", "Release"]
+
+
+@dataclass
+class App:
+    """An app (a namespace on the real rack)."""
+
+    name: str
+    router: str
+    locked: bool = False
+    release: str = ""
+    previous_release: str = ""
+    status: str = "running"
+    parameters: dict[str, str] = field(default_factory=dict)
+    configs: dict[str, str] = field(default_factory=dict)
+    rollout_token: int = 0
+    atom_state: str = "Running"
+    deleting: bool = False
+    service_overrides: dict[str, dict[str, int]] = field(default_factory=dict)
+
+    def to_wire(self) -> dict[str, Any]:
+        """``App`` JSON (§5.1): only known parameters that have values."""
+        return {
+            "generation": "3",
+            "locked": self.locked,
+            "name": self.name,
+            "release": self.release,
+            "router": self.router,
+            "status": self.status,
+            "parameters": {k: v for k, v in sorted(self.parameters.items()) if v != ""},
+        }
+
+
+@dataclass
+class Build:
+    """A build record (§5.2)."""
+
+    id: str
+    app: str
+    description: str = ""
+    entrypoint: str = ""
+    git_sha: str = ""
+    logs: str = ""
+    manifest: str = ""
+    process: str = ""
+    release: str = ""
+    reason: str = ""
+    repository: str = ""
+    status: str = "created"
+    started: int | None = None
+    ended: int | None = None
+    output: list[tuple[int, bytes]] = field(default_factory=list)
+    finished: bool = False
+
+    def to_wire(self) -> dict[str, Any]:
+        """``Build`` JSON in the key order Go emits."""
+        return {
+            "id": self.id,
+            "app": self.app,
+            "description": self.description,
+            "entrypoint": self.entrypoint,
+            "git-sha": self.git_sha,
+            "logs": self.logs,
+            "manifest": self.manifest,
+            "process": self.process,
+            "release": self.release,
+            "reason": self.reason,
+            "repository": self.repository,
+            "status": self.status,
+            "started": format_time(self.started),
+            "ended": format_time(self.ended),
+        }
+
+
+@dataclass
+class Release:
+    """A release record (§5.3); ``env`` is stored raw, exactly as submitted."""
+
+    id: str
+    app: str
+    build: str = ""
+    env: str = ""
+    manifest: str = ""
+    description: str = ""
+    created: int = 0
+
+    def to_wire(self) -> dict[str, Any]:
+        """``Release`` JSON."""
+        return {
+            "id": self.id,
+            "app": self.app,
+            "build": self.build,
+            "env": self.env,
+            "manifest": self.manifest,
+            "description": self.description,
+            "created": format_time(self.created),
+        }
+
+
+@dataclass
+class Pod:
+    """A pod: a service replica, a one-off process or a build pod (§5.5)."""
+
+    id: str
+    app: str
+    service: str
+    release: str
+    kind: str
+    args: list[str]
+    image: str
+    created: int
+    status: str = "pending"
+    ports: list[str] | None = None
+    host: str = ""
+    instance: str = ""
+    cpu_request: int = 0
+    memory_request: int = 0
+    gpu: int = 0
+    environment: dict[str, str] = field(default_factory=dict)
+    exit_code: int | None = None
+    ended: int | None = None
+    token: int = 0
+
+    def to_wire(self) -> dict[str, Any]:
+        """``Process`` JSON; usage metrics are reported as 0 (no metrics server)."""
+        return {
+            "id": self.id,
+            "app": self.app,
+            "command": go_shell_join(self.args),
+            "cpu": 0,
+            "gpu": self.gpu,
+            "host": self.host,
+            "image": self.image,
+            "instance": self.instance,
+            "memory": 0,
+            "name": self.service,
+            "ports": self.ports,
+            "release": self.release,
+            "started": format_time_seconds(self.created),
+            "status": self.status,
+            "service": self.service,
+        }
+
+
+@dataclass(frozen=True)
+class LogEntry:
+    """One log line of an app: ``stream`` is ``service/<svc>/<pod>`` or ``system/k8s/...``."""
+
+    time: int
+    stream: str
+    message: bytes
+    service: str = ""
+    pod: str = ""
