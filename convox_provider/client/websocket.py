@@ -1,0 +1,393 @@
+"""WebSocket streams of the rack: logs, build logs, exec (convox-api.md §6).
+
+The handshake and the framing run on ``websockets``' sans-I/O :class:`ClientProtocol`, driven by
+a blocking socket for :class:`~convox_provider.client.transport.SyncDriver` and by asyncio
+streams for :class:`~convox_provider.client.transport.AsyncDriver`. The library's high-level
+clients are not used: they decode text frames as UTF-8 (the rack's frames are raw bytes split at
+arbitrary points, §6.3) and hide the frame type, which is how the end of a stream is told
+(an empty *binary* frame). What the frames mean is decided once, in
+:class:`~convox_provider.client._frames.StreamDecoder`.
+
+Keep-alive follows the Go client: a ping after every 5 s of silence, and no pong is ever
+expected (the rack only answers pings while it reads, which it does not on log routes).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+import os
+import socket
+import ssl
+from collections.abc import AsyncGenerator, AsyncIterable, AsyncIterator, Iterable, Iterator
+from typing import TYPE_CHECKING, overload
+
+import certifi
+import httpx
+from websockets.client import ClientProtocol
+from websockets.exceptions import InvalidStatus
+from websockets.frames import Frame, Opcode
+from websockets.http11 import Response
+from websockets.protocol import State
+from websockets.uri import parse_uri
+
+from convox_provider.client._frames import LineDecoder, StreamDecoder
+from convox_provider.client.errors import (
+    ConvoxAPIError,
+    ConvoxAuthError,
+    ConvoxConnectionError,
+    ConvoxTimeoutError,
+)
+from convox_provider.client.operation import (
+    Call,
+    Flow,
+    Stream,
+    StreamResult,
+    StreamSpec,
+    parse_ok,
+)
+
+if TYPE_CHECKING:
+    from convox_provider.client.transport import AsyncDriver, SyncDriver
+
+__all__ = [
+    "PING_INTERVAL",
+    "console_session",
+    "lines",
+    "open_stream",
+    "run_async",
+    "run_sync",
+]
+
+PING_INTERVAL = 5.0
+"""Seconds of silence after which a ping is sent (the Go client's cadence, §6.8)."""
+
+_READ_SIZE = 256 * 1024
+_MAX_FRAME = 16 * 1024 * 1024
+
+
+def console_session(driver: SyncDriver | AsyncDriver, path: str) -> Flow[None]:
+    """Flow: on a console without a session yet, make the throw-away GET that opens one.
+
+    A WebSocket upgrade cannot answer the console's session challenge, so like the Go client
+    this first GETs ``/machines`` (paths under ``/app``) or ``/racks`` through the HTTP driver,
+    which answers the challenge (convox-api.md §1.5). Its error statuses are ignored except 401:
+    a key the console refuses would fail the stream too, with a vaguer message.
+    """
+    if not driver.config.console or driver.session_id is not None:
+        return
+    probe = "/machines" if path.startswith("/app") else "/racks"
+    try:
+        yield Call("GET", probe, parse_ok)
+    except ConvoxAPIError as exc:
+        if isinstance(exc, ConvoxAuthError):
+            raise
+
+
+@functools.lru_cache(maxsize=8)
+def _ssl_context(verify: bool | str | ssl.SSLContext) -> ssl.SSLContext:
+    """The TLS context for ``ClientConfig.verify``, as the HTTP driver builds it (no env)."""
+    if isinstance(verify, ssl.SSLContext):
+        return verify
+    if verify is False:
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
+        return context
+    if isinstance(verify, str):
+        if os.path.isdir(verify):
+            return ssl.create_default_context(capath=verify)
+        return ssl.create_default_context(cafile=verify)
+    return ssl.create_default_context(cafile=certifi.where())
+
+
+class _Connection:
+    """One stream without I/O: handshake, frames in and out, and what they mean."""
+
+    def __init__(self, driver: SyncDriver | AsyncDriver, spec: StreamSpec) -> None:
+        self.driver = driver
+        self.spec = spec
+        base = driver.config.base_url
+        self.url = ("wss" if base.startswith("https:") else "ws") + base[base.index(":") :]
+        self.url += spec.path
+        self.uri = parse_uri(self.url)
+        self.protocol = ClientProtocol(self.uri, max_size=(None, _MAX_FRAME))
+        self.decoder = StreamDecoder(exit_code=spec.exit_code)
+
+    @property
+    def address(self) -> tuple[str, int]:
+        return self.uri.host, self.uri.port
+
+    @property
+    def tls(self) -> ssl.SSLContext | None:
+        return _ssl_context(self.driver.config.verify) if self.uri.secure else None
+
+    @property
+    def open(self) -> bool:
+        return self.protocol.state is not State.CONNECTING
+
+    @property
+    def finished(self) -> bool:
+        return self.decoder.done
+
+    def start(self) -> bytes:
+        """The handshake request; read once the console session (if any) is known."""
+        request = self.protocol.connect()
+        headers = dict(self.driver.config.headers())
+        if self.driver.session_id is not None:
+            headers["Session"] = self.driver.session_id
+        headers.update(self.spec.headers)
+        for name, value in headers.items():
+            request.headers[name] = value
+        self.protocol.send_request(request)
+        return self.outgoing()
+
+    def outgoing(self) -> bytes:
+        """Bytes the protocol wants sent (pongs, pings, stdin)."""
+        return b"".join(self.protocol.data_to_send())
+
+    def ping(self) -> bytes:
+        """A ping after a silence; its pong is never awaited (§6.3)."""
+        self.protocol.send_ping(b"")
+        return self.outgoing()
+
+    def receive(self, data: bytes) -> bytes:
+        """Feed bytes from the network (``b""`` = closed); return the stream output they carry."""
+        if data:
+            self.protocol.receive_data(data)
+        else:
+            self.protocol.receive_eof()
+        out = bytearray()
+        for event in self.protocol.events_received():
+            if isinstance(event, Response):
+                self._handshake(event)
+            elif isinstance(event, Frame) and not self.decoder.done:
+                if event.opcode is Opcode.CLOSE:
+                    self.decoder.connection_lost()
+                out += self.decoder.feed(event.opcode, bytes(event.data), event.fin)
+        if not self.open:
+            if self.protocol.handshake_exc is not None:
+                raise ConvoxConnectionError(
+                    f"WebSocket {self.url}: handshake failed: {self.protocol.handshake_exc}"
+                )
+            if not data:
+                raise ConvoxConnectionError(
+                    f"WebSocket {self.url}: the connection closed during the handshake"
+                )
+        elif not data:
+            self.decoder.connection_lost()
+        elif self.protocol.parser_exc is not None and not self.decoder.done:
+            raise ConvoxConnectionError(
+                f"WebSocket {self.url}: invalid data from the server: {self.protocol.parser_exc}"
+            ) from self.protocol.parser_exc
+        return bytes(out)
+
+    def _handshake(self, response: Response) -> None:
+        error = self.protocol.handshake_exc
+        if error is None:
+            self._send_stdin()
+            return
+        if not isinstance(error, InvalidStatus):
+            raise ConvoxConnectionError(f"WebSocket {self.url}: handshake failed: {error}")
+        answer = httpx.Response(
+            response.status_code,
+            headers=list(response.headers.raw_items()),
+            content=bytes(response.body),
+        )
+        self.driver.finish(Call("GET", self.spec.path, parse_ok), answer)
+        raise ConvoxConnectionError(
+            f"WebSocket {self.url}: expected a WebSocket upgrade, got status {response.status_code}"
+        )
+
+    def _send_stdin(self) -> None:
+        stdin = self.spec.stdin
+        if stdin is None:
+            return
+        for start in range(0, len(stdin), 32 * 1024):
+            self.protocol.send_text(stdin[start : start + 32 * 1024])
+        self.protocol.send_binary(b"")  # any binary frame means EOF (§6.4)
+
+    def result(self) -> StreamResult:
+        """The outcome; raises ``ConvoxStreamError`` when the server ended with ``ERROR:``."""
+        self.decoder.check()
+        return StreamResult(self.decoder.exit_code, self.decoder.received)
+
+    def failure(self, exc: BaseException) -> ConvoxConnectionError:
+        """A network error as a Convox error naming the stream (never its headers)."""
+        if isinstance(exc, (socket.timeout, asyncio.TimeoutError, TimeoutError)):
+            return ConvoxTimeoutError(f"WebSocket {self.url} timed out before the handshake")
+        return ConvoxConnectionError(f"WebSocket {self.url} failed: {exc or type(exc).__name__}")
+
+
+# -- sync I/O -----------------------------------------------------------------------------------
+
+
+def _sync_chunks(driver: SyncDriver, conn: _Connection) -> Iterator[bytes]:
+    driver.execute(console_session(driver, conn.spec.path))
+    timeout = driver.config.timeout
+    try:
+        sock = socket.create_connection(conn.address, timeout=timeout)
+        if conn.tls is not None:
+            sock = conn.tls.wrap_socket(sock, server_hostname=conn.uri.host)
+    except OSError as exc:
+        raise conn.failure(exc) from exc
+    try:
+        sock.sendall(conn.start())
+        while not conn.finished:
+            try:
+                data = sock.recv(_READ_SIZE)
+            except TimeoutError:
+                if not conn.open:
+                    raise
+                sock.sendall(conn.ping())
+                continue
+            was_open = conn.open
+            out = conn.receive(data)
+            if conn.open and not was_open:
+                sock.settimeout(PING_INTERVAL)
+            pending = conn.outgoing()
+            if pending:
+                sock.sendall(pending)
+            if out:
+                yield out
+    except OSError as exc:
+        raise conn.failure(exc) from exc
+    finally:
+        sock.close()
+
+
+def run_sync(driver: SyncDriver, effect: Stream) -> StreamResult:
+    """Perform a :class:`Stream` effect on the sync driver."""
+    conn = _Connection(driver, effect.spec)
+    for chunk in _sync_chunks(driver, conn):
+        effect.on_data(chunk)
+    return conn.result()
+
+
+def _sync_iterator(driver: SyncDriver, conn: _Connection) -> Iterator[bytes]:
+    yield from _sync_chunks(driver, conn)
+    conn.result()
+
+
+# -- async I/O ----------------------------------------------------------------------------------
+
+
+async def _async_chunks(driver: AsyncDriver, conn: _Connection) -> AsyncGenerator[bytes, None]:
+    await driver.execute(console_session(driver, conn.spec.path))
+    timeout = driver.config.timeout
+    host, port = conn.address
+    try:
+        reader, writer = await asyncio.wait_for(
+            asyncio.open_connection(
+                host,
+                port,
+                ssl=conn.tls,
+                server_hostname=host if conn.tls is not None else None,
+                limit=_READ_SIZE * 4,
+            ),
+            timeout,
+        )
+    except OSError as exc:
+        raise conn.failure(exc) from exc
+    except asyncio.TimeoutError as exc:
+        raise conn.failure(exc) from exc
+    try:
+        writer.write(conn.start())
+        while not conn.finished:
+            try:
+                data = await asyncio.wait_for(
+                    reader.read(_READ_SIZE), PING_INTERVAL if conn.open else timeout
+                )
+            except asyncio.TimeoutError:
+                if not conn.open:
+                    raise
+                writer.write(conn.ping())
+                continue
+            out = conn.receive(data)
+            writer.write(conn.outgoing())
+            if out:
+                yield out
+    except (OSError, asyncio.TimeoutError) as exc:
+        raise conn.failure(exc) from exc
+    finally:
+        writer.close()
+
+
+async def run_async(driver: AsyncDriver, effect: Stream) -> StreamResult:
+    """Perform a :class:`Stream` effect on the async driver."""
+    conn = _Connection(driver, effect.spec)
+    chunks = _async_chunks(driver, conn)
+    async with contextlib.aclosing(chunks):
+        async for chunk in chunks:
+            effect.on_data(chunk)
+    return conn.result()
+
+
+async def _async_iterator(driver: AsyncDriver, conn: _Connection) -> AsyncIterator[bytes]:
+    chunks = _async_chunks(driver, conn)
+    async with contextlib.aclosing(chunks):
+        async for chunk in chunks:
+            yield chunk
+    conn.result()
+
+
+# -- public entry points ------------------------------------------------------------------------
+
+
+@overload
+def open_stream(driver: SyncDriver, spec: StreamSpec) -> Iterator[bytes]: ...
+
+
+@overload
+def open_stream(driver: AsyncDriver, spec: StreamSpec) -> AsyncIterator[bytes]: ...
+
+
+def open_stream(
+    driver: SyncDriver | AsyncDriver, spec: StreamSpec
+) -> Iterator[bytes] | AsyncIterator[bytes]:
+    """The output of ``spec`` as an iterator on the sync driver, an async iterator on the async.
+
+    Nothing is sent until the first ``next``. The iterator ends after the rack's end frame and
+    raises ``ConvoxStreamError`` (``ERROR:`` end frame) or ``ConvoxConnectionError`` (cut before
+    the end frame) at the end of the output.
+    """
+    conn = _Connection(driver, spec)
+    if isinstance(driver.http, httpx.AsyncClient):
+        return _async_iterator(driver, conn)
+    return _sync_iterator(driver, conn)
+
+
+@overload
+def lines(chunks: Iterable[bytes]) -> Iterator[str]: ...
+
+
+@overload
+def lines(chunks: AsyncIterable[bytes]) -> AsyncIterator[str]: ...
+
+
+def lines(chunks: Iterable[bytes] | AsyncIterable[bytes]) -> Iterator[str] | AsyncIterator[str]:
+    """Text lines of a stream's output, e.g. ``for line in lines(client.apps.logs(app))``.
+
+    Lines and UTF-8 characters split across frames are joined; invalid bytes become U+FFFD;
+    ``\\n`` and ``\\r\\n`` endings are removed. Works on sync and async iterators alike.
+    """
+    if isinstance(chunks, AsyncIterable):
+        return _async_lines(chunks)
+    return _sync_lines(chunks)
+
+
+def _sync_lines(chunks: Iterable[bytes]) -> Iterator[str]:
+    decoder = LineDecoder()
+    for chunk in chunks:
+        yield from decoder.feed(chunk)
+    yield from decoder.flush()
+
+
+async def _async_lines(chunks: AsyncIterable[bytes]) -> AsyncIterator[str]:
+    decoder = LineDecoder()
+    async for chunk in chunks:
+        for line in decoder.feed(chunk):
+            yield line
+    for line in decoder.flush():
+        yield line
