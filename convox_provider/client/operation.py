@@ -33,10 +33,21 @@ from collections.abc import (
     Iterator,
 )
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Generic, TypeVar, Union, cast, overload
+from typing import (
+    TYPE_CHECKING,
+    Any,
+    Concatenate,
+    Generic,
+    ParamSpec,
+    TypeAlias,
+    TypeVar,
+    cast,
+    overload,
+)
 
 import httpx
-from typing import Concatenate, ParamSpec, TypeAlias
+
+from convox_provider.client.models import list_adapter
 
 if TYPE_CHECKING:
     from pydantic import BaseModel
@@ -72,7 +83,7 @@ M = TypeVar("M", bound="BaseModel")
 P = ParamSpec("P")
 D = TypeVar("D", bound="SyncDriver | AsyncDriver")
 
-Body: TypeAlias = Union[bytes, Iterable[bytes], AsyncIterable[bytes], None]
+Body: TypeAlias = bytes | Iterable[bytes] | AsyncIterable[bytes] | None
 Pairs: TypeAlias = tuple[tuple[str, str], ...]
 
 
@@ -106,7 +117,7 @@ class Call(Generic[T]):
     query: Pairs = ()
     headers: Pairs = ()
     content: Body = None
-    timeout: float | None | _Default = DEFAULT_TIMEOUT
+    timeout: float | _Default | None = DEFAULT_TIMEOUT
     retry_safe: bool | None = None
     sink: Callable[[bytes], None] | None = None
 
@@ -167,7 +178,7 @@ class Stream:
     on_data: Callable[[bytes], None]
 
 
-Effect: TypeAlias = Union[Call[Any], Sleep, Now, Stream, Any]
+Effect: TypeAlias = Call[Any] | Sleep | Now | Stream | Any
 Flow: TypeAlias = Generator[Any, Any, T]
 """A workflow: yields effects, receives their results, returns ``T``."""
 
@@ -205,15 +216,13 @@ def parse_model(model: type[M]) -> Callable[[httpx.Response], M]:
     return parse
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def parse_list(model: type[M]) -> Callable[[httpx.Response], list[M]]:
     """Parse a JSON list answer into ``list[model]``."""
-    from pydantic import TypeAdapter
-
-    validate = TypeAdapter(list[model]).validate_json  # type: ignore[valid-type]
+    validate = list_adapter(model).validate_json
 
     def parse(response: httpx.Response) -> list[M]:
-        return cast("list[M]", validate(response.content))
+        return validate(response.content)
 
     return parse
 
@@ -250,7 +259,7 @@ class Resource(Generic[D]):
         self._driver = driver
 
 
-class operation(Generic[P, T]):  # noqa: N801 - used as a decorator, like ``property``
+class operation(Generic[P, T]):
     """Declare an operation once; run it on whichever driver the resource is bound to.
 
     The decorated method returns a :class:`Call` or a :data:`Flow`. It runs when the caller
@@ -299,7 +308,7 @@ class operation(Generic[P, T]):  # noqa: N801 - used as a decorator, like ``prop
         return self._build(resource, *args, **kwargs)
 
 
-class stream_operation(Generic[P]):  # noqa: N801 - used as a decorator, like ``property``
+class stream_operation(Generic[P]):
     """Declare a WebSocket stream once; iterate its output on either client.
 
     The decorated method returns a :class:`StreamSpec`. Called on a sync resource the operation
@@ -333,7 +342,7 @@ class stream_operation(Generic[P]):  # noqa: N801 - used as a decorator, like ``
     def __get__(self, obj: Resource[Any] | None, owner: type[Any] | None = None) -> Any:
         if obj is None:
             return self
-        from convox_provider.client.websocket import open_stream
+        from convox_provider.client.websocket import open_stream  # noqa: PLC0415 - imports us
 
         driver = obj._driver
         build = self._build

@@ -1,0 +1,177 @@
+"""``ConvoxClient`` and ``AsyncConvoxClient``: the same surface over one set of definitions."""
+
+from __future__ import annotations
+
+import os
+import ssl
+from types import TracebackType
+from typing import Any, Generic
+
+import httpx
+from typing_extensions import Self
+
+from convox_provider.client.config import ClientConfig
+from convox_provider.client.operation import D
+from convox_provider.client.resources.api import Api
+from convox_provider.client.resources.apps import Apps
+from convox_provider.client.resources.builds import Builds
+from convox_provider.client.resources.certificates import Certificates
+from convox_provider.client.resources.environment import Environment
+from convox_provider.client.resources.instances import Instances
+from convox_provider.client.resources.objects import Objects
+from convox_provider.client.resources.processes import Processes
+from convox_provider.client.resources.registries import Registries
+from convox_provider.client.resources.releases import Releases
+from convox_provider.client.resources.resources import Resources
+from convox_provider.client.resources.services import Services
+from convox_provider.client.resources.system import SystemResource
+from convox_provider.client.retry import RetryConfig
+from convox_provider.client.transport import AsyncDriver, SyncDriver
+
+__all__ = ["AsyncConvoxClient", "ConvoxClient"]
+
+
+class _Surface(Generic[D]):
+    """The resource groups bound to one driver, and what both clients share."""
+
+    def __init__(
+        self,
+        host: str | ClientConfig,
+        api_key: str | None = None,
+        *,
+        rack: str | None = None,
+        verify: bool | str | ssl.SSLContext = True,
+        timeout: float | None = 30.0,
+        retry: RetryConfig | None = None,
+        session: str | None = None,
+        transport: httpx.BaseTransport | httpx.AsyncBaseTransport | None = None,
+        **options: Any,
+    ) -> None:
+        if isinstance(host, ClientConfig):
+            config = host
+        else:
+            config = ClientConfig.create(
+                host,
+                api_key,
+                rack=rack,
+                verify=verify,
+                timeout=timeout,
+                retry=retry,
+                session=session,
+                **options,
+            )
+        driver = self._driver = self._new_driver(config, transport)
+        self.api = Api(driver)
+        self.apps = Apps(driver)
+        self.builds = Builds(driver)
+        self.certificates = Certificates(driver)
+        self.environment = Environment(driver)
+        self.instances = Instances(driver)
+        self.objects = Objects(driver)
+        self.processes = Processes(driver)
+        self.registries = Registries(driver)
+        self.releases = Releases(driver)
+        self.resources = Resources(driver)
+        self.services = Services(driver)
+        self.system = SystemResource(driver)
+
+    def _new_driver(
+        self, config: ClientConfig, transport: httpx.BaseTransport | httpx.AsyncBaseTransport | None
+    ) -> D:
+        raise NotImplementedError
+
+    @classmethod
+    def from_env(cls, **options: Any) -> Self:
+        """Configure from ``CONVOX_HOST``, ``CONVOX_PASSWORD``, ``CONVOX_RACK`` or ``RACK_URL``."""
+        transport = options.pop("transport", None)
+        return cls(ClientConfig.from_env(**options), transport=transport)
+
+    @classmethod
+    def from_cli_config(
+        cls,
+        host: str | None = None,
+        rack: str | None = None,
+        *,
+        config_dir: str | os.PathLike[str] | None = None,
+        **options: Any,
+    ) -> Self:
+        """Use the Convox CLI's login (see :meth:`ClientConfig.from_cli_config`)."""
+        transport = options.pop("transport", None)
+        config = ClientConfig.from_cli_config(host, rack, config_dir=config_dir, **options)
+        return cls(config, transport=transport)
+
+    @property
+    def config(self) -> ClientConfig:
+        """The validated connection settings (the key is hidden from ``repr``)."""
+        return self._driver.config
+
+    def __repr__(self) -> str:
+        rack = f", rack={self.config.rack!r}" if self.config.rack else ""
+        return f"{type(self).__name__}(host={self.config.base_url!r}{rack})"
+
+
+def _transport_kind(transport: object, expected: type, client: str) -> None:
+    if transport is not None and not isinstance(transport, expected):
+        raise TypeError(
+            f"{client} needs an {expected.__module__}.{expected.__qualname__} transport, "
+            f"got {type(transport).__name__}"
+        )
+
+
+class ConvoxClient(_Surface[SyncDriver]):
+    """Synchronous Convox rack client.
+
+    ``host`` is a console host (then ``rack='<org>/<rack>'`` is required by the console) or a
+    rack API URL; ``api_key`` is a deploy key, CLI token or rack password. ``transport`` lets
+    you plug in an ``httpx.BaseTransport`` (proxies, mTLS, test doubles). Use it as a context
+    manager or call :meth:`close` to release its connection pool.
+    """
+
+    def _new_driver(
+        self, config: ClientConfig, transport: httpx.BaseTransport | httpx.AsyncBaseTransport | None
+    ) -> SyncDriver:
+        _transport_kind(transport, httpx.BaseTransport, "ConvoxClient")
+        return SyncDriver(config, transport)  # type: ignore[arg-type]
+
+    def close(self) -> None:
+        """Close the connection pool."""
+        self._driver.close()
+
+    def __enter__(self) -> ConvoxClient:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+
+class AsyncConvoxClient(_Surface[AsyncDriver]):
+    """Asynchronous Convox rack client; every operation of :class:`ConvoxClient`, awaitable.
+
+    Takes the same arguments; ``transport`` is an ``httpx.AsyncBaseTransport``.
+    """
+
+    def _new_driver(
+        self, config: ClientConfig, transport: httpx.BaseTransport | httpx.AsyncBaseTransport | None
+    ) -> AsyncDriver:
+        _transport_kind(transport, httpx.AsyncBaseTransport, "AsyncConvoxClient")
+        return AsyncDriver(config, transport)  # type: ignore[arg-type]
+
+    async def aclose(self) -> None:
+        """Close the connection pool."""
+        await self._driver.aclose()
+
+    async def __aenter__(self) -> AsyncConvoxClient:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()

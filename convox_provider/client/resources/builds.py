@@ -1,0 +1,218 @@
+"""Builds: create from an uploaded source, list, read, update, export, import (convox-api.md §4.3).
+
+Build logs are a WebSocket route (§6.7); they live with the other streams, not here.
+"""
+
+from __future__ import annotations
+
+import builtins
+from collections.abc import AsyncIterable, Callable, Iterable, Mapping
+from datetime import datetime
+
+from convox_provider.client.encoding import Fields, encode_build_args, segment
+from convox_provider.client.errors import ConvoxInputError
+from convox_provider.client.models import Build
+from convox_provider.client.operation import (
+    Call,
+    D,
+    operation,
+    parse_model,
+    parse_ok,
+)
+from convox_provider.client.resources._common import (
+    TRANSFER_TIMEOUT,
+    app_path,
+    counting,
+    hidden,
+    newest_first,
+    pairs,
+    raw_body,
+)
+from convox_provider.client.workflows.builds import BuildWorkflows
+
+__all__ = ["Builds"]
+
+_SOURCE_SCHEMES = ("object://", "dir://")
+
+
+def _build_path(app: str, build_id: str, *rest: str, suffix: str = "") -> str:
+    return app_path(app, "builds", segment(build_id, kind="build id") + suffix, *rest)
+
+
+class Builds(BuildWorkflows[D]):
+    """``client.builds``."""
+
+    @operation
+    def create(
+        self,
+        app: str,
+        url: str | None = None,
+        *,
+        description: str | None = None,
+        manifest: str | None = None,
+        no_cache: bool | None = None,
+        development: bool | None = None,
+        build_args: Mapping[str, str] | Iterable[str] | None = None,
+        git_sha: str | None = None,
+        external: bool | None = None,
+        wildcard_domain: bool | None = None,
+    ) -> Call[Build]:
+        """Start a build of the source at ``url``; returns it ``running`` (the build pod's name is
+        in ``process``).
+
+        ``url`` must be the ``object://<app>/<key>`` URL that ``client.objects.store`` returned
+        (or ``dir://`` on the builder): build pods fail any other scheme, ``https://`` included,
+        with ``unknown source type`` — the official SDK's example does exactly that (§8 item 4),
+        so it is refused here. It may be omitted only with ``external=True``.
+
+        ``no_cache=True`` really builds without the layer cache. The rack reads its ``no-cache``
+        field inverted — as "use the cache", default true (§4.3) — so ``no_cache=True`` is sent
+        as ``no-cache=false`` and ``no_cache=False`` as ``no-cache=true``; ``None`` sends nothing
+        (cache on). ``build_args`` is a mapping or ``"K=V"`` strings; values cannot contain
+        commas, whitespace or quotes (the builder splits its command line). ``manifest`` is the
+        manifest's path inside the source (default ``convox.yml``). ``wildcard_domain`` is
+        accepted and unused by v3 racks. Not retried: a repeat would start a second build.
+        """
+        if url is None and not external:
+            raise ConvoxInputError(
+                "a build needs the source url returned by client.objects.store (object://...),"
+                " unless external=True"
+            )
+        if url is not None and not external and not url.startswith(_SOURCE_SCHEMES):
+            raise ConvoxInputError(
+                f"invalid build url {url!r}: build pods only fetch object:// (from"
+                " client.objects.store) or dir:// sources and fail anything else with 'unknown"
+                " source type'; upload the tarball with client.objects.store first"
+            )
+        form = (
+            Fields()
+            .add("url", url)
+            .add("description", description)
+            .add("manifest", manifest)
+            .add("no-cache", None if no_cache is None else not no_cache)
+            .add("development", development)
+            .add("build-args", None if build_args is None else encode_build_args(build_args))
+            .add("git-sha", git_sha)
+            .add("external", external)
+            .add("wildcard-domain", wildcard_domain)
+        )
+        return Call("POST", app_path(app, "builds"), parse_model(Build), form=pairs(form))
+
+    @operation
+    def list(self, app: str, *, limit: int | None = None) -> Call[builtins.list[Build]]:
+        """The newest builds first (by ``started``); the rack returns 10 unless ``limit`` says."""
+        return newest_first(app, "builds", Build, limit)
+
+    @operation
+    def get(self, app: str, build_id: str) -> Call[Build]:
+        """One build; a missing id is a 500 ``… not found``, raised as ``ConvoxNotFoundError``."""
+        return Call("GET", _build_path(app, build_id), parse_model(Build))
+
+    @operation
+    def update(
+        self,
+        app: str,
+        build_id: str,
+        *,
+        status: str | None = None,
+        release: str | None = None,
+        manifest: str | None = None,
+        logs: str | None = None,
+        entrypoint: str | None = None,
+        started: datetime | None = None,
+        ended: datetime | None = None,
+    ) -> Call[Build]:
+        """Overwrite build fields (what the build pod and external builds do); returns the build.
+
+        Retried like a GET: every field is set to an absolute value, so a repeat changes nothing.
+        """
+        form = (
+            Fields()
+            .add("status", status)
+            .add("release", release)
+            .add("manifest", manifest)
+            .add("logs", logs)
+            .add("entrypoint", entrypoint)
+            .add_time("started", started)
+            .add_time("ended", ended)
+        )
+        return Call(
+            "PUT",
+            _build_path(app, build_id),
+            parse_model(Build),
+            form=pairs(form),
+            retry_safe=True,
+        )
+
+    @operation
+    def export(
+        self,
+        app: str,
+        build_id: str,
+        sink: Callable[[bytes], None],
+        *,
+        timeout: float | None = TRANSFER_TIMEOUT,
+    ) -> Call[int]:
+        """Stream the build's export archive (gzip tar: ``build.json`` plus one image archive per
+        service) into ``sink`` chunk by chunk; returns the number of bytes written.
+
+        An error after streaming began cannot change the status code: the archive is merely cut
+        short (§3.1), so verify it before relying on it. A connection that breaks mid-stream
+        raises ``ConvoxConnectionError`` and is not retried (the sink already holds part of it).
+        """
+        write, parse = counting(sink)
+        return Call(
+            "GET", _build_path(app, build_id, suffix=".tgz"), parse, sink=write, timeout=timeout
+        )
+
+    @operation
+    def import_build(
+        self,
+        app: str,
+        data: bytes | Iterable[bytes] | AsyncIterable[bytes],
+        *,
+        timeout: float | None = TRANSFER_TIMEOUT,
+    ) -> Call[Build]:
+        """Import an export archive; returns a new build, already ``complete``, with a new
+        release (nothing is promoted).
+
+        Synchronous on the rack: it answers only after pushing every image, so the read wait is
+        long; ``timeout`` bounds each read and write wait, in seconds (``None``: no limit).
+        ``data`` is bytes, or chunks streamed as they come (an iterable for the sync client, an
+        async iterable for the async one). The rack discards registry push errors, so a
+        "successful" import may lack images. Not retried: a repeat would create a second build
+        and release.
+        """
+        return Call(
+            "POST",
+            app_path(app, "builds", "import"),
+            parse_model(Build),
+            content=raw_body(self, data),
+            timeout=timeout,
+        )
+
+    @operation
+    def import_image(
+        self,
+        app: str,
+        build_id: str,
+        image: str,
+        *,
+        src_creds_user: str | None = None,
+        src_creds_pass: str | None = None,
+    ) -> Call[None]:
+        """Start copying a prebuilt ``image`` into build ``build_id`` (created with
+        ``external=True``); the rack answers 202 and works on; poll the build until
+        ``complete`` (it then has no release: create one) or ``failed``.
+
+        ``src_creds_*`` authenticate to the source registry. Not retried.
+        """
+        if not isinstance(image, str) or not image:
+            raise ConvoxInputError("import_image needs an image reference")
+        form = (
+            Fields()
+            .add("image", image)
+            .add("src-creds-user", src_creds_user)
+            .add("src-creds-pass", src_creds_pass)
+        )
+        return Call("POST", _build_path(app, build_id, "image"), parse_ok, form=hidden(form))

@@ -1,0 +1,572 @@
+"""Sending calls to the rack: the sync and the async driver.
+
+Everything that is not I/O lives once in :class:`_Exchange`: building the HTTP request from a
+:class:`~convox_provider.client.operation.Call`, the console session challenge
+(convox-api.md §1.5), error mapping (§3), and the decision to retry (:mod:`.retry`). The two
+drivers only move bytes and sleep; each runs flows (generators of effects) the same way.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import re
+import time
+from collections.abc import AsyncIterable, Awaitable, Callable, Generator
+from dataclasses import dataclass
+from typing import Any, Generic, NoReturn, TypeVar, cast
+from urllib.parse import urlencode, urlsplit
+
+import httpx
+from tenacity import AsyncRetrying, RetryCallState, Retrying
+
+from convox_provider.client.config import ClientConfig
+from convox_provider.client.errors import (
+    ConvoxAuthError,
+    ConvoxConfigError,
+    ConvoxConnectionError,
+    ConvoxError,
+    ConvoxResponseError,
+    ConvoxTimeoutError,
+    error_for_status,
+)
+from convox_provider.client.operation import (
+    DEFAULT_TIMEOUT,
+    Call,
+    Flow,
+    Now,
+    Sleep,
+    Stream,
+    StreamResult,
+    parse_bytes,
+    parse_json,
+)
+from convox_provider.client.retry import RetryPolicy, certificate_error
+from convox_provider.client.websocket import run_async, run_sync
+
+__all__ = ["AsyncDriver", "SyncDriver", "Transmit"]
+
+T = TypeVar("T")
+
+_FORM = "application/x-www-form-urlencoded"
+_RAW = "application/octet-stream"
+_CHALLENGE = re.compile(r"^\s*Session\s+(?P<params>.*)$", re.IGNORECASE)
+_PARAM = re.compile(r'(\w+)="([^"]*)"')
+_MESSAGE_LIMIT = 2000
+
+logger = logging.getLogger("convox_provider.client")
+
+
+@dataclass(frozen=True)
+class Transmit:
+    """Effect: send ``call`` once over HTTP, with the retry policy; the result is the response."""
+
+    call: Call[Any]
+
+
+class _Outcome(Generic[T]):
+    """A first attempt's result or exception, replayed to tenacity as its attempt 1."""
+
+    def __init__(self, value: T | None = None, error: BaseException | None = None) -> None:
+        self.value = value
+        self.error = error
+
+    def replay(self, then: Callable[[], T]) -> Callable[[], T]:
+        used = False
+
+        def attempt() -> T:
+            nonlocal used
+            if used:
+                return then()
+            used = True
+            if self.error is not None:
+                raise self.error
+            return cast(T, self.value)
+
+        return attempt
+
+
+class _Exchange:
+    """The driver logic that is not I/O."""
+
+    def __init__(self, config: ClientConfig) -> None:
+        self.config = config
+        self.policy = RetryPolicy(config.retry)
+        self.session_id = config.session
+        self._tenacity = {
+            idempotent: self.policy.tenacity_kwargs(idempotent=idempotent)
+            for idempotent in (True, False)
+        }
+
+    def client_kwargs(self) -> dict[str, Any]:
+        """Keyword arguments shared by ``httpx.Client`` and ``httpx.AsyncClient``."""
+        return {
+            "base_url": self.config.base_url,
+            "headers": self.config.headers(),
+            "verify": self.config.ssl_context(),
+            "timeout": self.config.httpx_timeout(self.config.timeout),
+            "follow_redirects": False,
+            "trust_env": False,
+        }
+
+    def request(self, http: httpx.Client | httpx.AsyncClient, call: Call[Any]) -> httpx.Request:
+        """Build the HTTP request for ``call`` (form body, raw body, query, option headers)."""
+        headers: dict[str, str] | None = dict(call.headers) if call.headers else None
+        content: Any = None
+        if call.form:
+            content = urlencode(call.form).encode("ascii")
+            headers = headers or {}
+            headers["Content-Type"] = _FORM
+        elif call.content is not None:
+            content = call.content
+            headers = headers or {}
+            headers["Content-Type"] = _RAW
+        if self.session_id is not None:
+            headers = headers or {}
+            headers["Session"] = self.session_id
+        timeout = (
+            httpx.USE_CLIENT_DEFAULT
+            if call.timeout is DEFAULT_TIMEOUT
+            else self.config.httpx_timeout(cast("float | None", call.timeout))
+        )
+        return http.build_request(
+            call.method,
+            call.path,
+            params=call.query or None,
+            headers=headers,
+            content=content,
+            timeout=timeout,
+        )
+
+    def first_needs_retry(self, outcome: _Outcome[httpx.Response], call: Call[Any]) -> bool:
+        """Whether the first attempt's outcome should go on to the retry loop."""
+        if self.config.retry.max_retries == 0:
+            return False
+        if outcome.error is not None:
+            return self.policy.should_retry_exception(outcome.error, idempotent=call.idempotent)
+        assert outcome.value is not None
+        return call.idempotent and self.policy.should_retry_response(outcome.value)
+
+    def exchange(self, call: Call[T]) -> Flow[T]:
+        """Send ``call``, answering a console session challenge once, and read the answer."""
+        response = yield Transmit(call)
+        if response.status_code == 401:
+            challenge = session_challenge(response)
+            if challenge is not None:
+                yield from self._open_session(*challenge)
+                response = yield Transmit(call)
+        return self.finish(call, response)
+
+    def _open_session(self, path: str, token: bool) -> Flow[None]:
+        if token:
+            raise ConvoxAuthError(
+                "The console requires a hardware-key (U2F/WebAuthn) session for this login, which "
+                "an unattended client cannot complete. Use a deploy key instead of a user token.",
+                status_code=401,
+                method="POST",
+                path=path,
+            )
+        open_call = Call("POST", path, parse_json, retry_safe=False)
+        opened = yield Transmit(open_call)
+        session = self.finish(open_call, opened)
+        if not isinstance(session, dict) or not isinstance(session.get("id"), str):
+            raise ConvoxAuthError(
+                "The console's session answer had no id",
+                status_code=opened.status_code,
+                request_id=opened.headers.get("request-id"),
+                method="POST",
+                path=path,
+            )
+        self.session_id = session["id"]
+
+    def finish(self, call: Call[T], response: httpx.Response) -> T:
+        """Map an error status to a typed error, refuse HTML and redirects, then parse.
+
+        The rack never answers its API with HTML, except as the sniffed type of a raw download
+        (an ``.html`` object, convox-api.md §3.1), so HTML anywhere else means the host is a web
+        page or a console that did not take the request for a CLI call (§1.4). A parser's
+        ``ValueError`` becomes :class:`ConvoxResponseError`, described without the body's values.
+        """
+        status = response.status_code
+        request_id = response.headers.get("request-id")
+        raw = call.sink is not None or call.parse is parse_bytes
+        if response.headers.get("content-type", "").lower().startswith("text/html") and (
+            status >= 300 or not raw
+        ):
+            raise ConvoxConfigError(_html_hint(self.config, status))
+        if 300 <= status < 400:
+            raise ConvoxConfigError(_redirect_hint(self.config, response))
+        if status >= 400:
+            raise error_for_status(
+                status,
+                error_message(response),
+                request_id=request_id,
+                method=call.method,
+                path=call.path,
+            )
+        try:
+            return call.parse(response)
+        except ConvoxError:
+            raise
+        except ValueError as exc:  # raised below, unchained: exc may quote the body's values
+            problem = _unreadable(exc)
+        raise ConvoxResponseError(
+            f"the answer could not be read: {problem}",
+            status_code=status,
+            request_id=request_id,
+            method=call.method,
+            path=call.path,
+        )
+
+    def transport_error(self, call: Call[Any], exc: Exception) -> NoReturn:
+        """Re-raise an httpx failure as a Convox error naming the request (never its headers).
+
+        A non-idempotent request that broke after it may have reached the rack says so: it was
+        not retried, and repeating it blindly could do the work twice.
+        """
+        where = f"{call.method} {self.config.base_url}{call.path}"
+        cert = certificate_error(exc)
+        if cert is not None:
+            reason = getattr(cert, "verify_message", None) or cert
+            raise ConvoxConnectionError(
+                f"{where} failed: the TLS certificate of {self.config.host} was refused "
+                f"({reason}). Pass verify= the CA bundle that signed it (or an ssl.SSLContext), "
+                "or verify=False for a rack's self-signed certificate"
+            ) from exc
+        unsure = ""
+        if not call.idempotent and not self.policy.should_retry_exception(exc, idempotent=False):
+            unsure = (
+                "; the request may have reached the rack, so it was not retried: check its "
+                "effect before repeating it"
+            )
+        if isinstance(exc, httpx.TimeoutException):
+            raise ConvoxTimeoutError(f"{where} timed out ({type(exc).__name__}){unsure}") from exc
+        detail = str(exc) or type(exc).__name__
+        raise ConvoxConnectionError(f"{where} failed: {detail}{unsure}") from exc
+
+    def log_retry(self, call: Call[Any]) -> Callable[[RetryCallState], None]:
+        """A tenacity ``before_sleep`` hook that logs why and when ``call`` is sent again."""
+
+        def before_sleep(state: RetryCallState) -> None:
+            outcome = state.outcome
+            if outcome is None:
+                return
+            if outcome.failed:
+                exc = outcome.exception()
+                reason = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+            else:
+                reason = f"status {outcome.result().status_code}"
+            wait = state.upcoming_sleep
+            logger.info(
+                "Convox %s %s: %s; retrying in %.1fs (attempt %d of %d)",
+                call.method,
+                call.path,
+                reason,
+                wait,
+                state.attempt_number + 1,
+                self.config.retry.max_retries + 1,
+            )
+
+        return before_sleep
+
+
+def session_challenge(response: httpx.Response) -> tuple[str, bool] | None:
+    """Parse ``WWW-Authenticate: Session path="…" token="…"`` into ``(path, token)``."""
+    header = response.headers.get("www-authenticate", "")
+    match = _CHALLENGE.match(header)
+    if match is None:
+        return None
+    params = dict(_PARAM.findall(match.group("params")))
+    path = params.get("path")
+    if not path:
+        return None
+    return path, params.get("token", "false").lower() == "true"
+
+
+def error_message(response: httpx.Response) -> str:
+    """The rack's message: ``{"error": …}`` JSON, else the trimmed text (convox-api.md §3.2)."""
+    content = response.content
+    if content[:1] == b"{":
+        try:
+            data = response.json()
+        except ValueError:
+            data = None
+        if isinstance(data, dict) and isinstance(data.get("error"), str):
+            return cast(str, data["error"])
+    text = response.text.strip()
+    if len(text) > _MESSAGE_LIMIT:
+        text = text[:_MESSAGE_LIMIT] + " …"
+    return text or f"response status {response.status_code}"
+
+
+def _unreadable(exc: ValueError) -> str:
+    """Say what was wrong with a body without repeating any of it (it may hold env values)."""
+    errors = getattr(exc, "errors", None)
+    if callable(errors):  # pydantic.ValidationError: locations and reasons, no input values
+        details = errors(include_input=False, include_url=False)
+        shown = "; ".join(
+            f"{'.'.join(str(part) for part in item['loc']) or 'body'}: {item['msg']}"
+            for item in details[:3]
+        )
+        more = f" (and {len(details) - 3} more)" if len(details) > 3 else ""
+        return f"unexpected shape ({shown}{more})"
+    if isinstance(exc, json.JSONDecodeError):
+        return f"not JSON ({exc.msg} at line {exc.lineno} column {exc.colno})"
+    if isinstance(exc, UnicodeDecodeError):
+        return "not UTF-8 text"
+    return type(exc).__name__
+
+
+def _redirect_hint(config: ClientConfig, response: httpx.Response) -> str:
+    target = urlsplit(response.headers.get("location", ""))
+    where = f"{target.scheme}://{target.hostname}{target.path}" if target.hostname else "elsewhere"
+    return (
+        f"{config.base_url} redirected the request (status {response.status_code}) to {where}; "
+        "the Convox API never redirects, so point the client at the final host (https://, "
+        "console host or https://api.<rack-domain>)"
+    )
+
+
+def _html_hint(config: ClientConfig, status: int) -> str:
+    if config.console:
+        return (
+            f"{config.base_url} answered with an HTML page (status {status}) instead of the "
+            f"Convox API; check that the host is the console host and that rack "
+            f"{config.rack!r} exists in your organisation"
+        )
+    return (
+        f"{config.base_url} answered with an HTML page (status {status}) instead of the Convox "
+        "API. If this is a console (e.g. console.convox.com), set the rack ('<org>/<rack>'); "
+        "otherwise use the rack API URL (https://api.<rack-domain>)"
+    )
+
+
+class _Runner(_Exchange):
+    """Runs flows: each effect is performed, its result (or error) sent back into the flow.
+
+    A driver supplies the I/O handlers (plain functions for the sync driver, coroutine
+    functions for the async one); :meth:`handlers` maps each effect type to them.
+    """
+
+    _handlers: dict[type, Callable[[Any], Any]]
+    execute: Callable[[Any], Any]
+    transmit: Callable[[Call[Any]], Any]
+    _sleep: Callable[[Sleep], Any]
+    _now: Callable[[Now], Any]
+    _stream: Callable[[Stream], Any]
+
+    def handlers(self) -> dict[type, Callable[[Any], Any]]:
+        """Effect type -> this driver's handler."""
+        return {
+            Transmit: lambda effect: self.transmit(effect.call),
+            Call: self.execute,
+            Sleep: self._sleep,
+            Now: self._now,
+            Stream: self._stream,
+        }
+
+    def handler(self, effect: Any) -> Callable[[Any], Any]:
+        """The handler for ``effect``; a flow yielding anything else is a programming error."""
+        try:
+            return self._handlers[type(effect)]
+        except KeyError:
+            raise TypeError(
+                f"a flow yielded {effect!r}, which {type(self).__name__} cannot perform"
+            ) from None
+
+    def _settle(self, flow: Generator[Any, Any, T], value: Any, error: BaseException | None) -> Any:
+        """Advance ``flow``; return ``(done, effect_or_result)``."""
+        try:
+            effect = flow.throw(error) if error is not None else flow.send(value)
+        except StopIteration as stop:
+            return True, stop.value
+        return False, effect
+
+
+class SyncDriver(_Runner):
+    """Runs calls and flows on an ``httpx.Client`` (worker threads, scripts)."""
+
+    def __init__(
+        self,
+        config: ClientConfig,
+        transport: httpx.BaseTransport | None = None,
+        *,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        super().__init__(config)
+        self.http = httpx.Client(transport=transport, **self.client_kwargs())
+        #: Waits between retries and for ``Sleep`` effects; replaceable (tests record waits).
+        self.sleep = sleep
+        self._retrying = {
+            k: Retrying(sleep=lambda seconds: self.sleep(seconds), **v)  # noqa: PLW0108 - late bound
+            for k, v in self._tenacity.items()
+        }
+        self._handlers = self.handlers()
+
+    def execute(self, op: Call[T] | Flow[T]) -> T:
+        """Run a call or a flow to completion."""
+        flow = self.exchange(op) if isinstance(op, Call) else op
+        done, item = self._settle(flow, None, None)
+        while not done:
+            try:
+                value = self.perform(item)
+            except BaseException as exc:  # sent into the flow so its finally blocks run
+                done, item = self._settle(flow, None, exc)
+            else:
+                done, item = self._settle(flow, value, None)
+        return cast(T, item)
+
+    def perform(self, effect: Any) -> Any:
+        """Perform one effect yielded by a flow (see :meth:`_Runner.handlers`)."""
+        return self.handler(effect)(effect)
+
+    def _sleep(self, effect: Sleep) -> None:
+        self.sleep(effect.seconds)
+
+    def _now(self, effect: Now) -> float:
+        return time.monotonic()
+
+    def _stream(self, effect: Stream) -> StreamResult:
+        return run_sync(self, effect)
+
+    def transmit(self, call: Call[Any]) -> httpx.Response:
+        """Send once; hand a retryable outcome to tenacity, which replays it as attempt 1."""
+        try:
+            first = _Outcome(self._send_once(call))
+        except httpx.HTTPError as exc:
+            first = _Outcome(error=exc)
+        try:
+            if not self.first_needs_retry(first, call):
+                return first.replay(lambda: self._send_once(call))()
+            retrying = self._retrying[call.idempotent].copy(before_sleep=self.log_retry(call))
+            return retrying(first.replay(lambda: self._send_once(call)))
+        except httpx.HTTPError as exc:
+            self.transport_error(call, exc)
+
+    def _send_once(self, call: Call[Any]) -> httpx.Response:
+        response = self.http.send(self.request(self.http, call), stream=True)
+        try:
+            if call.sink is None or response.status_code >= 300:
+                response.read()
+            else:
+                _pump_sync(response, call.sink)
+        finally:
+            response.close()
+        return response
+
+    def close(self) -> None:
+        """Close the connection pool."""
+        self.http.close()
+
+
+class AsyncDriver(_Runner):
+    """Runs calls and flows on an ``httpx.AsyncClient`` (triggers, async applications)."""
+
+    def __init__(
+        self,
+        config: ClientConfig,
+        transport: httpx.AsyncBaseTransport | None = None,
+        *,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+    ) -> None:
+        super().__init__(config)
+        self.http = httpx.AsyncClient(transport=transport, **self.client_kwargs())
+        #: Waits between retries and for ``Sleep`` effects; replaceable (tests record waits).
+        self.sleep = sleep
+        self._retrying = {
+            k: AsyncRetrying(sleep=lambda seconds: self.sleep(seconds), **v)  # noqa: PLW0108
+            for k, v in self._tenacity.items()
+        }
+        self._handlers = self.handlers()
+
+    def execute(self, op: Call[T] | Flow[T]) -> Awaitable[T]:
+        """Return a coroutine running a call or a flow to completion."""
+        return self._execute(self.exchange(op) if isinstance(op, Call) else op)
+
+    async def _execute(self, flow: Flow[T]) -> T:
+        done, item = self._settle(flow, None, None)
+        while not done:
+            try:
+                value = await self.perform(item)
+            except BaseException as exc:  # incl. CancelledError: the flow's finally blocks run
+                done, item = self._settle(flow, None, exc)
+            else:
+                done, item = self._settle(flow, value, None)
+        return cast(T, item)
+
+    async def perform(self, effect: Any) -> Any:
+        """Perform one effect yielded by a flow (see :meth:`_Runner.handlers`)."""
+        return await self.handler(effect)(effect)
+
+    async def _sleep(self, effect: Sleep) -> None:
+        await self.sleep(effect.seconds)
+
+    async def _now(self, effect: Now) -> float:
+        return time.monotonic()
+
+    async def _stream(self, effect: Stream) -> StreamResult:
+        return await run_async(self, effect)
+
+    async def transmit(self, call: Call[Any]) -> httpx.Response:
+        """Send once; hand a retryable outcome to tenacity, which replays it as attempt 1."""
+        try:
+            first = _Outcome(await self._send_once(call))
+        except httpx.HTTPError as exc:
+            first = _Outcome(error=exc)
+        try:
+            if not self.first_needs_retry(first, call):
+                return first.replay(lambda: cast(httpx.Response, None))()
+            retrying = self._retrying[call.idempotent].copy(before_sleep=self.log_retry(call))
+            return cast(
+                httpx.Response,
+                await retrying(_async_replay(first, lambda: self._send_once(call))),
+            )
+        except httpx.HTTPError as exc:
+            self.transport_error(call, exc)
+
+    async def _send_once(self, call: Call[Any]) -> httpx.Response:
+        response = await self.http.send(self.request(self.http, call), stream=True)
+        try:
+            if call.sink is None or response.status_code >= 300:
+                await response.aread()
+            else:
+                await _pump_async(response.aiter_bytes(), call.sink)
+        finally:
+            await response.aclose()
+        return response
+
+    async def aclose(self) -> None:
+        """Close the connection pool."""
+        await self.http.aclose()
+
+
+def _async_replay(
+    first: _Outcome[httpx.Response], then: Callable[[], Awaitable[httpx.Response]]
+) -> Callable[[], Awaitable[httpx.Response]]:
+    used = False
+
+    async def attempt() -> httpx.Response:
+        nonlocal used
+        if used:
+            return await then()
+        used = True
+        return first.replay(lambda: cast(httpx.Response, None))()
+
+    return attempt
+
+
+def _pump_sync(response: httpx.Response, sink: Callable[[bytes], None]) -> None:
+    try:
+        for chunk in response.iter_bytes():
+            sink(chunk)
+    except httpx.TransportError as exc:  # bytes already delivered: never retried
+        raise ConvoxConnectionError(f"download broke after it started: {exc}") from exc
+
+
+async def _pump_async(chunks: AsyncIterable[bytes], sink: Callable[[bytes], None]) -> None:
+    try:
+        async for chunk in chunks:
+            sink(chunk)
+    except httpx.TransportError as exc:  # bytes already delivered: never retried
+        raise ConvoxConnectionError(f"download broke after it started: {exc}") from exc

@@ -1,0 +1,480 @@
+"""Builds from a directory or an uploaded object, followed and waited on (convox-api.md §7.1).
+
+The CLI's sequence: upload the source tarball through the objects API, create the build from the
+returned ``object://`` URL, copy the build-log stream to the output, poll the build every second
+until it ends, then re-open the log (now served from the stored log object) and pass on only what
+the first stream had not delivered. The poll is authoritative: a log stream that breaks is
+reported as an event and the wait goes on.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from typing import Any
+
+from convox_provider.client.archive import ArchiveEvent, SourceArchive, upload
+from convox_provider.client.encoding import object_key, segment
+from convox_provider.client.errors import (
+    ConvoxBuildFailedError,
+    ConvoxConnectionError,
+    ConvoxError,
+    ConvoxNotFoundError,
+    ConvoxStreamError,
+    ConvoxWorkflowError,
+)
+from convox_provider.client.models import Build
+from convox_provider.client.operation import Call, D, Flow, Resource, call, now, operation, stream
+from convox_provider.client.status import BuildStatus, ProcessStatus
+from convox_provider.client.workflows import _routes
+from convox_provider.client.workflows.events import (
+    BuildCreated,
+    BuildLogProgress,
+    BuildStatusChanged,
+    EventCallback,
+    SourceUploaded,
+    StreamInterrupted,
+)
+from convox_provider.client.workflows.waits import (
+    DEFAULT_MAX_ERRORS,
+    Deadline,
+    Poller,
+    check_wait_options,
+    emit,
+    is_transient,
+)
+
+__all__ = ["BUILD_TIMEOUT", "LOST_POD_GRACE", "BuildWorkflows", "follow_build"]
+
+BUILD_TIMEOUT = 60 * 60.0
+"""The CLI's limit for a build wait, in seconds (convox-api.md §7.9)."""
+
+LOST_POD_GRACE = 60.0
+"""Seconds a build may still read ``running`` after its pod was seen gone or finished."""
+
+_POD_CHECK_INTERVAL = 5.0
+_TAIL_BYTES = 16 * 1024
+_TAIL_LINES = 30
+
+OutputCallback = Callable[[bytes], None]
+
+
+class _BuildLog:
+    """A build's log as delivered so far: a byte count (for the catch-up read) and a tail."""
+
+    def __init__(
+        self, resource: Resource[Any], app: str, build_id: str, on_output: OutputCallback | None
+    ) -> None:
+        self.resource = resource
+        self.app = app
+        self.build_id = build_id
+        self.on_output = on_output
+        self.delivered = 0
+        self.tail = bytearray()
+        self.error: str | None = None
+
+    def read(self, on_event: EventCallback | None) -> Flow[None]:
+        """Flow: stream the log, passing on only the bytes beyond those already delivered.
+
+        A stream that breaks, or ends with an ``ERROR:`` frame, is reported, not raised: the
+        build status decides. A failed build's stored log ends with ``ERROR: <reason>``, which
+        cannot be told from the server's error frame (§6.5); it is kept for the failure report.
+        """
+        skip, seen = self.delivered, 0
+
+        def on_data(chunk: bytes) -> None:
+            nonlocal seen
+            start, seen = max(0, skip - seen), seen + len(chunk)
+            if start < len(chunk):
+                self._deliver(chunk[start:] if start else chunk)
+
+        try:
+            spec = _routes.build_logs().logs.describe(self.resource, self.app, self.build_id)
+            yield from stream(spec, on_data)
+        except (ConvoxStreamError, ConvoxConnectionError) as exc:
+            if isinstance(exc, ConvoxStreamError):
+                self.error = str(exc)
+            emit(on_event, StreamInterrupted(f"build {self.build_id} logs", str(exc)))
+        emit(on_event, BuildLogProgress(self.app, self.build_id, self.delivered))
+
+    def _deliver(self, data: bytes) -> None:
+        self.delivered += len(data)
+        self.tail += data
+        if len(self.tail) > _TAIL_BYTES:
+            del self.tail[: len(self.tail) - _TAIL_BYTES]
+        if self.on_output is not None:
+            self.on_output(data)
+
+    def tail_text(self) -> str:
+        """The last lines of the log, the stream's final ``ERROR:`` line included."""
+        lines = bytes(self.tail).decode("utf-8", "replace").splitlines()[-_TAIL_LINES:]
+        if self.error and not (lines and lines[-1].endswith(self.error)):
+            lines.append(f"ERROR: {self.error}")
+        return "\n".join(lines)
+
+
+def _until_ended(
+    resource: Resource[Any],
+    app: str,
+    build_id: str,
+    deadline: Deadline,
+    *,
+    poll_interval: float,
+    max_errors: int,
+    lost_pod_grace: float,
+    on_event: EventCallback | None,
+) -> Flow[Build]:
+    """Flow: poll the build until ``complete`` or ``failed``; return it, either way.
+
+    Raises for an unrecognised status, for a build whose pod is gone or finished while the
+    build still reads ``running`` for ``lost_pod_grace`` seconds (nothing on the rack ever ends
+    such a build, §4.3), and at the deadline.
+    """
+    poller = Poller(f"build {build_id} of app {app}", deadline, poll_interval, max_errors, on_event)
+    get_build = _routes.builds().get
+    status: str | None = None
+    next_pod_check = 0.0
+    lost_since: float | None = None
+    while True:
+        yield from poller.check()
+        build = yield from poller.fetch(lambda: _routes.send(get_build, resource, app, build_id))
+        if build is not None:
+            if build.status != status:
+                emit(on_event, BuildStatusChanged(app, build_id, build.status, status))
+                status = build.status
+                poller.state = f"status {status!r}"
+            state = build.build_status
+            if state in (BuildStatus.COMPLETE, BuildStatus.FAILED):
+                return build
+            if not state.is_active:
+                raise ConvoxWorkflowError(
+                    f"build {build_id} of app {app} has the unexpected status {build.status!r}"
+                )
+            clock = yield from now()
+            if state is BuildStatus.RUNNING and build.process and clock >= next_pod_check:
+                next_pod_check = clock + _POD_CHECK_INTERVAL
+                pod = yield from _pod_state(resource, app, build.process)
+                if pod is None:
+                    lost_since = None
+                elif lost_since is None:
+                    lost_since = clock
+                elif clock - lost_since >= lost_pod_grace:
+                    raise ConvoxBuildFailedError(
+                        f"build {build_id} of app {app} still reads 'running', but its build pod"
+                        f" {build.process} is {pod} since {clock - lost_since:.0f}s; the rack"
+                        " never finishes such a build (convox-api.md §4.3). Start a new build",
+                        build_id=build_id,
+                    )
+        yield from poller.pause()
+
+
+def _pod_state(resource: Resource[Any], app: str, pid: str) -> Flow[str | None]:
+    """Flow: ``None`` while the build pod may still report, else why it cannot (gone, ended)."""
+    try:
+        pod = yield from _routes.send(_routes.processes().get, resource, app, pid)
+    except ConvoxNotFoundError:
+        return "gone"
+    except ConvoxError as exc:
+        if is_transient(exc):
+            return None  # unknown: look again at the next check
+        raise
+    if pod.process_status in (ProcessStatus.FAILED, ProcessStatus.COMPLETE):
+        return pod.status
+    return None
+
+
+def _settle(app: str, build: Build, log: _BuildLog) -> Build:
+    """Return a ``complete`` build; raise :class:`ConvoxBuildFailedError` for a failed one."""
+    if build.build_status is BuildStatus.COMPLETE:
+        return build
+    tail = log.tail_text()
+    reason = (
+        build.reason
+        or log.error
+        or next(
+            (line[7:] for line in reversed(tail.splitlines()) if line.startswith("ERROR: ")), ""
+        )
+    )
+    message = f"build {build.id} of app {app} failed" + (f": {reason}" if reason else "")
+    raise ConvoxBuildFailedError(message, build_id=build.id, logs_tail=tail)
+
+
+def follow_build(
+    resource: Resource[Any],
+    app: str,
+    build_id: str,
+    *,
+    follow_logs: bool,
+    timeout: float,
+    poll_interval: float,
+    max_errors: int,
+    lost_pod_grace: float,
+    on_output: OutputCallback | None,
+    on_event: EventCallback | None,
+) -> Flow[Build]:
+    """Flow: the CLI's steps 6 to 8 (§7.1): follow the log, wait for the end, catch up, settle.
+
+    Without ``follow_logs`` the log is read only when the build failed, for the error's tail.
+    """
+    deadline = yield from Deadline.start(timeout)
+    log = _BuildLog(resource, app, build_id, on_output if follow_logs else None)
+    if follow_logs:
+        yield from log.read(on_event)
+    ended = yield from _until_ended(
+        resource,
+        app,
+        build_id,
+        deadline,
+        poll_interval=poll_interval,
+        max_errors=max_errors,
+        lost_pod_grace=lost_pod_grace,
+        on_event=on_event,
+    )
+    if follow_logs or ended.build_status is BuildStatus.FAILED:
+        yield from log.read(on_event)
+    return _settle(app, ended, log)
+
+
+def _given(url: str) -> Flow[str]:
+    return url
+    yield  # a flow that sends nothing
+
+
+class _Counted:
+    """Chunks of a re-iterable source, counting the bytes of the latest pass."""
+
+    def __init__(self, chunks: Iterable[bytes]) -> None:
+        self.chunks = chunks
+        self.size = 0
+
+    def __iter__(self) -> Iterator[bytes]:
+        self.size = 0
+        for chunk in self.chunks:
+            self.size += len(chunk)
+            yield chunk
+
+
+def _uploaded(
+    resource: Resource[Any],
+    app: str,
+    archive: SourceArchive,
+    key: str | None,
+    on_event: EventCallback | None,
+) -> Flow[str]:
+    """Flow: stream the archive into the objects API; the ``object://`` URL it answers."""
+    counted = _Counted(archive)
+    stored = yield from upload(resource, app, counted, key=key)
+    emit(on_event, SourceUploaded(app, stored.url, counted.size))
+    return stored.url
+
+
+class _Build:
+    """A build to start: its create options, checked at once, and how to follow it."""
+
+    def __init__(
+        self,
+        resource: Resource[Any],
+        app: str,
+        *,
+        description: str | None,
+        manifest: str | None,
+        build_args: Mapping[str, str] | Iterable[str] | None,
+        no_cache: bool | None,
+        development: bool | None,
+        git_sha: str | None,
+        wait: bool,
+        follow_logs: bool,
+        poll_interval: float,
+        timeout: float,
+        max_errors: int,
+        lost_pod_grace: float,
+        on_output: OutputCallback | None,
+        on_event: EventCallback | None,
+    ) -> None:
+        check_wait_options(timeout=timeout, poll_interval=poll_interval, max_errors=max_errors)
+        self.resource = resource
+        self.app = app
+        self.options: dict[str, Any] = {
+            "description": description,
+            "manifest": manifest,
+            "build_args": build_args,
+            "no_cache": no_cache,
+            "development": development,
+            "git_sha": git_sha,
+        }
+        self.wait = wait
+        self.follow: dict[str, Any] = {
+            "follow_logs": follow_logs,
+            "timeout": timeout,
+            "poll_interval": poll_interval,
+            "max_errors": max_errors,
+            "lost_pod_grace": lost_pod_grace,
+            "on_output": on_output,
+            "on_event": on_event,
+        }
+        self.on_event = on_event
+
+    def create(self, url: str) -> Call[Build]:
+        """The build-create call (raises ``ConvoxInputError`` for a bad option or URL)."""
+        built = _routes.builds().create.describe(self.resource, self.app, url, **self.options)
+        assert isinstance(built, Call)
+        return built
+
+    def run(self, source: Flow[str]) -> Flow[Build]:
+        """Flow: the source URL, then the build (created once), followed when ``wait``."""
+        url = yield from source
+        build = yield from call(self.create(url))
+        emit(self.on_event, BuildCreated(self.app, build.id, build.process))
+        if not self.wait:
+            return build
+        return (yield from follow_build(self.resource, self.app, build.id, **self.follow))
+
+
+class BuildWorkflows(Resource[D]):
+    """Workflows of ``client.builds``."""
+
+    @operation
+    def wait_for_build(
+        self,
+        app: str,
+        build_id: str,
+        *,
+        poll_interval: float = 1.0,
+        timeout: float = BUILD_TIMEOUT,
+        max_errors: int = DEFAULT_MAX_ERRORS,
+        lost_pod_grace: float = LOST_POD_GRACE,
+        follow_logs: bool = False,
+        on_output: OutputCallback | None = None,
+        on_event: EventCallback | None = None,
+    ) -> Flow[Build]:
+        """Wait for a build to end; return it ``complete`` (its ``release`` is the new release).
+
+        Polls every ``poll_interval`` seconds up to ``timeout`` seconds from now
+        (:class:`ConvoxWaitTimeoutError`). ``failed`` raises :class:`ConvoxBuildFailedError`
+        with the tail of the build log. An unrecognised status raises
+        :class:`ConvoxWorkflowError`. The build pod named in ``process`` is checked too: a build
+        stays ``running`` forever when its pod died without reporting (§4.3), so a pod gone or
+        finished for ``lost_pod_grace`` seconds while the build still runs fails the wait. With
+        ``follow_logs`` the log is copied to ``on_output`` as it comes, as the CLI does.
+        """
+        check_wait_options(timeout=timeout, poll_interval=poll_interval, max_errors=max_errors)
+        segment(app, kind="app name")
+        segment(build_id, kind="build id")
+        return follow_build(
+            self,
+            app,
+            build_id,
+            follow_logs=follow_logs,
+            timeout=timeout,
+            poll_interval=poll_interval,
+            max_errors=max_errors,
+            lost_pod_grace=lost_pod_grace,
+            on_output=on_output,
+            on_event=on_event,
+        )
+
+    @operation
+    def build_from_object(
+        self,
+        app: str,
+        url: str,
+        *,
+        description: str | None = None,
+        manifest: str | None = None,
+        build_args: Mapping[str, str] | Iterable[str] | None = None,
+        no_cache: bool | None = None,
+        development: bool | None = None,
+        git_sha: str | None = None,
+        follow_logs: bool = True,
+        wait: bool = True,
+        poll_interval: float = 1.0,
+        timeout: float = BUILD_TIMEOUT,
+        max_errors: int = DEFAULT_MAX_ERRORS,
+        lost_pod_grace: float = LOST_POD_GRACE,
+        on_output: OutputCallback | None = None,
+        on_event: EventCallback | None = None,
+    ) -> Flow[Build]:
+        """Build the source already stored at ``url`` (an ``object://`` URL from
+        ``objects.store``); follow and wait as :meth:`build_from_directory` does."""
+        plan = _Build(
+            self,
+            app,
+            description=description,
+            manifest=manifest,
+            build_args=build_args,
+            no_cache=no_cache,
+            development=development,
+            git_sha=git_sha,
+            wait=wait,
+            follow_logs=follow_logs,
+            poll_interval=poll_interval,
+            timeout=timeout,
+            max_errors=max_errors,
+            lost_pod_grace=lost_pod_grace,
+            on_output=on_output,
+            on_event=on_event,
+        )
+        plan.create(url)
+        return plan.run(_given(url))
+
+    @operation
+    def build_from_directory(
+        self,
+        app: str,
+        path: str | os.PathLike[str],
+        *,
+        description: str | None = None,
+        manifest: str | None = None,
+        build_args: Mapping[str, str] | Iterable[str] | None = None,
+        no_cache: bool | None = None,
+        development: bool | None = None,
+        git_sha: str | None = None,
+        key: str | None = None,
+        follow_logs: bool = True,
+        wait: bool = True,
+        poll_interval: float = 1.0,
+        timeout: float = BUILD_TIMEOUT,
+        max_errors: int = DEFAULT_MAX_ERRORS,
+        lost_pod_grace: float = LOST_POD_GRACE,
+        on_output: OutputCallback | None = None,
+        on_progress: Callable[[ArchiveEvent], None] | None = None,
+        on_event: EventCallback | None = None,
+    ) -> Flow[Build]:
+        """Build the directory ``path`` as ``convox build`` does; return the ``complete`` build
+        (its ``release`` is the new release), or the ``running`` one without ``wait``.
+
+        The directory is streamed as a ``.tgz`` honouring ``.dockerignore`` (constant memory;
+        ``on_progress`` receives the archive's progress events) into the objects API under
+        ``key`` (default ``tmp/<30 hex>.tgz``); the build is created from the returned
+        ``object://`` URL, never from an http(s) URL, which build pods cannot fetch (§4.3).
+        ``no_cache=True`` really disables the layer cache (the rack reads the flag inverted;
+        ``builds.create`` sends it the right way round). With ``follow_logs`` the build log is
+        copied to ``on_output`` while the build runs, and once it ended the log is read again
+        and only the bytes not yet delivered are passed on (§7.1 step 8). The build is polled
+        every ``poll_interval`` seconds for ``timeout`` seconds (see :meth:`wait_for_build`):
+        ``failed`` raises :class:`ConvoxBuildFailedError` with the log's tail. The upload and
+        the build create are never sent twice.
+        """
+        plan = _Build(
+            self,
+            app,
+            description=description,
+            manifest=manifest,
+            build_args=build_args,
+            no_cache=no_cache,
+            development=development,
+            git_sha=git_sha,
+            wait=wait,
+            follow_logs=follow_logs,
+            poll_interval=poll_interval,
+            timeout=timeout,
+            max_errors=max_errors,
+            lost_pod_grace=lost_pod_grace,
+            on_output=on_output,
+            on_event=on_event,
+        )
+        plan.create(f"object://{app}/tmp/check.tgz")  # every option checked before the upload
+        archive = SourceArchive(path, progress=on_progress)
+        if key is not None:
+            object_key(key)
+        return plan.run(_uploaded(self, app, archive, key, on_event))

@@ -1,0 +1,297 @@
+"""Set and unset environment variables safely (convox-api.md §4.4, §5.3, §7.3, §8 items 5-6).
+
+A change is a new release: read the NEWEST release (or the one asked for), apply the change,
+create a release with the whole environment and ``parent-release`` pinned to the release read, so
+the rack forks the build from it and not from whatever became newest in the meantime. The rack
+has no compare-and-set, so after creating, the newest releases are listed: when another writer
+created a release after the one read and the newest release lacks this change, the change is
+applied again on top of the newest release (bounded by ``max_attempts``). Values never appear in
+events, errors or logs.
+"""
+
+from __future__ import annotations
+
+import builtins
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from convox_provider.client.encoding import segment, validate_env, validate_env_key
+from convox_provider.client.errors import ConvoxInputError, ConvoxWorkflowError
+from convox_provider.client.models import Release
+from convox_provider.client.operation import Call, D, Flow, Resource, operation
+from convox_provider.client.workflows import _routes
+from convox_provider.client.workflows.events import (
+    EnvironmentConflict,
+    EventCallback,
+    ReleaseCreated,
+)
+from convox_provider.client.workflows.promote import PromoteOptions, promote_release
+from convox_provider.client.workflows.waits import ROLLOUT_TIMEOUT, emit
+
+__all__ = ["EnvironmentChange", "EnvironmentWorkflows"]
+
+_RECENT = 20
+
+
+class EnvironmentChange:
+    """Keys to set and keys to remove, validated when made; ``repr`` shows keys only."""
+
+    def __init__(
+        self, changes: Mapping[str, str] | None, unset: Iterable[str], *, replace: bool
+    ) -> None:
+        if changes is not None and not isinstance(changes, Mapping):
+            raise ConvoxInputError(
+                f"changes must be a mapping of KEY to value, got {type(changes).__name__}"
+            )
+        if isinstance(unset, (str, bytes)):
+            raise ConvoxInputError("unset must be a collection of keys, not a single string")
+        self.set: dict[str, str] = dict(changes or {})
+        self.unset: tuple[str, ...] = tuple(dict.fromkeys(unset))
+        self.replace = replace
+        validate_env(self.set)
+        for key in self.unset:
+            validate_env_key(key)
+        both = sorted(builtins.set(self.set) & builtins.set(self.unset))
+        if both:
+            raise ConvoxInputError(f"keys both set and unset: {', '.join(both)}")
+        if replace and self.unset:
+            raise ConvoxInputError("replace=True writes exactly the given changes; drop unset")
+        if not replace and not self.set and not self.unset:
+            raise ConvoxInputError("nothing to change: give variables to set or keys to unset")
+
+    @property
+    def keys(self) -> tuple[str, ...]:
+        """Every key this change touches, sorted."""
+        return tuple(sorted((*self.set, *self.unset)))
+
+    def apply(self, env: Mapping[str, str]) -> dict[str, str]:
+        """The environment after this change."""
+        if self.replace:
+            return dict(self.set)
+        result = {key: value for key, value in env.items() if key not in self.unset}
+        result.update(self.set)
+        return result
+
+    def applied_in(self, env: Mapping[str, str]) -> bool:
+        """Whether ``env`` already has every set key with its value and none of the unset keys."""
+        return all(env.get(key) == value for key, value in self.set.items()) and not any(
+            key in env for key in self.unset
+        )
+
+    def __repr__(self) -> str:
+        return f"EnvironmentChange(set={sorted(self.set)!r}, unset={list(self.unset)!r})"
+
+
+def _read(resource: Resource[Any], app: str, release: str | None) -> Flow[Release | None]:
+    from convox_provider.client.resources.environment import (  # noqa: PLC0415 - see _routes
+        read_environment,
+    )
+
+    found, _ = yield from read_environment(app, release)
+    return found
+
+
+def _newer_than(recent: list[Release], base: Release | None, own: set[str]) -> list[str]:
+    """Ids of listed releases created after ``base`` (all when it is not listed), not ``own``."""
+    ids = [release.id for release in recent]
+    if base is not None and base.id in ids:
+        ids = ids[: ids.index(base.id)]
+    return [release_id for release_id in ids if release_id not in own]
+
+
+def _check_overtaken(
+    resource: Resource[Any],
+    app: str,
+    change: EnvironmentChange,
+    base: Release | None,
+    new: Release,
+    *,
+    own: set[str],
+) -> Flow[tuple[str, Release | None]]:
+    """Flow: after creating ``new`` from ``base``, did another writer get in the way?
+
+    Returns ``(id, None)`` when the newest release has the change (``id`` is that release), or
+    ``("", release)`` when the change must be applied again on top of ``release``: the newest
+    release when another writer's came after ours without our change, or the newest of the
+    releases created between ``base`` and ours, which ours (forked from ``base``) overwrote.
+    ``own`` holds the ids of every release this write created.
+    """
+    recent = yield from _routes.send(_routes.releases().list, resource, app, limit=_RECENT)
+    others = _newer_than(recent, base, own)
+    if not others:
+        return new.id, None
+    get = _routes.releases().get
+    if recent[0].id not in own:
+        newest = yield from _routes.send(get, resource, app, recent[0].id)
+        if change.applied_in(newest.environment):
+            return newest.id, None  # a later writer built on this change
+        return "", newest
+    between = yield from _routes.send(get, resource, app, others[0])
+    if between.build == new.build and change.apply(between.environment) == new.environment:
+        return new.id, None  # ours already holds everything the other release had
+    return "", between
+
+
+def change_environment(
+    resource: Resource[Any],
+    app: str,
+    change: EnvironmentChange,
+    *,
+    release: str | None,
+    max_attempts: int,
+    promote: PromoteOptions | None,
+    on_event: EventCallback | None,
+) -> Flow[str]:
+    """Flow: write ``change`` as a new release (see the module docstring); return its id.
+
+    When the release read already has the change, nothing is created and its id is returned.
+    With an explicit ``release`` the base is that release and other writers are not merged.
+    """
+    create = _routes.releases().create
+    base: Release | None = None
+    if not change.replace:
+        base = yield from _read(resource, app, release)
+        if base is not None and change.applied_in(base.environment):
+            result = base.id
+            return (yield from _maybe_promote(resource, app, result, promote))
+    own: set[str] = set()
+    for attempt in range(1, max_attempts + 1):
+        env = change.apply({} if base is None else base.environment)
+        new = yield from _routes.send(
+            create, resource, app, env=env, parent_release=None if base is None else base.id
+        )
+        emit(on_event, ReleaseCreated(app, new.id, new.build, new.description))
+        own.add(new.id)
+        if change.replace or release is not None:
+            result = new.id
+            break
+        settled, rebase = yield from _check_overtaken(resource, app, change, base, new, own=own)
+        if rebase is None:
+            result = settled
+            break
+        emit(on_event, EnvironmentConflict(app, attempt, new.id, rebase.id, change.keys))
+        base = rebase
+    else:
+        raise ConvoxWorkflowError(
+            f"the environment of app {app} kept changing under this write: after"
+            f" {max_attempts} attempts the newest release still lacks the change to"
+            f" {', '.join(change.keys)}. Retry when other writers are done"
+        )
+    return (yield from _maybe_promote(resource, app, result, promote))
+
+
+def _maybe_promote(
+    resource: Resource[Any], app: str, release_id: str, promote: PromoteOptions | None
+) -> Flow[str]:
+    if promote is None:
+        return release_id
+    return (yield from promote_release(resource, app, release_id, promote))
+
+
+def _promote_options(promote: bool, **options: Any) -> PromoteOptions | None:
+    return PromoteOptions(**options) if promote else None
+
+
+def _checked(app: str, release: str | None, max_attempts: int) -> None:
+    segment(app, kind="app name")
+    if release is not None:
+        segment(release, kind="release id")
+    if isinstance(max_attempts, bool) or not isinstance(max_attempts, int) or max_attempts < 1:
+        raise ConvoxInputError(f"invalid max_attempts {max_attempts!r}: give an int >= 1")
+
+
+class EnvironmentWorkflows(Resource[D]):
+    """Workflows of ``client.environment``."""
+
+    @operation
+    def set(
+        self,
+        app: str,
+        changes: Mapping[str, str] | None = None,
+        *,
+        unset: Iterable[str] = (),
+        replace: bool = False,
+        release: str | None = None,
+        max_attempts: int = 5,
+        promote: bool = False,
+        wait: bool = True,
+        force: bool = False,
+        timeout: float = ROLLOUT_TIMEOUT,
+        poll_interval: float = 5.0,
+        initial_delay: float = 5.0,
+        on_event: EventCallback | None = None,
+    ) -> Flow[str]:
+        """Set (and ``unset``) variables in a new release; return the id of the release that
+        carries the change (nothing is created when the release read already has it).
+
+        Everything is validated before any request: keys must be non-empty, without ``=``,
+        whitespace or control characters; values without line breaks or NUL; each line at most
+        64 KiB (§5.3, §8 item 6). The change starts from the NEWEST release, not the active one
+        (the official SDK's mistake, §8 item 5), or from ``release``, and the new release pins
+        ``parent-release`` to it so its build is the one read. A concurrent writer is detected
+        and the change re-applied on top of its release, up to ``max_attempts`` creates
+        (``ConvoxWorkflowError`` after that); with an explicit ``release`` no merge is done.
+        ``replace=True`` reads nothing and writes exactly ``changes`` as the whole environment,
+        which is what deploy keys are allowed to do (§1.2); the build then comes from the
+        newest release. ``promote=True`` promotes the result like ``releases.promote`` (with
+        ``wait``, ``force``, ``timeout``, ``poll_interval`` and ``initial_delay``).
+        """
+        change = EnvironmentChange(changes, unset, replace=replace)
+        _checked(app, release, max_attempts)
+        options = _promote_options(
+            promote,
+            wait=wait,
+            force=force,
+            timeout=timeout,
+            poll_interval=poll_interval,
+            initial_delay=initial_delay,
+            on_event=on_event,
+        )
+        return change_environment(
+            self,
+            app,
+            change,
+            release=release,
+            max_attempts=max_attempts,
+            promote=options,
+            on_event=on_event,
+        )
+
+    @operation
+    def unset(
+        self,
+        app: str,
+        keys: Iterable[str],
+        *,
+        release: str | None = None,
+        max_attempts: int = 5,
+        promote: bool = False,
+        wait: bool = True,
+        force: bool = False,
+        timeout: float = ROLLOUT_TIMEOUT,
+        poll_interval: float = 5.0,
+        initial_delay: float = 5.0,
+        on_event: EventCallback | None = None,
+    ) -> Flow[str]:
+        """Remove variables in a new release; return its id: ``set(app, unset=keys, …)``."""
+        return _flow(
+            EnvironmentWorkflows.set.describe(
+                self,
+                app,
+                unset=keys,
+                release=release,
+                max_attempts=max_attempts,
+                promote=promote,
+                wait=wait,
+                force=force,
+                timeout=timeout,
+                poll_interval=poll_interval,
+                initial_delay=initial_delay,
+                on_event=on_event,
+            )
+        )
+
+
+def _flow(built: Call[str] | Flow[str]) -> Flow[str]:
+    assert not isinstance(built, Call)
+    return built

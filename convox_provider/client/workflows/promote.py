@@ -1,0 +1,245 @@
+"""Promote a release and wait for its rollout; roll back to an older one (convox-api.md §7.4-7.5).
+
+Promote follows the CLI: newest release when no id is given; wait for the app to be ``running``
+unless ``force``; ``POST …/promote`` with ``force`` always sent; then wait for ``running`` twice
+in a row, failing on ``rollback``, and finally require ``app.release`` to be the promoted id
+(Reverted and Failure rollouts both read ``running``, §5.1).
+
+Rollback is not a promote of the old release (the rack refuses releases older than the active
+one): it creates a NEW release from the old release's build and environment and promotes that.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from convox_provider.client.encoding import segment
+from convox_provider.client.errors import ConvoxForbiddenError, ConvoxWorkflowError
+from convox_provider.client.operation import D, Flow, Resource, operation
+from convox_provider.client.status import AppStatus
+from convox_provider.client.workflows import _routes
+from convox_provider.client.workflows.events import EventCallback, PromoteSubmitted, ReleaseCreated
+from convox_provider.client.workflows.waits import (
+    DEFAULT_MAX_ERRORS,
+    ROLLOUT_TIMEOUT,
+    Deadline,
+    app_running,
+    check_wait_options,
+    emit,
+)
+
+__all__ = ["PromoteOptions", "ReleaseWorkflows", "promote_release"]
+
+_SUBMIT_ATTEMPTS = 3
+
+
+class PromoteOptions:
+    """How to promote and wait, checked once (shared by promote, rollback and env set)."""
+
+    def __init__(
+        self,
+        *,
+        wait: bool = True,
+        force: bool = False,
+        timeout: float = ROLLOUT_TIMEOUT,
+        poll_interval: float = 5.0,
+        initial_delay: float = 5.0,
+        max_errors: int = DEFAULT_MAX_ERRORS,
+        rollout_timeout: int | None = None,
+        min_count: int | None = None,
+        max_count: int | None = None,
+        watch_processes: bool = True,
+        on_event: EventCallback | None = None,
+    ) -> None:
+        check_wait_options(timeout=timeout, poll_interval=poll_interval, max_errors=max_errors)
+        self.wait = wait
+        self.force = force
+        self.timeout = timeout
+        self.poll_interval = poll_interval
+        self.initial_delay = initial_delay
+        self.max_errors = max_errors
+        self.rollout_timeout = rollout_timeout
+        self.min_count = min_count
+        self.max_count = max_count
+        self.watch_processes = watch_processes
+        self.on_event = on_event
+
+
+def promote_release(
+    resource: Resource[Any],
+    app: str,
+    release_id: str | None,
+    options: PromoteOptions,
+    *,
+    wait_first: bool = True,
+) -> Flow[str]:
+    """Flow: §7.4 steps 1-5 (``wait_first=False``: §7.5 step 3, no wait before the promote).
+
+    One deadline covers the wait before the promote and the rollout after it.
+    """
+    deadline = yield from Deadline.start(options.timeout)
+    if release_id is None:
+        newest = yield from _routes.send(_routes.releases().list, resource, app, limit=1)
+        if not newest:
+            raise ConvoxWorkflowError(f"app {app} has no release to promote")
+        release_id = newest[0].id
+    for attempt in range(1, _SUBMIT_ATTEMPTS + 1):
+        if wait_first and not options.force:
+            current = yield from _routes.send(_routes.apps().get, resource, app)
+            if current.app_status is not AppStatus.RUNNING:
+                # Someone else's rollout: wait it out, even through its rollback.
+                yield from app_running(
+                    resource,
+                    app,
+                    deadline,
+                    initial_delay=options.poll_interval,
+                    poll_interval=options.poll_interval,
+                    max_errors=options.max_errors,
+                    fail_on_rollback=False,
+                    on_event=options.on_event,
+                )
+        try:
+            yield from _routes.send(
+                _routes.promote_request(),
+                resource,
+                app,
+                release_id,
+                force=options.force,
+                timeout=options.rollout_timeout,
+                min_count=options.min_count,
+                max_count=options.max_count,
+            )
+        except ConvoxForbiddenError as exc:
+            # 403 "app is currently updating": a rollout started since the check; the rack
+            # refused this promote outright, so waiting and sending it again is safe.
+            retry = wait_first and not options.force and "updating" in exc.message
+            if not retry or attempt == _SUBMIT_ATTEMPTS:
+                raise
+            continue
+        break
+    emit(options.on_event, PromoteSubmitted(app, release_id, options.force))
+    if options.wait:
+        yield from app_running(
+            resource,
+            app,
+            deadline,
+            release_id=release_id,
+            initial_delay=options.initial_delay,
+            poll_interval=options.poll_interval,
+            max_errors=options.max_errors,
+            watch_processes=options.watch_processes,
+            on_event=options.on_event,
+        )
+    return release_id
+
+
+def _rollback(
+    resource: Resource[Any], app: str, to_release: str, options: PromoteOptions
+) -> Flow[str]:
+    old = yield from _routes.send(_routes.releases().get, resource, app, to_release)
+    if not old.build:
+        raise ConvoxWorkflowError(
+            f"release {to_release} of app {app} has no build; there is nothing to roll back to"
+        )
+    # The env is copied as the raw string, byte for byte; never the old id promoted (§8 item 2).
+    new = yield from _routes.send(
+        _routes.releases().create, resource, app, build=old.build, env=old.env
+    )
+    emit(options.on_event, ReleaseCreated(app, new.id, new.build, new.description))
+    return (yield from promote_release(resource, app, new.id, options, wait_first=False))
+
+
+class ReleaseWorkflows(Resource[D]):
+    """Workflows of ``client.releases``."""
+
+    @operation
+    def promote(
+        self,
+        app: str,
+        release_id: str | None = None,
+        *,
+        wait: bool = True,
+        force: bool = False,
+        timeout: float = ROLLOUT_TIMEOUT,
+        poll_interval: float = 5.0,
+        initial_delay: float = 5.0,
+        max_errors: int = DEFAULT_MAX_ERRORS,
+        rollout_timeout: int | None = None,
+        min_count: int | None = None,
+        max_count: int | None = None,
+        watch_processes: bool = True,
+        on_event: EventCallback | None = None,
+    ) -> Flow[str]:
+        """Promote a release (default: the newest) and wait for its rollout; return its id.
+
+        As the CLI does (convox-api.md §7.4): unless ``force``, wait for the app to be
+        ``running`` first (the rack answers 403 ``app is currently updating`` otherwise; a 403
+        caused by a rollout that started in between is waited out and the promote sent again);
+        promote with ``force`` always sent; then, with ``wait``, poll the app after
+        ``initial_delay`` and every ``poll_interval`` seconds until it reads ``running`` twice
+        (the status lags the promote by a moment: keep ``initial_delay`` at a few seconds).
+        A ``rollback`` reading, or a final ``app.release`` other than this release, raises
+        :class:`ConvoxRollbackError`. ``timeout`` (seconds, absolute from the start) covers
+        the wait before and after the promote: :class:`ConvoxWaitTimeoutError`. Transient errors
+        are tolerated up to ``max_errors`` consecutive failed polls. ``rollout_timeout`` is the
+        rack's own rollout deadline in seconds (rack default 3000), ``min_count``/``max_count``
+        override the rolling-update percentages. ``watch_processes`` reports pod status changes
+        as events. The promote request itself is never repeated after an ambiguous failure.
+        """
+        options = PromoteOptions(
+            wait=wait,
+            force=force,
+            timeout=timeout,
+            poll_interval=poll_interval,
+            initial_delay=initial_delay,
+            max_errors=max_errors,
+            rollout_timeout=rollout_timeout,
+            min_count=min_count,
+            max_count=max_count,
+            watch_processes=watch_processes,
+            on_event=on_event,
+        )
+        segment(app, kind="app name")
+        if release_id is not None:
+            segment(release_id, kind="release id")
+        return promote_release(self, app, release_id, options)
+
+    @operation
+    def rollback(
+        self,
+        app: str,
+        to_release: str,
+        *,
+        wait: bool = True,
+        force: bool = False,
+        timeout: float = ROLLOUT_TIMEOUT,
+        poll_interval: float = 5.0,
+        initial_delay: float = 5.0,
+        max_errors: int = DEFAULT_MAX_ERRORS,
+        rollout_timeout: int | None = None,
+        watch_processes: bool = True,
+        on_event: EventCallback | None = None,
+    ) -> Flow[str]:
+        """Roll back to ``to_release``: create a new release from its build and environment and
+        promote that; return the NEW release id.
+
+        The official SDK promotes the old id, which the rack refuses (400 ``can not promote an
+        older release, try rollback``, §8 item 2); this does what ``convox releases rollback``
+        does (§7.5). Like the CLI, the promote is sent without first waiting for the app to be
+        ``running``: during a rollout it fails with 403 unless ``force``. The wait and its
+        options are those of :meth:`promote`.
+        """
+        options = PromoteOptions(
+            wait=wait,
+            force=force,
+            timeout=timeout,
+            poll_interval=poll_interval,
+            initial_delay=initial_delay,
+            max_errors=max_errors,
+            rollout_timeout=rollout_timeout,
+            watch_processes=watch_processes,
+            on_event=on_event,
+        )
+        segment(app, kind="app name")
+        segment(to_release, kind="release id")
+        return _rollback(self, app, to_release, options)

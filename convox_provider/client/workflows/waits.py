@@ -1,0 +1,321 @@
+"""Waiting on the rack: absolute deadlines, polls that survive transient errors, app rollouts.
+
+Every wait follows the same rules: its deadline is computed once, from the flow's clock, when it
+starts; a poll that fails with a transient error (5xx other than "not found", 429, a broken or
+timed-out connection) is reported as :class:`~.events.WaitRetrying` and the wait goes on, and
+only ``max_errors`` consecutive failures end it. The HTTP driver has already retried each GET
+(:mod:`convox_provider.client.retry`); this is the second line, for outages longer than that.
+"""
+
+from __future__ import annotations
+
+import builtins
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+from convox_provider.client.encoding import segment
+from convox_provider.client.errors import (
+    ConvoxConnectionError,
+    ConvoxError,
+    ConvoxInputError,
+    ConvoxNotImplementedError,
+    ConvoxRateLimitError,
+    ConvoxRollbackError,
+    ConvoxServerError,
+    ConvoxWaitTimeoutError,
+    ConvoxWorkflowError,
+)
+from convox_provider.client.models import App, Process
+from convox_provider.client.operation import D, Flow, Resource, now, operation, sleep
+from convox_provider.client.status import AppStatus
+from convox_provider.client.workflows import _routes
+from convox_provider.client.workflows.events import (
+    AppStatusChanged,
+    EventCallback,
+    ProcessStateChanged,
+    WaitRetrying,
+    WorkflowEvent,
+)
+
+__all__ = [
+    "DEFAULT_MAX_ERRORS",
+    "ROLLOUT_TIMEOUT",
+    "AppWorkflows",
+    "Deadline",
+    "Poller",
+    "app_running",
+    "check_wait_options",
+    "emit",
+    "is_transient",
+]
+
+T = TypeVar("T")
+
+DEFAULT_MAX_ERRORS = 3
+"""Consecutive failed polls that end a wait (the CLI gives up after 2)."""
+
+ROLLOUT_TIMEOUT = 35 * 60.0
+"""The CLI's limit for a rollout wait, in seconds (convox-api.md §7.9)."""
+
+
+def emit(on_event: EventCallback | None, event: WorkflowEvent) -> None:
+    """Hand ``event`` to the caller's callback, if any."""
+    if on_event is not None:
+        on_event(event)
+
+
+def is_transient(exc: BaseException) -> bool:
+    """Whether a failed poll may succeed if asked again: a connection failure or timeout, 429,
+    or a 5xx other than 501 (a 500 "… not found" is a :class:`ConvoxNotFoundError`, not this)."""
+    if isinstance(exc, ConvoxNotImplementedError):
+        return False
+    return isinstance(exc, (ConvoxConnectionError, ConvoxServerError, ConvoxRateLimitError))
+
+
+def check_wait_options(*, timeout: float, poll_interval: float, max_errors: int) -> None:
+    """Refuse wait options that cannot work, before anything is sent."""
+    if not timeout >= 0:
+        raise ConvoxInputError(f"invalid timeout {timeout!r}: give seconds >= 0")
+    if not poll_interval > 0:
+        raise ConvoxInputError(f"invalid poll_interval {poll_interval!r}: give seconds > 0")
+    if isinstance(max_errors, bool) or not isinstance(max_errors, int) or max_errors < 1:
+        raise ConvoxInputError(f"invalid max_errors {max_errors!r}: give an int >= 1")
+
+
+@dataclass(frozen=True)
+class Deadline:
+    """An absolute point on the flow's monotonic clock, fixed when a wait starts."""
+
+    at: float
+    timeout: float
+
+    @classmethod
+    def start(cls, timeout: float) -> Flow[Deadline]:
+        """Flow: the deadline ``timeout`` seconds from now."""
+        started = yield from now()
+        return cls(started + timeout, timeout)
+
+    def remaining(self) -> Flow[float]:
+        """Flow: seconds left (0 when passed)."""
+        current = yield from now()
+        return max(0.0, self.at - current)
+
+
+@dataclass
+class Poller:
+    """One wait's polling: the deadline, the interval, and the run of consecutive failures."""
+
+    waiting_for: str
+    deadline: Deadline
+    interval: float
+    max_errors: int = DEFAULT_MAX_ERRORS
+    on_event: EventCallback | None = None
+    failures: int = 0
+    state: str = field(default="not yet seen")
+
+    def fetch(self, op: Callable[[], Flow[T]]) -> Flow[T | None]:
+        """Flow: run ``op``; ``None`` when it failed transiently and the wait may go on.
+
+        The ``max_errors``-th consecutive transient failure, and any other error, is raised.
+        """
+        try:
+            result = yield from op()
+        except ConvoxError as exc:
+            if not is_transient(exc):
+                raise
+            self.failures += 1
+            if self.failures >= self.max_errors:
+                raise
+            emit(
+                self.on_event,
+                WaitRetrying(self.waiting_for, str(exc), self.failures, self.max_errors),
+            )
+            return None
+        self.failures = 0
+        return result
+
+    def check(self) -> Flow[None]:
+        """Flow: raise :class:`ConvoxWaitTimeoutError` once the deadline has passed."""
+        left = yield from self.deadline.remaining()
+        if left <= 0:
+            raise ConvoxWaitTimeoutError(
+                f"gave up waiting for {self.waiting_for} after {self.deadline.timeout:g}s"
+                f" (last seen: {self.state})"
+            )
+
+    def pause(self, seconds: float | None = None) -> Flow[None]:
+        """Flow: sleep ``seconds`` (default: the interval), never past the deadline."""
+        left = yield from self.deadline.remaining()
+        wanted = self.interval if seconds is None else seconds
+        if wanted > 0 and left > 0:
+            yield from sleep(min(wanted, left))
+
+
+class _PodWatch:
+    """Reports pod status transitions seen in ``GET /apps/{app}/processes`` (advisory only)."""
+
+    def __init__(self, resource: Resource[Any], app: str, on_event: EventCallback | None) -> None:
+        self.resource = resource
+        self.app = app
+        self.on_event = on_event
+        self.seen: dict[str, str] = {}
+
+    def poll(self) -> Flow[None]:
+        """Flow: list the pods and report changes; errors are ignored (the app status decides)."""
+        try:
+            found = yield from _routes.send(_routes.processes().list, self.resource, self.app)
+        except ConvoxError:
+            return
+        self.update(found)
+
+    def update(self, processes: builtins.list[Process]) -> None:
+        current = {p.id: p for p in processes}
+        for pid, proc in current.items():
+            previous = self.seen.get(pid)
+            if proc.status == previous:
+                continue
+            if previous is not None or proc.status != "running":
+                emit(
+                    self.on_event,
+                    ProcessStateChanged(
+                        self.app, pid, proc.name, proc.status, previous, proc.release
+                    ),
+                )
+            self.seen[pid] = proc.status
+        for pid in [pid for pid in self.seen if pid not in current]:
+            emit(self.on_event, ProcessStateChanged(self.app, pid, "", "gone", self.seen[pid], ""))
+            del self.seen[pid]
+
+
+def _observe(
+    app: str,
+    found: App,
+    *,
+    last: App | None,
+    release_id: str | None,
+    fail_on_rollback: bool,
+    on_event: EventCallback | None,
+) -> None:
+    """Report a new app reading; raise when it ends the wait badly."""
+    if last is None or (found.status, found.release) != (last.status, last.release):
+        previous = None if last is None else last.status
+        emit(on_event, AppStatusChanged(app, found.status, previous, found.release))
+    status = found.app_status
+    if status is AppStatus.ROLLBACK and fail_on_rollback:
+        raise ConvoxRollbackError(
+            f"the rollout on app {app} failed and is being rolled back (status 'rollback'); the"
+            " app returns to its previous release. The app's logs (system/k8s lines) tell why",
+            app=app,
+            release_id=release_id or found.release,
+            active_release=found.release,
+        )
+    if status is AppStatus.DELETING:
+        raise ConvoxWorkflowError(f"app {app} is being deleted")
+
+
+def app_running(
+    resource: Resource[Any],
+    app: str,
+    deadline: Deadline,
+    *,
+    release_id: str | None = None,
+    initial_delay: float = 5.0,
+    poll_interval: float = 5.0,
+    max_errors: int = DEFAULT_MAX_ERRORS,
+    watch_processes: bool = False,
+    fail_on_rollback: bool = True,
+    on_event: EventCallback | None = None,
+) -> Flow[App]:
+    """Flow: the CLI's WaitForAppRunning (convox-api.md §7.9) against an existing deadline.
+
+    ``fail_on_rollback=False`` waits through someone else's rollback (the pre-wait of a promote);
+    otherwise ``rollback`` raises at once. With ``release_id`` the final ``running`` reading must
+    be on that release, else :class:`ConvoxRollbackError` (a rollback that completed between two
+    polls reads as ``running``, §5.1).
+    """
+    poller = Poller(f"app {app} to be running", deadline, poll_interval, max_errors, on_event)
+    pods = _PodWatch(resource, app, on_event) if watch_processes else None
+    get_app = _routes.apps().get
+    yield from poller.pause(initial_delay)
+    streak = 0
+    last: App | None = None
+    while True:
+        yield from poller.check()
+        found = yield from poller.fetch(lambda: _routes.send(get_app, resource, app))
+        if pods is not None:
+            yield from pods.poll()
+        if found is not None:
+            _observe(
+                app,
+                found,
+                last=last,
+                release_id=release_id,
+                fail_on_rollback=fail_on_rollback,
+                on_event=on_event,
+            )
+            last = found
+            poller.state = f"status {found.status!r}, release {found.release!r}"
+            streak = streak + 1 if found.app_status is AppStatus.RUNNING else 0
+            if streak >= 2:
+                break
+        yield from poller.pause()
+    if release_id is not None and last.release != release_id:
+        raise ConvoxRollbackError(
+            f"release {release_id} of app {app} was rolled back: the app is running on release"
+            f" {last.release or '(none)'} instead",
+            app=app,
+            release_id=release_id,
+            active_release=last.release,
+        )
+    return last
+
+
+class AppWorkflows(Resource[D]):
+    """Workflows of ``client.apps``."""
+
+    @operation
+    def wait_for_app_running(
+        self,
+        app: str,
+        *,
+        release_id: str | None = None,
+        initial_delay: float = 5.0,
+        poll_interval: float = 5.0,
+        timeout: float = ROLLOUT_TIMEOUT,
+        max_errors: int = DEFAULT_MAX_ERRORS,
+        watch_processes: bool = False,
+        on_event: EventCallback | None = None,
+    ) -> Flow[App]:
+        """Wait until the app reads ``running`` twice in a row; return the last reading.
+
+        The first check comes after ``initial_delay`` seconds (the rack's status annotation lags
+        a promote, convox-api.md §5.1), then every ``poll_interval`` seconds, like the CLI's
+        WaitForAppRunning (§7.9). ``rollback`` raises :class:`ConvoxRollbackError` at once, and
+        with ``release_id`` so does a final reading on another release (a rollback that finished
+        between polls reads as ``running``; so keep ``initial_delay`` at a few seconds on a real
+        rack, or the previous release may be read twice). ``timeout`` (seconds) is absolute:
+        :class:`ConvoxWaitTimeoutError` when it passes. Transient errors are tolerated up to
+        ``max_errors`` consecutive failed polls. ``watch_processes`` also lists the app's pods
+        on each poll and reports their status changes as events.
+        """
+        check_wait_options(timeout=timeout, poll_interval=poll_interval, max_errors=max_errors)
+        segment(app, kind="app name")
+        return _wait_for_app_running(
+            self,
+            app,
+            timeout,
+            release_id=release_id,
+            initial_delay=initial_delay,
+            poll_interval=poll_interval,
+            max_errors=max_errors,
+            watch_processes=watch_processes,
+            on_event=on_event,
+        )
+
+
+def _wait_for_app_running(
+    resource: Resource[Any], app: str, timeout: float, **options: Any
+) -> Flow[App]:
+    deadline = yield from Deadline.start(timeout)
+    return (yield from app_running(resource, app, deadline, **options))

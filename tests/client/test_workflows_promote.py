@@ -1,0 +1,340 @@
+"""Promote, rollback and the rollout wait without sockets (convox-api.md §7.4, §7.5, §7.9)."""
+
+from __future__ import annotations
+
+import pytest
+from workflow_fakes import FakeRack, api_error
+
+from convox_provider.client.errors import (
+    ConvoxAuthError,
+    ConvoxConnectionError,
+    ConvoxForbiddenError,
+    ConvoxGatewayError,
+    ConvoxInputError,
+    ConvoxRollbackError,
+    ConvoxWaitTimeoutError,
+    ConvoxWorkflowError,
+)
+from convox_provider.client.models import App, Process, Release
+from convox_provider.client.workflows import AppWorkflows, ReleaseWorkflows
+from convox_provider.client.workflows.events import (
+    AppStatusChanged,
+    ProcessStateChanged,
+    PromoteSubmitted,
+    ReleaseCreated,
+    WaitRetrying,
+)
+
+APP = "/apps/myapp"
+PROMOTE_R2 = ("POST", f"{APP}/releases/R2/promote")
+
+
+def app(status: str, release: str = "R2") -> App:
+    return App(name="myapp", status=status, release=release)
+
+
+@pytest.fixture
+def rack() -> FakeRack:
+    return FakeRack()
+
+
+def promote(rack: FakeRack, release: str | None = "R2", **options: object) -> str:
+    options.setdefault("on_event", rack.event)
+    return ReleaseWorkflows(rack).promote("myapp", release, **options)  # type: ignore[arg-type]
+
+
+class TestPromote:
+    def test_running_app_promotes_at_once_then_waits_for_two_running_readings(
+        self, rack: FakeRack
+    ) -> None:
+        rack.on("GET", APP, app("running", "R1"), app("updating"), app("running"), app("running"))
+        rack.on("POST", f"{APP}/releases/R2/promote", None)
+        rack.on("GET", f"{APP}/processes", [])
+
+        assert promote(rack) == "R2"
+
+        assert rack.keys.count(PROMOTE_R2) == 1
+        assert rack.requests("POST")[0].form == {"force": "false"}
+        assert rack.keys.count(("GET", APP)) == 4  # pre-check, updating, running, running
+        # first check after the initial delay, then every poll interval
+        assert rack.sleeps[:3] == [5.0, 5.0, 5.0]
+        assert rack.events_of(PromoteSubmitted) == [PromoteSubmitted("myapp", "R2", False)]
+
+    def test_updating_app_is_waited_for_before_the_promote(self, rack: FakeRack) -> None:
+        rack.on(
+            "GET",
+            APP,
+            app("updating", "R1"),
+            app("updating", "R1"),
+            app("running", "R1"),
+            app("running", "R1"),
+            app("running"),
+        )
+        rack.on("POST", f"{APP}/releases/R2/promote", None)
+        rack.on("GET", f"{APP}/processes", [])
+
+        promote(rack, initial_delay=0.0)
+
+        promote_at = rack.keys.index(PROMOTE_R2)
+        assert rack.keys[:promote_at].count(("GET", APP)) == 4  # the pre-wait saw running twice
+
+    def test_force_skips_the_pre_wait_and_is_sent(self, rack: FakeRack) -> None:
+        rack.on("GET", APP, app("running"))
+        rack.on("POST", f"{APP}/releases/R2/promote", None)
+        rack.on("GET", f"{APP}/processes", [])
+
+        promote(rack, force=True)
+
+        assert rack.keys[0] == PROMOTE_R2
+        assert rack.requests("POST")[0].form == {"force": "true"}
+
+    def test_no_release_id_promotes_the_newest_release(self, rack: FakeRack) -> None:
+        rack.on("GET", f"{APP}/releases", [Release(id="R2"), Release(id="R1")])
+        rack.on("GET", APP, app("running"))
+        rack.on("POST", f"{APP}/releases/R2/promote", None)
+
+        assert promote(rack, None, wait=False) == "R2"
+        assert rack.requests("GET", f"{APP}/releases")[0].query == {"limit": "1"}
+
+    def test_app_without_releases_fails_clearly(self, rack: FakeRack) -> None:
+        rack.on("GET", f"{APP}/releases", [])
+        with pytest.raises(ConvoxWorkflowError, match="no release to promote"):
+            promote(rack, None)
+
+    def test_wait_false_returns_after_the_submit(self, rack: FakeRack) -> None:
+        rack.on("GET", APP, app("running", "R1"))
+        rack.on("POST", f"{APP}/releases/R2/promote", None)
+
+        assert promote(rack, wait=False) == "R2"
+        assert rack.keys == [("GET", APP), PROMOTE_R2]
+
+    def test_rollback_status_raises_at_once(self, rack: FakeRack) -> None:
+        rack.on("GET", APP, app("running", "R1"), app("updating"), app("rollback", "R1"))
+        rack.on("POST", f"{APP}/releases/R2/promote", None)
+        rack.on("GET", f"{APP}/processes", [])
+
+        with pytest.raises(ConvoxRollbackError) as info:
+            promote(rack)
+
+        assert info.value.release_id == "R2"
+        assert info.value.active_release == "R1"
+        assert rack.keys.count(("GET", APP)) == 3  # no further poll after the rollback
+
+    def test_running_on_another_release_at_the_end_is_a_rollback(self, rack: FakeRack) -> None:
+        # Reverted rollouts read "running": only app.release tells (§5.1).
+        rack.on("GET", APP, app("running", "R1"), app("running", "R1"))
+        rack.on("POST", f"{APP}/releases/R2/promote", None)
+        rack.on("GET", f"{APP}/processes", [])
+
+        with pytest.raises(ConvoxRollbackError, match="running on release R1"):
+            promote(rack)
+
+    def test_403_from_a_rollout_that_started_meanwhile_is_waited_out(self, rack: FakeRack) -> None:
+        rack.on(
+            "GET",
+            APP,
+            app("running", "R1"),
+            app("updating", "R1"),
+            app("running", "R1"),
+            app("running", "R1"),
+            app("running"),
+        )
+        rack.on(
+            "POST",
+            f"{APP}/releases/R2/promote",
+            api_error(403, "app is currently updating"),
+            None,
+        )
+        rack.on("GET", f"{APP}/processes", [])
+
+        assert promote(rack, initial_delay=0.0) == "R2"
+        assert rack.keys.count(PROMOTE_R2) == 2
+
+    def test_403_with_force_is_raised(self, rack: FakeRack) -> None:
+        rack.on("POST", f"{APP}/releases/R2/promote", api_error(403, "budget"))
+        with pytest.raises(ConvoxForbiddenError):
+            promote(rack, force=True)
+        assert rack.keys.count(PROMOTE_R2) == 1
+
+    def test_a_promote_lost_in_transit_is_never_sent_again(self, rack: FakeRack) -> None:
+        rack.on("GET", APP, app("running", "R1"))
+        rack.on("POST", f"{APP}/releases/R2/promote", ConvoxConnectionError("reset"))
+        with pytest.raises(ConvoxConnectionError):
+            promote(rack)
+        assert rack.keys.count(PROMOTE_R2) == 1
+
+    def test_pod_transitions_are_reported(self, rack: FakeRack) -> None:
+        rack.on("GET", APP, app("running", "R1"), app("updating"), app("running"), app("running"))
+        rack.on("POST", f"{APP}/releases/R2/promote", None)
+        old = Process(id="web-1", name="web", status="running", release="R1")
+        new = Process(id="web-2", name="web", status="pending", release="R2")
+        rack.on(
+            "GET",
+            f"{APP}/processes",
+            [old],
+            [old, new],
+            [new.model_copy(update={"status": "running"})],
+        )
+
+        promote(rack)
+
+        changes = [
+            (e.process_id, e.previous, e.status) for e in rack.events_of(ProcessStateChanged)
+        ]
+        assert changes == [
+            ("web-2", None, "pending"),
+            ("web-2", "pending", "running"),
+            ("web-1", "running", "gone"),
+        ]
+
+    def test_invalid_arguments_send_nothing(self, rack: FakeRack) -> None:
+        workflows = ReleaseWorkflows(rack)
+        with pytest.raises(ConvoxInputError):
+            workflows.promote("myapp", "R2", poll_interval=0)
+        with pytest.raises(ConvoxInputError):
+            workflows.promote("my/app", "R2")
+        assert rack.sent == []
+
+
+class TestWaitForAppRunning:
+    def wait(self, rack: FakeRack, **options: object) -> App:
+        options.setdefault("on_event", rack.event)
+        return AppWorkflows(rack).wait_for_app_running("myapp", **options)  # type: ignore[arg-type]
+
+    def test_first_check_after_the_initial_delay(self, rack: FakeRack) -> None:
+        rack.on("GET", APP, app("running"))
+        assert self.wait(rack, initial_delay=7.0, poll_interval=2.0).status == "running"
+        assert rack.sleeps == [7.0, 2.0]
+        assert rack.events_of(AppStatusChanged) == [
+            AppStatusChanged("myapp", "running", None, "R2")
+        ]
+
+    def test_running_must_be_read_twice_in_a_row(self, rack: FakeRack) -> None:
+        rack.on("GET", APP, app("running"), app("updating"), app("running"), app("running"))
+        self.wait(rack)
+        assert rack.keys.count(("GET", APP)) == 4
+
+    def test_one_502_does_not_end_the_wait(self, rack: FakeRack) -> None:
+        rack.on(
+            "GET",
+            APP,
+            app("updating"),
+            api_error(502, "Bad Gateway"),
+            app("running"),
+            app("running"),
+        )
+        assert self.wait(rack).status == "running"
+        retry = rack.events_of(WaitRetrying)
+        assert len(retry) == 1
+        assert retry[0].failures == 1
+        assert retry[0].limit == 3
+
+    def test_consecutive_failures_end_the_wait(self, rack: FakeRack) -> None:
+        rack.on(
+            "GET",
+            APP,
+            app("updating"),
+            api_error(502, "Bad Gateway"),
+            ConvoxConnectionError("refused"),
+            api_error(503, "Service Unavailable"),
+        )
+        with pytest.raises(ConvoxGatewayError):
+            self.wait(rack)
+        assert rack.keys.count(("GET", APP)) == 4
+
+    def test_a_success_resets_the_failure_count(self, rack: FakeRack) -> None:
+        rack.on(
+            "GET",
+            APP,
+            api_error(502, "x"),
+            api_error(502, "x"),
+            app("updating"),
+            api_error(502, "x"),
+            api_error(502, "x"),
+            app("running"),
+            app("running"),
+        )
+        assert self.wait(rack).status == "running"
+
+    def test_max_errors_is_configurable(self, rack: FakeRack) -> None:
+        rack.on("GET", APP, api_error(502, "x"), app("running"))
+        with pytest.raises(ConvoxGatewayError):
+            self.wait(rack, max_errors=1)
+
+    def test_a_non_transient_error_ends_the_wait_at_once(self, rack: FakeRack) -> None:
+        rack.on("GET", APP, api_error(401, "invalid authentication"))
+        with pytest.raises(ConvoxAuthError):
+            self.wait(rack)
+        assert len(rack.sent) == 1
+
+    def test_the_deadline_is_absolute(self, rack: FakeRack) -> None:
+        rack.on("GET", APP, app("updating"))
+        with pytest.raises(ConvoxWaitTimeoutError, match=r"after 60s.*updating"):
+            self.wait(rack, timeout=60.0, initial_delay=5.0, poll_interval=10.0)
+        # sleeps never go past the deadline: 5 + 10*5 + the rest
+        assert sum(rack.sleeps) <= 60.0
+        assert rack.clock - 1000.0 >= 60.0
+        assert rack.keys.count(("GET", APP)) == 6
+
+    def test_rollback_without_a_release_id_names_the_current_release(self, rack: FakeRack) -> None:
+        rack.on("GET", APP, app("rollback", "R7"))
+        with pytest.raises(ConvoxRollbackError) as info:
+            self.wait(rack)
+        assert info.value.active_release == "R7"
+
+    def test_release_check(self, rack: FakeRack) -> None:
+        rack.on("GET", APP, app("running", "R1"))
+        with pytest.raises(ConvoxRollbackError):
+            self.wait(rack, release_id="R2")
+
+    def test_deleting_app_fails(self, rack: FakeRack) -> None:
+        rack.on("GET", APP, app("deleting"))
+        with pytest.raises(ConvoxWorkflowError, match="being deleted"):
+            self.wait(rack)
+
+
+class TestRollback:
+    def test_creates_a_release_from_the_old_build_and_env_and_promotes_the_new_one(
+        self, rack: FakeRack
+    ) -> None:
+        old = Release(id="R1", build="B1", env="A=1\nSECRET=hunter2")
+        rack.on("GET", f"{APP}/releases/R1", old)
+        rack.on("POST", f"{APP}/releases", Release(id="R9", build="B1", description="b1"))
+        rack.on("POST", f"{APP}/releases/R9/promote", None)
+        rack.on("GET", APP, app("updating", "R9"), app("running", "R9"))
+        rack.on("GET", f"{APP}/processes", [])
+
+        result = ReleaseWorkflows(rack).rollback("myapp", "R1", on_event=rack.event)
+
+        assert result == "R9"
+        create = rack.requests("POST", f"{APP}/releases")[0]
+        assert create.form == {"build": "B1", "env": "A=1\nSECRET=hunter2"}
+        promotes = [s.path for s in rack.requests("POST") if s.path.endswith("/promote")]
+        assert promotes == [f"{APP}/releases/R9/promote"]  # never the old id (§8 item 2)
+        # like the CLI: no wait for "running" before the promote
+        assert rack.keys.index(("POST", f"{APP}/releases/R9/promote")) == 2
+        assert rack.events_of(ReleaseCreated) == [ReleaseCreated("myapp", "R9", "B1", "b1")]
+        assert "hunter2" not in repr(rack.events)
+
+    def test_during_a_rollout_the_403_is_raised_unless_force(self, rack: FakeRack) -> None:
+        rack.on("GET", f"{APP}/releases/R1", Release(id="R1", build="B1", env=""))
+        rack.on("POST", f"{APP}/releases", Release(id="R9", build="B1"))
+        rack.on("POST", f"{APP}/releases/R9/promote", api_error(403, "app is currently updating"))
+        with pytest.raises(ConvoxForbiddenError):
+            ReleaseWorkflows(rack).rollback("myapp", "R1")
+        assert rack.keys.count(("POST", f"{APP}/releases/R9/promote")) == 1
+
+    def test_a_release_without_build_is_refused_before_creating(self, rack: FakeRack) -> None:
+        rack.on("GET", f"{APP}/releases/R1", Release(id="R1", build="", env="A=1"))
+        with pytest.raises(ConvoxWorkflowError, match="no build"):
+            ReleaseWorkflows(rack).rollback("myapp", "R1")
+        assert rack.requests("POST") == []
+
+    def test_rolled_back_rollback_raises(self, rack: FakeRack) -> None:
+        rack.on("GET", f"{APP}/releases/R1", Release(id="R1", build="B1", env=""))
+        rack.on("POST", f"{APP}/releases", Release(id="R9", build="B1"))
+        rack.on("POST", f"{APP}/releases/R9/promote", None)
+        rack.on("GET", APP, app("running", "R5"))
+        rack.on("GET", f"{APP}/processes", [])
+        with pytest.raises(ConvoxRollbackError):
+            ReleaseWorkflows(rack).rollback("myapp", "R1", initial_delay=0)
