@@ -1,0 +1,1 @@
+"""Airflow hooks: an Airflow ``convox`` connection turned into a Convox client."""

@@ -1,0 +1,185 @@
+"""The provider-info dict: a broken one breaks ``import airflow`` in every process."""
+
+from __future__ import annotations
+
+import importlib
+import json
+import subprocess
+import sys
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+import airflow
+import jsonschema
+import pytest
+from packaging.utils import canonicalize_name
+
+import convox_provider
+from convox_provider import get_provider_info
+from convox_provider.hooks.convox import ConvoxHook
+
+AIRFLOW_DIR = Path(airflow.__file__).parent
+PACKAGE_DIR = Path(convox_provider.__file__).parent
+ROLES = ("hooks", "operators", "sensors", "triggers")
+CONN_FIELDS = {"rack", "verify_ssl", "ca_bundle", "timeout", "max_retries", "retry_on_500"}
+
+
+def _schema(name: str) -> dict[str, Any]:
+    schema: dict[str, Any] = json.loads((AIRFLOW_DIR / name).read_text())
+    return schema
+
+
+@pytest.fixture(scope="module")
+def info() -> dict[str, Any]:
+    return get_provider_info()
+
+
+@pytest.fixture(scope="module")
+def connection_type(info: dict[str, Any]) -> dict[str, Any]:
+    (item,) = info["connection-types"]
+    return item
+
+
+def test_valid_against_airflow_runtime_schema(info: dict[str, Any]) -> None:
+    jsonschema.validate(info, _schema("provider_info.schema.json"))
+
+
+def test_connection_type_valid_against_provider_yaml_schema(
+    connection_type: dict[str, Any],
+) -> None:
+    item_schema = _schema("provider.yaml.schema.json")["properties"]["connection-types"]["items"]
+    jsonschema.validate(connection_type, item_schema)
+
+
+def test_field_behaviour_valid_against_ui_schema(connection_type: dict[str, Any]) -> None:
+    behaviour = connection_type["ui-field-behaviour"]
+    as_read = {
+        "hidden_fields": behaviour["hidden-fields"],
+        "relabeling": behaviour["relabeling"],
+        "placeholders": behaviour["placeholders"],
+    }
+    jsonschema.validate(as_read, _schema("customized_form_field_behaviours.schema.json"))
+
+
+def test_conn_field_schemas_are_valid_json_schema(connection_type: dict[str, Any]) -> None:
+    for name, field in connection_type["conn-fields"].items():
+        jsonschema.Draft7Validator.check_schema(field["schema"])
+        assert "null" in field["schema"]["type"], name
+        default = field["schema"].get("default")
+        if default is not None:
+            jsonschema.validate(default, field["schema"])
+
+
+def test_package_name_is_the_canonical_distribution_name(info: dict[str, Any]) -> None:
+    dist = metadata.distribution("airflow-provider-convox")
+    assert info["package-name"] == canonicalize_name(dist.metadata["Name"])
+    (entry,) = [ep for ep in dist.entry_points if ep.group == "apache_airflow_provider"]
+    assert entry.load() is get_provider_info
+
+
+def test_each_call_returns_a_fresh_dict() -> None:
+    first = get_provider_info()
+    first["connection-types"][0]["ui-field-behaviour"]["placeholders"]["host"] = "changed"
+    assert (
+        get_provider_info()["connection-types"][0]["ui-field-behaviour"]["placeholders"]["host"]
+        != "changed"
+    )
+
+
+def test_connection_form(connection_type: dict[str, Any]) -> None:
+    assert connection_type["connection-type"] == ConvoxHook.conn_type == "convox"
+    assert connection_type["hook-name"] == ConvoxHook.hook_name == "Convox"
+    module, _, name = connection_type["hook-class-name"].rpartition(".")
+    assert getattr(importlib.import_module(module), name) is ConvoxHook
+    assert set(connection_type["conn-fields"]) == CONN_FIELDS
+    behaviour = connection_type["ui-field-behaviour"]
+    assert set(behaviour["hidden-fields"]) == {"schema", "port", "login", "extra"}
+    assert behaviour["relabeling"] == {
+        "host": "Console or rack API host",
+        "password": "Deploy key or rack password",
+    }
+    assert behaviour["placeholders"]["rack"] == "acme/production"
+    assert "console.convox.com" in behaviour["placeholders"]["host"]
+    assert "https://api.<rack-domain>" in behaviour["placeholders"]["host"]
+    assert "empty" in connection_type["conn-fields"]["rack"]["description"]
+
+
+def _role_modules_on_disk(role: str) -> set[str]:
+    folder = PACKAGE_DIR / role
+    return {
+        f"convox_provider.{role}.{path.stem}"
+        for path in folder.glob("*.py")
+        if not path.name.startswith("_")
+    }
+
+
+@pytest.mark.parametrize("role", ROLES)
+def test_role_lists_name_exactly_the_modules_that_exist(info: dict[str, Any], role: str) -> None:
+    listed = {module for entry in info.get(role, []) for module in entry["python-modules"]}
+    assert listed == _role_modules_on_disk(role)
+    for entry in info.get(role, []):
+        assert entry["integration-name"] == "Convox"
+    for module in listed:
+        importlib.import_module(module)
+
+
+def test_triggers_integration_is_declared(info: dict[str, Any]) -> None:
+    names = {item["integration-name"] for item in info["integrations"]}
+    for role in ROLES:
+        for entry in info.get(role, []):
+            assert entry["integration-name"] in names
+
+
+def test_importing_the_package_stays_cheap() -> None:
+    code = (
+        "import sys, convox_provider; convox_provider.get_provider_info(); "
+        "print(sorted(m for m in ('airflow', 'httpx', 'pydantic', 'convox_provider.client') "
+        "if m in sys.modules))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    ).stdout
+    assert out.strip() == "[]"
+
+
+def test_runtime_providers_manager_resolves_the_hook() -> None:
+    from airflow.sdk.providers_manager_runtime import ProvidersManagerTaskRuntime
+
+    hook_info = ProvidersManagerTaskRuntime().hooks["convox"]
+    assert hook_info is not None
+    assert hook_info.hook_class_name == "convox_provider.hooks.convox.ConvoxHook"
+    assert hook_info.hook_name == "Convox"
+    assert hook_info.connection_id_attribute_name == "convox_conn_id"
+    assert hook_info.package_name == "airflow-provider-convox"
+    assert hook_info.connection_testable is True
+
+
+def test_ui_metadata_has_the_form() -> None:
+    from airflow.providers_manager import ProvidersManager
+
+    manager = ProvidersManager()
+    widgets = manager.connection_form_widgets
+    fields = {name: widgets[f"extra__convox__{name}"] for name in CONN_FIELDS}
+    for name, widget in fields.items():
+        assert widget.hook_class_name == "convox_provider.hooks.convox.ConvoxHook"
+        assert widget.field_name == name
+        assert widget.is_sensitive is False
+    assert fields["verify_ssl"].field["schema"]["type"] == ["boolean", "null"]
+    assert fields["verify_ssl"].field["value"] is True
+    assert fields["retry_on_500"].field["value"] is False
+    assert fields["timeout"].field["schema"]["type"] == ["number", "null"]
+    assert fields["timeout"].field["value"] == 30
+    assert fields["max_retries"].field["schema"]["type"] == ["integer", "null"]
+    assert fields["max_retries"].field["value"] == 3
+    assert fields["rack"].field["schema"]["title"] == "Rack"
+
+    behaviour = manager.field_behaviours["convox"]
+    assert set(behaviour["hidden_fields"]) == {"schema", "port", "login", "extra"}
+    assert behaviour["relabeling"]["password"] == "Deploy key or rack password"
+    assert behaviour["placeholders"]["extra__convox__rack"] == "acme/production"
+
+    (meta,) = [
+        m for m in manager.iter_connection_type_hook_ui_metadata() if m.connection_type == "convox"
+    ]
+    assert meta.hook_name == "Convox"
