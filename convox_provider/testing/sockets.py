@@ -87,7 +87,7 @@ async def _follow(
                 raise ConnectionResetError("client went away")
             await _pause(state, ws)
     finally:
-        reader.cancel()
+        await _stop(reader)
 
 
 def _tail(entries: list[LogEntry], tail: int | None) -> list[LogEntry]:
@@ -224,7 +224,7 @@ async def _pod_stream(
                 raise ConnectionResetError("client went away")
             await _pause(state, ws)
     finally:
-        reader.cancel()
+        await _stop(reader)
 
 
 async def process_logs(req: Request, ctx: Ctx, ws: WebSocket) -> None:
@@ -268,7 +268,7 @@ async def build_logs(req: Request, ctx: Ctx, ws: WebSocket) -> None:
                     raise ConnectionResetError("client went away")
                 await _pause(state, ws)
         finally:
-            reader.cancel()
+            await _stop(reader)
     parts = urlsplit(build.logs)
     if parts.scheme != "object":
         raise RackError(500, f"unable to read logs for build: {build_id}")
@@ -330,8 +330,14 @@ async def _run_interactive(
         if remaining > 0:
             await _sleep_unless_gone(ws, remaining)
     finally:
-        reader.cancel()
+        await _stop(reader)
     return result.exit_code
+
+
+async def _stop(task: asyncio.Task[None]) -> None:
+    """Cancel ``task`` and wait until it has let go of the socket (its reads must not overlap)."""
+    task.cancel()
+    await asyncio.wait([task])
 
 
 async def _sleep_unless_gone(ws: WebSocket, seconds: float) -> None:
