@@ -31,6 +31,7 @@ demo: env
 	$(BIN)/python -m convox_provider.demo
 
 bench: env
+	VIRTUAL_ENV=$(VENV) uv pip install --quiet -e '.[dev,bench]'
 	$(BIN)/python -m bench
 
 clean:

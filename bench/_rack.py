@@ -32,9 +32,23 @@ def emulator(*extra: str) -> Iterator[Rack]:
     """Run ``python -m convox_provider.testing`` on a free port until the block ends."""
     port = free_port()
     password = secrets.token_hex(16)
+    command = ["-m", "convox_provider.testing", "--port", str(port), "--password", password]
+    with _serving([*command, *extra], port) as url:
+        yield Rack(url, password)
+
+
+@contextmanager
+def canned_server() -> Iterator[Rack]:
+    """Run the canned-answer server of :mod:`bench._canned` (any password is accepted)."""
+    port = free_port()
+    with _serving(["-m", "bench._canned", str(port)], port, probe="/apps/bench") as url:
+        yield Rack(url, "canned-password")
+
+
+@contextmanager
+def _serving(args: list[str], port: int, probe: str = "/check") -> Iterator[str]:
     proc = subprocess.Popen(
-        [sys.executable, "-m", "convox_provider.testing", "--port", str(port),
-         "--password", password, *extra],
+        [sys.executable, *args],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
         env={**os.environ, "PYTHONUNBUFFERED": "1"},
@@ -44,7 +58,7 @@ def emulator(*extra: str) -> Iterator[Rack]:
         deadline = time.monotonic() + 15
         while True:
             try:
-                if httpx.get(f"{url}/check", timeout=1).status_code == 200:
+                if httpx.get(f"{url}{probe}", timeout=1).status_code == 200:
                     break
             except httpx.TransportError:
                 pass
@@ -52,7 +66,7 @@ def emulator(*extra: str) -> Iterator[Rack]:
                 err = proc.stderr.read().decode() if proc.stderr else ""
                 raise RuntimeError(f"emulator did not start: {err[-2000:]}")
             time.sleep(0.05)
-        yield Rack(url, password)
+        yield url
     finally:
         proc.terminate()
         try:
