@@ -51,9 +51,7 @@ def contenders(rack: Rack, loop: asyncio.AbstractEventLoop) -> dict[str, Callabl
     found: dict[str, Callable[[], float]] = {
         "raw httpx (sync)": lambda: _timed(lambda: raw.get(f"/apps/{APP}").json(), CALLS),
         "ConvoxClient": lambda: _timed(lambda: ours.apps.get(APP), CALLS),
-        "raw httpx (async)": lambda: _atimed(
-            loop, lambda: _ajson(araw, f"/apps/{APP}"), CALLS
-        ),
+        "raw httpx (async)": lambda: _atimed(loop, lambda: _ajson(araw, f"/apps/{APP}"), CALLS),
         "AsyncConvoxClient": lambda: _atimed(loop, lambda: aours.apps.get(APP), CALLS),
     }
     try:
@@ -61,7 +59,7 @@ def contenders(rack: Rack, loop: asyncio.AbstractEventLoop) -> dict[str, Callabl
 
         sdk = convox.ConvoxClient(host=rack.url, api_key=rack.password)
         found["official convox SDK"] = lambda: _timed(lambda: sdk.apps.get(APP), CALLS)
-    except Exception as exc:  # noqa: BLE001 - the baseline is optional
+    except Exception as exc:
         print(f"(official convox SDK not measured: {exc})")
     return found
 

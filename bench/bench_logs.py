@@ -4,7 +4,7 @@ Two servers, each in its own process so it never competes for the client's GIL:
 
 * a minimal in-bench WebSocket server that sends pre-encoded 32 KiB text frames of log lines,
   then the rack's empty binary end frame, as fast as the socket takes them: this measures the
-  client;
+  client; again with 1 KiB frames, where per-frame costs dominate;
 * the rack emulator serving a stored build log (128 MiB) in its own 32 KiB frames: this
   measures the pair, bounded by whichever is slower.
 
@@ -16,8 +16,6 @@ over the same in-bench stream gives the ceiling of the machine.
 from __future__ import annotations
 
 import asyncio
-import base64
-import hashlib
 import socket
 import statistics
 import subprocess
@@ -27,6 +25,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 import httpx
+from websockets.utils import accept_key
 
 from bench._rack import emulator, free_port
 
@@ -34,8 +33,8 @@ ROUNDS = 3
 OWN_MIB = 256
 EMULATOR_MIB = 128
 FRAME = 32 * 1024
+SMALL_FRAME = 1024
 MiB = 1024 * 1024
-_GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC11B3E"
 
 
 def _log_lines(size: int) -> bytes:
@@ -54,9 +53,10 @@ def _frame(opcode: int, payload: bytes) -> bytes:
     return head + payload
 
 
-def serve(port: int, mebibytes: int) -> None:
-    """The in-bench server: handshake, ``mebibytes`` of text frames, the end frame; forever."""
-    batch = _frame(0x1, _log_lines(FRAME)) * (MiB // FRAME)
+def serve(port: int, mebibytes: int, frame: int) -> None:
+    """The in-bench server: handshake, ``mebibytes`` of ``frame``-byte text frames, the end
+    frame; forever."""
+    batch = _frame(0x1, _log_lines(frame)) * (MiB // frame)
     end = _frame(0x2, b"")
     with socket.create_server(("127.0.0.1", port)) as listener:
         while True:
@@ -64,17 +64,22 @@ def serve(port: int, mebibytes: int) -> None:
             with conn:
                 request = b""
                 while b"\r\n\r\n" not in request:
-                    request += conn.recv(4096)
+                    data = conn.recv(4096)
+                    if not data:
+                        break
+                    request += data
+                if b"\r\n\r\n" not in request:
+                    continue  # a readiness probe
                 headers = dict(
                     line.split(b": ", 1) for line in request.split(b"\r\n")[1:] if b": " in line
                 )
                 key = {k.lower(): v for k, v in headers.items()}[b"sec-websocket-key"]
-                accept = base64.b64encode(hashlib.sha1(key + _GUID).digest())
+                accept = accept_key(key.decode()).encode()
                 conn.sendall(
                     b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
                     b"Connection: Upgrade\r\nSec-WebSocket-Accept: " + accept + b"\r\n\r\n"
                 )
-                raw = b"X-Raw" in headers or b"x-raw" in {k.lower() for k in headers}
+                raw = b"x-raw" in {k.lower() for k in headers}
                 for _ in range(mebibytes):
                     conn.sendall(batch)
                 conn.sendall(end)
@@ -84,11 +89,10 @@ def serve(port: int, mebibytes: int) -> None:
 
 
 @contextmanager
-def own_server(mebibytes: int) -> Iterator[str]:
+def own_server(mebibytes: int, frame: int = FRAME) -> Iterator[str]:
     port = free_port()
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "bench.bench_logs", "--serve", str(port), str(mebibytes)]
-    )
+    command = ["--serve", str(port), str(mebibytes), str(frame)]
+    proc = subprocess.Popen([sys.executable, "-m", "bench.bench_logs", *command])
     try:
         deadline = time.monotonic() + 10
         while True:
@@ -170,6 +174,10 @@ def main() -> None:
             record("raw recv, in-bench server", raw_ceiling(url))
             record("ConvoxClient, in-bench server", sync_rate(url, "pw", ("bench", "B1")))
             record("AsyncConvoxClient, in-bench server", async_rate(url, "pw", ("bench", "B1")))
+    with own_server(OWN_MIB // 4, SMALL_FRAME) as url:
+        for _ in range(ROUNDS):
+            record("ConvoxClient, 1 KiB frames", sync_rate(url, "pw", ("bench", "B1")))
+            record("AsyncConvoxClient, 1 KiB frames", async_rate(url, "pw", ("bench", "B1")))
     with emulator("--app", "bench") as rack:
         path = seed_build_log(rack.url, rack.password, EMULATOR_MIB)
         for _ in range(ROUNDS):
@@ -182,7 +190,7 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    if len(sys.argv) == 4 and sys.argv[1] == "--serve":
-        serve(int(sys.argv[2]), int(sys.argv[3]))
+    if len(sys.argv) == 5 and sys.argv[1] == "--serve":
+        serve(int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4]))
     else:
         main()

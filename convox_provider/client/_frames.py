@@ -47,6 +47,16 @@ class StreamDecoder:
 
     def feed(self, opcode: Opcode, data: bytes, fin: bool = True) -> bytes:
         """Take one data frame (text, binary or continuation); return output released by it."""
+        if (
+            opcode is Opcode.TEXT
+            and fin
+            and self._held is None
+            and not self._exec
+            and not data.startswith(_ERROR)
+            and not self.done
+        ):  # the common case, a complete text frame of a log stream
+            self.received += len(data)
+            return data
         out = self._feed(opcode, data, fin)
         self.received += len(out)
         return out

@@ -50,9 +50,10 @@ __all__ = [
 ]
 
 DEFAULT_LEVEL = 1
-"""gzip level. Level 1 keeps the archive ahead of ``tar -czf`` (gzip's level 6) on a mixed tree
-of source and binary files, for archives a few percent larger (bench/bench_upload.py): the
-upload of a source tree is bounded by compression, not by the network."""
+"""gzip level. On mixed trees (source files, logs, incompressible blobs; bench/bench_upload.py)
+level 1 takes about 0.65x the CPU time of ``tar -czf`` (GNU gzip, level 6) and 0.7x that of
+zlib at level 6, for an archive 2-3 % larger. Uploading a source tree is bound by compression
+far more often than by those few percent of bytes."""
 
 _READ_SIZE = 256 * 1024
 _CHUNK_SIZE = 256 * 1024

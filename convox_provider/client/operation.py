@@ -259,15 +259,14 @@ class Resource(Generic[D]):
         self._driver = driver
 
 
-class operation(Generic[P, T]):
-    """Declare an operation once; run it on whichever driver the resource is bound to.
+R = TypeVar("R")
 
-    The decorated method returns a :class:`Call` or a :data:`Flow`. It runs when the caller
-    calls the operation, so argument validation happens before anything is sent, even for the
-    async client (where it raises at call time, before the coroutine is awaited).
-    """
 
-    def __init__(self, build: Callable[Concatenate[Any, P], Call[T] | Flow[T]]) -> None:
+class _Declaration(Generic[P, R]):
+    """What :class:`operation` and :class:`stream_operation` share: a method declared once,
+    bound on first access to the resource's driver and cached on the resource."""
+
+    def __init__(self, build: Callable[Concatenate[Any, P], R]) -> None:
         self._build = build
         self._name = build.__name__
         self.__doc__ = build.__doc__
@@ -275,6 +274,30 @@ class operation(Generic[P, T]):
 
     def __set_name__(self, owner: type[Any], name: str) -> None:
         self._name = name
+
+    def _bind(self, obj: Resource[Any], run: Callable[[R], Any]) -> Callable[..., Any]:
+        build = self._build
+
+        @functools.wraps(build)
+        def bound(*args: Any, **kwargs: Any) -> Any:
+            return run(build(obj, *args, **kwargs))
+
+        # Cache on the instance: later lookups skip the descriptor entirely.
+        obj.__dict__[self._name] = bound
+        return bound
+
+    def describe(self, resource: Resource[Any], *args: Any, **kwargs: Any) -> R:
+        """Return what the operation would do without doing it (for tests and tooling)."""
+        return self._build(resource, *args, **kwargs)
+
+
+class operation(_Declaration[P, "Call[T] | Flow[T]"], Generic[P, T]):
+    """Declare an operation once; run it on whichever driver the resource is bound to.
+
+    The decorated method returns a :class:`Call` or a :data:`Flow`. It runs when the caller
+    calls the operation, so argument validation happens before anything is sent, even for the
+    async client (where it raises at call time, before the coroutine is awaited).
+    """
 
     @overload
     def __get__(self, obj: None, owner: type[Any] | None = None) -> operation[P, T]: ...
@@ -292,23 +315,10 @@ class operation(Generic[P, T]):
     def __get__(self, obj: Resource[Any] | None, owner: type[Any] | None = None) -> Any:
         if obj is None:
             return self
-        execute = obj._driver.execute
-        build = self._build
-
-        @functools.wraps(build)
-        def bound(*args: Any, **kwargs: Any) -> Any:
-            return execute(build(obj, *args, **kwargs))
-
-        # Cache on the instance: later lookups skip the descriptor entirely.
-        obj.__dict__[self._name] = bound
-        return bound
-
-    def describe(self, resource: Resource[Any], *args: Any, **kwargs: Any) -> Call[T] | Flow[T]:
-        """Return what the operation would do without running it (for tests and tooling)."""
-        return self._build(resource, *args, **kwargs)
+        return self._bind(obj, obj._driver.execute)
 
 
-class stream_operation(Generic[P]):
+class stream_operation(_Declaration[P, StreamSpec]):
     """Declare a WebSocket stream once; iterate its output on either client.
 
     The decorated method returns a :class:`StreamSpec`. Called on a sync resource the operation
@@ -316,15 +326,6 @@ class stream_operation(Generic[P]):
     are validated at call time, the connection opens on the first ``next``. Leaving the loop
     early closes the connection (for the async iterator: ``contextlib.aclosing``).
     """
-
-    def __init__(self, build: Callable[Concatenate[Any, P], StreamSpec]) -> None:
-        self._build = build
-        self._name = build.__name__
-        self.__doc__ = build.__doc__
-        self.__wrapped__ = build
-
-    def __set_name__(self, owner: type[Any], name: str) -> None:
-        self._name = name
 
     @overload
     def __get__(self, obj: None, owner: type[Any] | None = None) -> stream_operation[P]: ...
@@ -344,16 +345,4 @@ class stream_operation(Generic[P]):
             return self
         from convox_provider.client.websocket import open_stream  # noqa: PLC0415 - imports us
 
-        driver = obj._driver
-        build = self._build
-
-        @functools.wraps(build)
-        def bound(*args: Any, **kwargs: Any) -> Any:
-            return open_stream(driver, build(obj, *args, **kwargs))
-
-        obj.__dict__[self._name] = bound
-        return bound
-
-    def describe(self, resource: Resource[Any], *args: Any, **kwargs: Any) -> StreamSpec:
-        """Return the stream the operation would open, without opening it."""
-        return self._build(resource, *args, **kwargs)
+        return self._bind(obj, functools.partial(open_stream, obj._driver))

@@ -1,8 +1,8 @@
 """WebSocket streams of the rack: logs, build logs, exec (convox-api.md §6).
 
 The handshake and the framing run on ``websockets``' sans-I/O :class:`ClientProtocol`, driven by
-a blocking socket for :class:`~convox_provider.client.transport.SyncDriver` and by asyncio
-streams for :class:`~convox_provider.client.transport.AsyncDriver`. The library's high-level
+a blocking socket for :class:`~convox_provider.client.transport.SyncDriver` and by an asyncio
+protocol for :class:`~convox_provider.client.transport.AsyncDriver`. The library's high-level
 clients are not used: they decode text frames as UTF-8 (the rack's frames are raw bytes split at
 arbitrary points, §6.3) and hide the frame type, which is how the end of a stream is told
 (an empty *binary* frame). What the frames mean is decided once, in
@@ -15,13 +15,14 @@ expected (the rack only answers pings while it reads, which it does not on log r
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import functools
 import os
 import socket
 import ssl
 from collections.abc import AsyncGenerator, AsyncIterable, AsyncIterator, Iterable, Iterator
-from typing import TYPE_CHECKING, overload
+from typing import TYPE_CHECKING, cast, overload
 
 import certifi
 import httpx
@@ -29,7 +30,6 @@ from websockets.client import ClientProtocol
 from websockets.exceptions import InvalidStatus
 from websockets.frames import Frame, Opcode
 from websockets.http11 import Response
-from websockets.protocol import State
 from websockets.uri import parse_uri
 
 from convox_provider.client._frames import LineDecoder, StreamDecoder
@@ -114,6 +114,7 @@ class _Connection:
         self.uri = parse_uri(self.url)
         self.protocol = ClientProtocol(self.uri, max_size=(None, _MAX_FRAME))
         self.decoder = StreamDecoder(exit_code=spec.exit_code)
+        self.open = False  # the server accepted the upgrade
 
     @property
     def address(self) -> tuple[str, int]:
@@ -122,10 +123,6 @@ class _Connection:
     @property
     def tls(self) -> ssl.SSLContext | None:
         return _ssl_context(self.driver.config.verify) if self.uri.secure else None
-
-    @property
-    def open(self) -> bool:
-        return self.protocol.state is not State.CONNECTING
 
     @property
     def finished(self) -> bool:
@@ -158,22 +155,30 @@ class _Connection:
             self.protocol.receive_data(data)
         else:
             self.protocol.receive_eof()
-        out = bytearray()
+        out: list[bytes] = []
+        feed = self.decoder.feed
         for event in self.protocol.events_received():
-            if isinstance(event, Response):
-                self._handshake(event)
-            elif isinstance(event, Frame) and not self.decoder.done:
+            if type(event) is Frame:
+                if self.decoder.done:
+                    continue
                 if event.opcode is Opcode.CLOSE:
                     self.decoder.connection_lost()
-                out += self.decoder.feed(event.opcode, bytes(event.data), event.fin)
-        if not self.open:
-            if self.protocol.handshake_exc is not None:
-                raise ConvoxConnectionError(
-                    f"WebSocket {self.url}: handshake failed: {self.protocol.handshake_exc}"
+                payload = event.data
+                chunk = feed(
+                    event.opcode, payload if type(payload) is bytes else bytes(payload), event.fin
                 )
+                if chunk:
+                    out.append(chunk)
+            elif isinstance(event, Response):
+                self._handshake(event)
+        if not self.open:
             if not data:
                 raise ConvoxConnectionError(
                     f"WebSocket {self.url}: the connection closed during the handshake"
+                )
+            if self.protocol.handshake_exc is not None:
+                raise ConvoxConnectionError(
+                    f"WebSocket {self.url}: handshake failed: {self.protocol.handshake_exc}"
                 )
         elif not data:
             self.decoder.connection_lost()
@@ -181,11 +186,12 @@ class _Connection:
             raise ConvoxConnectionError(
                 f"WebSocket {self.url}: invalid data from the server: {self.protocol.parser_exc}"
             ) from self.protocol.parser_exc
-        return bytes(out)
+        return out[0] if len(out) == 1 else b"".join(out)
 
     def _handshake(self, response: Response) -> None:
         error = self.protocol.handshake_exc
         if error is None:
+            self.open = True
             self._send_stdin()
             return
         if not isinstance(error, InvalidStatus):
@@ -216,7 +222,8 @@ class _Connection:
     def failure(self, exc: BaseException) -> ConvoxConnectionError:
         """A network error as a Convox error naming the stream (never its headers)."""
         if isinstance(exc, (socket.timeout, asyncio.TimeoutError, TimeoutError)):
-            return ConvoxTimeoutError(f"WebSocket {self.url} timed out before the handshake")
+            when = "during the stream" if self.open else "before the handshake"
+            return ConvoxTimeoutError(f"WebSocket {self.url} timed out {when}")
         return ConvoxConnectionError(f"WebSocket {self.url} failed: {exc or type(exc).__name__}")
 
 
@@ -273,45 +280,118 @@ def _sync_iterator(driver: SyncDriver, conn: _Connection) -> Iterator[bytes]:
 # -- async I/O ----------------------------------------------------------------------------------
 
 
+class _Receiver(asyncio.Protocol):
+    """asyncio side of one stream: feeds received bytes to the connection as they arrive and
+    queues its output (reading pauses while more than 4 MiB waits for the consumer)."""
+
+    _HIGH = 4 * 1024 * 1024
+    _LOW = 1024 * 1024
+
+    def __init__(self, conn: _Connection) -> None:
+        self.conn = conn
+        self.transport: asyncio.Transport | None = None
+        self.output: collections.deque[bytes] = collections.deque()
+        self.queued = 0
+        self.paused = False
+        self.error: BaseException | None = None
+        self.waiter: asyncio.Future[None] | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = cast(asyncio.Transport, transport)
+
+    def data_received(self, data: bytes) -> None:
+        self._feed(data)
+
+    def eof_received(self) -> bool:
+        self._feed(b"")
+        return False
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if not self.conn.finished and self.error is None:
+            self._feed(b"")
+        self._wake()
+
+    def _feed(self, data: bytes) -> None:
+        if self.error is not None or self.conn.finished:
+            return
+        try:
+            out = self.conn.receive(data)
+        except BaseException as exc:  # raised to the consumer after the output before it
+            self.error = exc
+        else:
+            self.send(self.conn.outgoing())
+            if out:
+                self.output.append(out)
+                self.queued += len(out)
+                if self.queued > self._HIGH and not self.paused and self.transport is not None:
+                    self.transport.pause_reading()
+                    self.paused = True
+        self._wake()
+
+    def send(self, data: bytes) -> None:
+        if data and self.transport is not None and not self.transport.is_closing():
+            self.transport.write(data)
+
+    def take(self) -> bytes:
+        chunk = self.output.popleft()
+        self.queued -= len(chunk)
+        if self.paused and self.queued < self._LOW and self.transport is not None:
+            self.transport.resume_reading()
+            self.paused = False
+        return chunk
+
+    def _wake(self) -> None:
+        if self.waiter is not None and not self.waiter.done():
+            self.waiter.set_result(None)
+
+    async def wait(self, timeout: float | None) -> bool:
+        """Wait for news from the connection; False after ``timeout`` seconds of silence."""
+        self.waiter = asyncio.get_running_loop().create_future()
+        try:
+            await asyncio.wait_for(self.waiter, timeout)
+        except asyncio.TimeoutError:
+            return False
+        finally:
+            self.waiter = None
+        return True
+
+
 async def _async_chunks(driver: AsyncDriver, conn: _Connection) -> AsyncGenerator[bytes, None]:
     await driver.execute(console_session(driver, conn.spec.path))
     timeout = driver.config.timeout
     host, port = conn.address
+    loop = asyncio.get_running_loop()
     try:
-        reader, writer = await asyncio.wait_for(
-            asyncio.open_connection(
+        transport, receiver = await asyncio.wait_for(
+            loop.create_connection(
+                lambda: _Receiver(conn),
                 host,
                 port,
                 ssl=conn.tls,
                 server_hostname=host if conn.tls is not None else None,
-                limit=_READ_SIZE * 4,
             ),
             timeout,
         )
-    except OSError as exc:
-        raise conn.failure(exc) from exc
-    except asyncio.TimeoutError as exc:
-        raise conn.failure(exc) from exc
-    try:
-        writer.write(conn.start())
-        while not conn.finished:
-            try:
-                data = await asyncio.wait_for(
-                    reader.read(_READ_SIZE), PING_INTERVAL if conn.open else timeout
-                )
-            except asyncio.TimeoutError:
-                if not conn.open:
-                    raise
-                writer.write(conn.ping())
-                continue
-            out = conn.receive(data)
-            writer.write(conn.outgoing())
-            if out:
-                yield out
     except (OSError, asyncio.TimeoutError) as exc:
         raise conn.failure(exc) from exc
+    try:
+        receiver.send(conn.start())
+        while True:
+            if receiver.output:
+                yield receiver.take()
+            elif receiver.error is not None:
+                error = receiver.error
+                if isinstance(error, OSError):
+                    raise conn.failure(error) from error
+                raise error
+            elif conn.finished:
+                return
+            elif not await receiver.wait(PING_INTERVAL if conn.open else timeout):
+                if not conn.open:
+                    raise conn.failure(asyncio.TimeoutError())
+                receiver.send(conn.ping())
     finally:
-        writer.close()
+        transport.close()
 
 
 async def run_async(driver: AsyncDriver, effect: Stream) -> StreamResult:

@@ -295,7 +295,12 @@ def _describe(client: Any, group: str, name: str, *args: Any, **kwargs: Any) -> 
     ("group", "name", "args", "kwargs"),
     [
         ("processes", "run_detached", ("myapp", "web"), {"environment": {"TOKEN": SECRET}}),
-        ("processes", "run_detached", ("myapp", "web"), {"command": f"psql postgres://u:{SECRET}@db"}),
+        (
+            "processes",
+            "run_detached",
+            ("myapp", "web"),
+            {"command": f"psql postgres://u:{SECRET}@db"},
+        ),
         ("releases", "create", ("myapp",), {"env": {"TOKEN": SECRET}}),
         ("releases", "create", ("myapp",), {"env": f"TOKEN={SECRET}"}),
         ("registries", "add", ("ghcr.io", "bot", SECRET), {}),
@@ -316,7 +321,9 @@ async def test_run_environment_reaches_the_header_but_never_an_error(rack) -> No
     rack.reply(500, json={"error": "could not start pod"}, headers={"request-id": "0123456789ab"})
 
     with pytest.raises(ConvoxServerError) as caught:
-        await rack(lambda c: c.processes.run_detached("myapp", "web", environment={"TOKEN": SECRET}))
+        await rack(
+            lambda c: c.processes.run_detached("myapp", "web", environment={"TOKEN": SECRET})
+        )
 
     assert rack.options["environment"] == f"TOKEN={SECRET}"
     assert SECRET not in str(caught.value)
@@ -325,7 +332,9 @@ async def test_run_environment_reaches_the_header_but_never_an_error(rack) -> No
 
 async def test_bad_environment_errors_name_keys_not_values(rack) -> None:
     with pytest.raises(ConvoxInputError) as caught:
-        await rack(lambda c: c.processes.run_detached("myapp", "web", environment={"A": SECRET, "B": 3}))
+        await rack(
+            lambda c: c.processes.run_detached("myapp", "web", environment={"A": SECRET, "B": 3})
+        )
     assert SECRET not in str(caught.value)
 
     with pytest.raises(ConvoxInputError) as caught:

@@ -121,7 +121,10 @@ REFUSED = {
         "line break",
     ),
     "release env key with '='": (lambda c: c.releases.create("a", env={"A=B": "1"}), "'='"),
-    "promote force not a bool": (lambda c: c.releases.submit_promote("a", "R1", force=None), "force"),
+    "promote force not a bool": (
+        lambda c: c.releases.submit_promote("a", "R1", force=None),
+        "force",
+    ),
     "count together with a range": (
         lambda c: c.services.update("a", "web", count=2, max=4),
         "either count or min/max",
@@ -153,7 +156,10 @@ REFUSED = {
         lambda c: c.processes.run_detached("a", "web", node_labels={"a": "b,c"}),
         "node_labels",
     ),
-    "run argv with a non-str": (lambda c: c.processes.run_detached("a", "web", command=["ls", 1]), "str"),
+    "run argv with a non-str": (
+        lambda c: c.processes.run_detached("a", "web", command=["ls", 1]),
+        "str",
+    ),
     "registry server with '//'": (
         lambda c: c.registries.remove("https://index.docker.io/v1/"),
         "cannot be routed",

@@ -36,6 +36,7 @@ from convox_provider.client.errors import (
     ConvoxInputError,
     ConvoxNotFoundError,
     ConvoxStreamError,
+    ConvoxTimeoutError,
 )
 from convox_provider.client.operation import Flow, StreamSpec, stream
 from convox_provider.client.resources.streams import (
@@ -386,6 +387,36 @@ async def test_refused_handshake_is_a_typed_api_error(
     if body.startswith("{"):
         assert caught.value.message == "invalid authentication"  # type: ignore[attr-defined]
     assert KEY not in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    ("answer", "message"),
+    [
+        (b"SSH-2.0-OpenSSH_9.6\r\n", "handshake failed"),
+        (b"", "closed during the handshake"),
+    ],
+)
+async def test_a_server_that_does_not_speak_http_is_a_connection_error(
+    kind: str, answer: bytes, message: str
+) -> None:
+    def script(peer: Peer) -> None:
+        peer.handshake()
+        peer.sock.sendall(answer)
+        peer.sock.shutdown(socket.SHUT_RDWR)
+
+    async with serve(kind, script) as (_, client):
+        with pytest.raises(ConvoxConnectionError, match=message):
+            await collect(AppLogs(driver(client)).logs("myapp", follow=False))
+
+
+async def test_a_silent_server_times_out_before_the_handshake(kind: str) -> None:
+    def script(peer: Peer) -> None:
+        peer.handshake()
+        peer.listen(0.5)  # never answers
+
+    async with serve(kind, script, timeout=0.3) as (_, client):
+        with pytest.raises(ConvoxTimeoutError, match="timed out before the handshake"):
+            await collect(AppLogs(driver(client)).logs("myapp", follow=False))
 
 
 async def test_connection_refused_is_a_connection_error(kind: str) -> None:

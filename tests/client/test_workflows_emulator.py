@@ -291,9 +291,7 @@ class TestRun:
         flows = make_flows(convox_rack, "async")
         try:
             with pytest.raises(asyncio.TimeoutError):
-                await asyncio.wait_for(
-                    flows.processes.run("demo", "web", "sleep 30", **FAST), 0.5
-                )
+                await asyncio.wait_for(flows.processes.run("demo", "web", "sleep 30", **FAST), 0.5)
         finally:
             await _close(flows.client)
         assert convox_rack.requests.count("GET", "/apps/demo/processes/*/exec") == 1

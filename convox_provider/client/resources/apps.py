@@ -18,6 +18,7 @@ from convox_provider.client.operation import (
     parse_ok,
 )
 from convox_provider.client.resources._common import app_path, hidden, pairs, whole_numbers
+from convox_provider.client.resources.streams import AppLogs
 from convox_provider.client.workflows.waits import AppWorkflows
 
 __all__ = ["Apps"]
@@ -27,7 +28,7 @@ def _config_path(app: str, name: str) -> str:
     return app_path(app, "configs", segment(name, kind="config name"))
 
 
-class Apps(AppWorkflows[D]):
+class Apps(AppWorkflows[D], AppLogs[D]):
     """``client.apps``.
 
     Not offered: ``metrics`` (501 ``unimplemented`` on the generic Kubernetes provider,

@@ -28,6 +28,7 @@ from convox_provider.client.resources._common import (
     pairs,
     raw_body,
 )
+from convox_provider.client.resources.streams import BuildLogs
 from convox_provider.client.workflows.builds import BuildWorkflows
 
 __all__ = ["Builds"]
@@ -39,7 +40,7 @@ def _build_path(app: str, build_id: str, *rest: str, suffix: str = "") -> str:
     return app_path(app, "builds", segment(build_id, kind="build id") + suffix, *rest)
 
 
-class Builds(BuildWorkflows[D]):
+class Builds(BuildWorkflows[D], BuildLogs[D]):
     """``client.builds``."""
 
     @operation

@@ -22,6 +22,7 @@ from convox_provider.client.operation import (
     parse_ok,
 )
 from convox_provider.client.resources._common import app_path, header_pairs, pairs, whole_numbers
+from convox_provider.client.resources.streams import ProcessStreams
 from convox_provider.client.workflows.run import ProcessWorkflows
 
 __all__ = ["Processes"]
@@ -54,7 +55,7 @@ def _node_labels(labels: Mapping[str, str] | None) -> str | None:
     return encode_list([f"{key}={value}" for key, value in labels.items()], name="node_labels")
 
 
-class Processes(ProcessWorkflows[D]):
+class Processes(ProcessWorkflows[D], ProcessStreams[D]):
     """``client.processes``."""
 
     @operation

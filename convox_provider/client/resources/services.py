@@ -9,6 +9,7 @@ from convox_provider.client.errors import ConvoxInputError
 from convox_provider.client.models import Service
 from convox_provider.client.operation import Call, D, operation, parse_list, parse_ok
 from convox_provider.client.resources._common import app_path, pairs, whole_numbers
+from convox_provider.client.resources.streams import ServiceLogs
 from convox_provider.client.workflows.scale import ServiceWorkflows
 
 __all__ = ["Services"]
@@ -18,7 +19,7 @@ def _service_path(app: str, name: str, *rest: str) -> str:
     return app_path(app, "services", segment(name, kind="service name"), *rest)
 
 
-class Services(ServiceWorkflows[D]):
+class Services(ServiceWorkflows[D], ServiceLogs[D]):
     """``client.services``."""
 
     @operation

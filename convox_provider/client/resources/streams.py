@@ -31,8 +31,7 @@ __all__ = ["AppLogs", "BuildLogs", "ProcessStreams", "ServiceLogs"]
 Duration = timedelta | int | float | str
 
 
-def _log_headers(
-    *,
+def _log_headers(  # noqa: PLR0917 - positional, in the order of the headers
     follow: bool,
     since: Duration | None,
     prefix: bool | None,
@@ -82,15 +81,7 @@ class AppLogs(Resource[D]):
         """
         return StreamSpec(
             app_path(app, "logs"),
-            _log_headers(
-                follow=follow,
-                since=since,
-                prefix=prefix,
-                filter=filter,
-                tail=tail,
-                previous=previous,
-                max_log_requests=max_log_requests,
-            ),
+            _log_headers(follow, since, prefix, filter, tail, previous, max_log_requests),
         )
 
 
@@ -117,15 +108,7 @@ class ServiceLogs(Resource[D]):
         """
         return StreamSpec(
             app_path(app, "services", segment(service, kind="service name"), "logs"),
-            _log_headers(
-                follow=follow,
-                since=since,
-                prefix=prefix,
-                filter=None,
-                tail=tail,
-                previous=previous,
-                max_log_requests=max_log_requests,
-            ),
+            _log_headers(follow, since, prefix, None, tail, previous, max_log_requests),
         )
 
 
@@ -181,15 +164,7 @@ class ProcessStreams(Resource[D]):
         """
         return StreamSpec(
             app_path(app, "processes", segment(pid, kind="process id"), "logs"),
-            _log_headers(
-                follow=follow,
-                since=since,
-                prefix=prefix,
-                filter=None,
-                tail=tail,
-                previous=previous,
-                max_log_requests=None,
-            ),
+            _log_headers(follow, since, prefix, None, tail, previous, None),
         )
 
     @operation

@@ -17,7 +17,6 @@ from convox_provider.client.archive import ArchiveEvent, SourceArchive, upload
 from convox_provider.client.encoding import object_key, segment
 from convox_provider.client.errors import (
     ConvoxBuildFailedError,
-    ConvoxConnectionError,
     ConvoxError,
     ConvoxNotFoundError,
     ConvoxStreamError,
@@ -91,7 +90,11 @@ class _BuildLog:
         try:
             spec = _routes.build_logs().logs.describe(self.resource, self.app, self.build_id)
             yield from stream(spec, on_data)
-        except (ConvoxStreamError, ConvoxConnectionError) as exc:
+        except ConvoxError as exc:
+            # A transient answer to the handshake (502 from a proxy) is no worse than a broken
+            # stream: the poll decides.
+            if not (isinstance(exc, ConvoxStreamError) or is_transient(exc)):
+                raise
             if isinstance(exc, ConvoxStreamError):
                 self.error = str(exc)
             emit(on_event, StreamInterrupted(f"build {self.build_id} logs", str(exc)))

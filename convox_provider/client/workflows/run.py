@@ -215,8 +215,8 @@ class ProcessWorkflows(Resource[D]):
 
         As ``convox run`` (§7.6): a pod running ``sleep <timeout>`` is started (``timeout`` in
         seconds bounds the command's run time; ``release``, ``environment`` and the sizing
-        options as for ``processes.run_detached``), polled every ``poll_interval`` seconds until it reads
-        ``running`` twice (``start_timeout`` seconds at most; unlike the CLI, a pod that
+        options as for ``processes.run_detached``), polled every ``poll_interval`` seconds until
+        it reads ``running`` twice (``start_timeout`` seconds at most; unlike the CLI, a pod that
         crashes, fails or vanishes fails at once), then ``command`` (a str split shell-style by
         the rack, or a list quoted for it) is exec'd with ``Tty: false`` and no stdin, with the
         image entrypoint unless ``entrypoint=False``. Output (stdout and stderr merged, raw
