@@ -172,10 +172,14 @@ class Stream:
     The result is a :class:`StreamResult`. An ``ERROR:`` end frame raises
     :class:`~convox_provider.client.errors.ConvoxStreamError`; a connection that closes before
     the end frame raises :class:`~convox_provider.client.errors.ConvoxConnectionError`.
+    ``timeout`` (seconds) bounds how long the stream may run: past it the stream is closed and
+    :class:`~convox_provider.client.errors.ConvoxWaitTimeoutError` raised. It is checked as
+    output arrives and, on a silent stream, at every keep-alive ping (5 s).
     """
 
     spec: StreamSpec
     on_data: Callable[[bytes], None]
+    timeout: float | None = None
 
 
 Effect: TypeAlias = Call[Any] | Sleep | Now | Stream | Any
@@ -198,9 +202,11 @@ def now() -> Flow[float]:
     return cast(float, (yield Now()))
 
 
-def stream(spec: StreamSpec, on_data: Callable[[bytes], None]) -> Flow[StreamResult]:
+def stream(
+    spec: StreamSpec, on_data: Callable[[bytes], None], *, timeout: float | None = None
+) -> Flow[StreamResult]:
     """Inside a flow: ``result = yield from stream(spec, on_data)``, typed."""
-    return cast(StreamResult, (yield Stream(spec, on_data)))
+    return cast(StreamResult, (yield Stream(spec, on_data, timeout)))
 
 
 # -- response parsers ---------------------------------------------------------------------------

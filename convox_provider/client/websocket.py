@@ -21,7 +21,15 @@ import functools
 import os
 import socket
 import ssl
-from collections.abc import AsyncGenerator, AsyncIterable, AsyncIterator, Iterable, Iterator
+import time
+from collections.abc import (
+    AsyncGenerator,
+    AsyncIterable,
+    AsyncIterator,
+    Generator,
+    Iterable,
+    Iterator,
+)
 from typing import TYPE_CHECKING, cast, overload
 
 import certifi
@@ -38,6 +46,7 @@ from convox_provider.client.errors import (
     ConvoxAuthError,
     ConvoxConnectionError,
     ConvoxTimeoutError,
+    ConvoxWaitTimeoutError,
 )
 from convox_provider.client.operation import (
     Call,
@@ -230,7 +239,7 @@ class _Connection:
 # -- sync I/O -----------------------------------------------------------------------------------
 
 
-def _sync_chunks(driver: SyncDriver, conn: _Connection) -> Iterator[bytes]:
+def _sync_chunks(driver: SyncDriver, conn: _Connection) -> Generator[bytes, None, None]:
     driver.execute(console_session(driver, conn.spec.path))
     timeout = driver.config.timeout
     try:
@@ -248,6 +257,7 @@ def _sync_chunks(driver: SyncDriver, conn: _Connection) -> Iterator[bytes]:
                 if not conn.open:
                     raise
                 sock.sendall(conn.ping())
+                yield b""  # a tick: the consumer may check its deadline on a silent stream
                 continue
             was_open = conn.open
             out = conn.receive(data)
@@ -267,14 +277,39 @@ def _sync_chunks(driver: SyncDriver, conn: _Connection) -> Iterator[bytes]:
 def run_sync(driver: SyncDriver, effect: Stream) -> StreamResult:
     """Perform a :class:`Stream` effect on the sync driver."""
     conn = _Connection(driver, effect.spec)
-    for chunk in _sync_chunks(driver, conn):
-        effect.on_data(chunk)
+    deliver = _Delivery(effect, conn)
+    chunks = _sync_chunks(driver, conn)
+    try:
+        for chunk in chunks:
+            deliver(chunk)
+    finally:
+        chunks.close()
     return conn.result()
 
 
 def _sync_iterator(driver: SyncDriver, conn: _Connection) -> Iterator[bytes]:
-    yield from _sync_chunks(driver, conn)
+    for chunk in _sync_chunks(driver, conn):
+        if chunk:
+            yield chunk
     conn.result()
+
+
+class _Delivery:
+    """Hands a stream's output to its effect's ``on_data`` and enforces its ``timeout``."""
+
+    def __init__(self, effect: Stream, conn: _Connection) -> None:
+        self.on_data = effect.on_data
+        self.timeout = effect.timeout
+        self.path = conn.spec.path
+        self.deadline = None if effect.timeout is None else time.monotonic() + effect.timeout
+
+    def __call__(self, chunk: bytes) -> None:
+        if chunk:
+            self.on_data(chunk)
+        if self.deadline is not None and time.monotonic() > self.deadline:
+            raise ConvoxWaitTimeoutError(
+                f"the stream {self.path} was still open after {self.timeout:g}s; closed it"
+            )
 
 
 # -- async I/O ----------------------------------------------------------------------------------
@@ -390,6 +425,7 @@ async def _async_chunks(driver: AsyncDriver, conn: _Connection) -> AsyncGenerato
                 if not conn.open:
                     raise conn.failure(asyncio.TimeoutError())
                 receiver.send(conn.ping())
+                yield b""  # a tick: the consumer may check its deadline on a silent stream
     finally:
         transport.close()
 
@@ -397,10 +433,11 @@ async def _async_chunks(driver: AsyncDriver, conn: _Connection) -> AsyncGenerato
 async def run_async(driver: AsyncDriver, effect: Stream) -> StreamResult:
     """Perform a :class:`Stream` effect on the async driver."""
     conn = _Connection(driver, effect.spec)
+    deliver = _Delivery(effect, conn)
     chunks = _async_chunks(driver, conn)
     async with contextlib.aclosing(chunks):
         async for chunk in chunks:
-            effect.on_data(chunk)
+            deliver(chunk)
     return conn.result()
 
 
@@ -408,7 +445,8 @@ async def _async_iterator(driver: AsyncDriver, conn: _Connection) -> AsyncIterat
     chunks = _async_chunks(driver, conn)
     async with contextlib.aclosing(chunks):
         async for chunk in chunks:
-            yield chunk
+            if chunk:
+                yield chunk
     conn.result()
 
 

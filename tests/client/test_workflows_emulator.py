@@ -111,6 +111,35 @@ async def deploy(flows: Flows, source: Path) -> Build:
 
 
 class TestBuild:
+    async def test_following_the_log_of_a_build_stops_at_the_wait_timeout(
+        self,
+        convox_rack_factory: Any,
+        kind: str,
+        source: Path,
+        monkeypatch: pytest.MonkeyPatch,
+    ) -> None:
+        import time
+
+        from convox_provider.client import websocket
+        from convox_provider.client.errors import ConvoxWaitTimeoutError
+
+        monkeypatch.setattr(websocket, "PING_INTERVAL", 0.05)  # ticks of a silent stream
+        rack = convox_rack_factory(timing=Timing(build=60.0))
+        rack.create_app("demo")
+        flows = make_flows(rack, kind)
+        started = time.monotonic()
+        try:
+            with pytest.raises(ConvoxWaitTimeoutError):
+                await flows(
+                    lambda f: f.builds.build_from_directory(
+                        "demo", source, follow_logs=True, timeout=0.5, **FAST
+                    )
+                )
+        finally:
+            await _close(flows.client)
+        assert time.monotonic() - started < 10  # not the build's 60 s
+        assert rack.builds("demo")[0]["status"] == "running"
+
     async def test_build_from_directory_streams_its_logs_and_completes(
         self, flows: Flows, convox_rack: RackEmulator, source: Path
     ) -> None:

@@ -72,12 +72,13 @@ class _BuildLog:
         self.tail = bytearray()
         self.error: str | None = None
 
-    def read(self, on_event: EventCallback | None) -> Flow[None]:
+    def read(self, on_event: EventCallback | None, *, timeout: float | None = None) -> Flow[None]:
         """Flow: stream the log, passing on only the bytes beyond those already delivered.
 
         A stream that breaks, or ends with an ``ERROR:`` frame, is reported, not raised: the
         build status decides. A failed build's stored log ends with ``ERROR: <reason>``, which
         cannot be told from the server's error frame (§6.5); it is kept for the failure report.
+        ``timeout`` bounds a live stream (the build's own deadline): past it the wait fails.
         """
         skip, seen = self.delivered, 0
 
@@ -89,7 +90,7 @@ class _BuildLog:
 
         try:
             spec = _routes.build_logs().logs.describe(self.resource, self.app, self.build_id)
-            yield from stream(spec, on_data)
+            yield from stream(spec, on_data, timeout=timeout)
         except ConvoxError as exc:
             # A transient answer to the handshake (502 from a proxy) is no worse than a broken
             # stream: the poll decides.
@@ -222,7 +223,8 @@ def follow_build(
     deadline = yield from Deadline.start(timeout)
     log = _BuildLog(resource, app, build_id, on_output if follow_logs else None)
     if follow_logs:
-        yield from log.read(on_event)
+        remaining = yield from deadline.remaining()
+        yield from log.read(on_event, timeout=remaining)
     ended = yield from _until_ended(
         resource,
         app,
