@@ -81,6 +81,16 @@ def manifest_service(req: Request, ctx: Ctx) -> Response:
     return Response.json(ctx.state.manifest_service(req.params["app"], req.params["service"]))
 
 
+def budget_get(req: Request, ctx: Ctx) -> Response:
+    """No budget is ever configured here: ``{"config": null, "state": null}`` like a real rack.
+
+    The CLI's ``ps``, ``scale`` and ``services`` fetch this and print an error line on stderr
+    when it fails (*pkg/cli/budget_status.go*).
+    """
+    ctx.state.app_get(req.params["app"])
+    return Response.json({"config": None, "state": None})
+
+
 def balancer_list(req: Request, ctx: Ctx) -> Response:
     ctx.state.app_get(req.params["app"])
     return Response.json([])
@@ -580,7 +590,7 @@ def http_routes(sockets: dict[str, Route]) -> list[Route]:
         r("GET", "/apps/{name}/metrics", _unimplemented),
         r("GET", "/apps/{app}/metrics-by-service", metrics_by_service),
         r("PUT", "/apps/{name}", app_update),
-        r("GET", "/apps/{app}/budget", _unimplemented),
+        r("GET", "/apps/{app}/budget", budget_get),
         r("POST", "/apps/{app}/budget", _unimplemented),
         r("DELETE", "/apps/{app}/budget", _unimplemented),
         r("POST", "/apps/{app}/budget/reset", _unimplemented),

@@ -529,7 +529,7 @@ class RackState:
         lines = (
             list(logs)
             if logs is not None
-            else self._default_build_lines(build, manifest_text, source_error)
+            else self._default_build_lines(build, manifest_text, source_error, failing=bool(fail))
         )
         if reason:
             lines.append(f"ERROR: {reason}")
@@ -571,8 +571,9 @@ class RackState:
         self._at(start + duration, finish)
 
     def _default_build_lines(
-        self, build: Build, manifest_text: str | None, error: str | None
+        self, build: Build, manifest_text: str | None, error: str | None, *, failing: bool
     ) -> list[str]:
+        """A failing build stops inside its first service: no push, no ``Build complete``."""
         lines = ["Building: ."]
         if error or manifest_text is None:
             return lines
@@ -582,8 +583,11 @@ class RackState:
             services = []
         for service in services:
             lines.append(f"Building service: {service}")
+            if failing:
+                return lines
             lines.append(f"Pushing: {self.registry(build.app)}:{service}.{build.id}")
-        lines.append(f"Build complete: {build.id}")
+        if not failing:
+            lines.append(f"Build complete: {build.id}")
         return lines
 
     def registry(self, app: str) -> str:

@@ -25,6 +25,8 @@ from .conftest import MANIFEST
 
 MARKER = b"F1E49A85-0AD7-4AEF-A618-C249C6E6568D"
 INTERVAL = 0.02
+# What sdk.go (stdsdk) adds to every plain request, bodiless ones included.
+CLI_GET = {"Accept": "*/*", "Content-Type": "application/octet-stream"}
 
 
 class Rollback(Exception):
@@ -44,6 +46,8 @@ class GoCli:
         )
 
     def socket(self, path: str, headers: dict[str, str] | None = None) -> ClientConnection:
+        """Open a SOCKET route; like sdk.go, first ``GET /machines`` (answer ignored)."""
+        self.http.get("/machines", headers=CLI_GET)
         ws_url = self.rack.url.replace("http://", "ws://") + path
         auth = httpx.BasicAuth("convox", self.rack.password or "")._auth_header
         return connect(
@@ -133,7 +137,14 @@ def _apps_create(cli: GoCli, name: str) -> None:
 
 
 def _build(cli: GoCli, app: str) -> dict[str, Any]:
-    """``convox build`` (§7.1 steps 1-8); returns the final build."""
+    """``convox build`` (§7.1 steps 1-8) of a build that must succeed; returns the final build."""
+    build, log = _build_attempt(cli, app)
+    assert log.endswith(f"Build complete: {build['id']}\n".encode())
+    return build
+
+
+def _build_attempt(cli: GoCli, app: str) -> tuple[dict[str, Any], bytes]:
+    """``convox build`` (§7.1 steps 1-8); the final build and everything the CLI printed."""
     assert cli.http.get("/system").json()["version"] == "3.24.9"
     key = f"tmp/{secrets.token_hex(15)}.tgz"
     stored = cli.http.post(
@@ -160,8 +171,7 @@ def _build(cli: GoCli, app: str) -> dict[str, Any]:
         break
     again = cli.stream(f"/apps/{app}/builds/{build['id']}/logs")
     assert again.startswith(printed)
-    assert again.endswith(f"Build complete: {build['id']}\n".encode())
-    return build  # type: ignore[no-any-return]
+    return build, again
 
 
 def test_apps_create_and_list(cli: GoCli) -> None:
@@ -305,3 +315,67 @@ def test_builds_export_import(cli: GoCli) -> None:
         headers={"Content-Type": "application/octet-stream"},
     ).json()
     assert (imported["status"], imported["release"][:1]) == ("complete", "R")
+
+
+def _sleeping_pod(cli: GoCli, app: str) -> str:
+    """``convox run`` steps 1-2 (§7.6): a ``sleep 3600`` pod, polled until running twice."""
+    pod = cli.http.post(
+        f"/apps/{app}/services/web/processes",
+        headers={**CLI_GET, "Command": "sleep 3600"},
+    ).json()
+    running = 0
+    while running < 2:
+        time.sleep(INTERVAL)
+        status = cli.http.get(f"/apps/{app}/processes/{pod['id']}", headers=CLI_GET).json()
+        running = running + 1 if status["status"] == "running" else 0
+    return str(pod["id"])
+
+
+def _exec(cli: GoCli, app: str, pid: str, command: str) -> tuple[bytes, int]:
+    """``convox run`` step 3 without a terminal: output and exit code."""
+    output = cli.stream(
+        f"/apps/{app}/processes/{pid}/exec",
+        {"Command": command, "Entrypoint": "true", "Tty": "false"},
+    )
+    before, _, code = output.partition(MARKER + b":")
+    return before, int(code)
+
+
+def test_run_command_is_split_not_shelled(cli: GoCli) -> None:
+    """``convox run web 'echo hi; exit 3'``: words split, no shell (§6.2), so it exits 0."""
+    cli.rack.create_app("myapp")
+    cli.rack.add_release("myapp", MANIFEST)
+    pid = _sleeping_pod(cli, "myapp")
+    try:
+        assert _exec(cli, "myapp", pid, "echo hi; exit 3") == (b"hi; exit 3\n", 0)
+        assert _exec(cli, "myapp", pid, "sh -c 'echo hi; exit 3'") == (b"hi\n", 3)
+    finally:
+        cli.http.delete(f"/apps/myapp/processes/{pid}", headers=CLI_GET)
+    assert [(r.method, r.path) for r in cli.rack.requests.find(path="/machines")] == [
+        ("GET", "/machines"),
+        ("GET", "/machines"),
+    ]
+
+
+def test_ps_scale_services_read_the_budget(cli: GoCli) -> None:
+    """``convox ps``/``scale``/``services`` read ``/budget``; unconfigured is two nulls.
+
+    The CLI prints ``ns=cli_budget at=fetch-error …`` on stderr when this fails, which a
+    real rack never makes it do (*pkg/cli/budget_status.go*).
+    """
+    cli.rack.create_app("myapp")
+    cli.rack.add_release("myapp", MANIFEST)
+    assert len(cli.http.get("/apps/myapp/processes", headers=CLI_GET).json()) == 3
+    budget = cli.http.get("/apps/myapp/budget", headers=CLI_GET)
+    assert (budget.status_code, budget.json()) == (200, {"config": None, "state": None})
+    missing = cli.http.get("/apps/nope/budget", headers=CLI_GET)
+    assert (missing.status_code, missing.text) == (404, "app not found: nope\n")
+
+
+def test_failed_build_prints_no_success_lines(cli: GoCli) -> None:
+    """A failing ``convox build`` shows no push or ``Build complete`` before its error."""
+    cli.rack.create_app("myapp")
+    cli.rack.scripts.fail_next_build("compile error", app="myapp")
+    build, log = _build_attempt(cli, "myapp")
+    assert build["status"] == "failed"
+    assert log == b"Building: .\nBuilding service: web\nERROR: compile error\n"
