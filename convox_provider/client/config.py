@@ -50,6 +50,10 @@ class ClientConfig:
     pool waits; calls that need longer (uploads, imports) pass their own, but connecting never
     waits longer than ``timeout``. Environment proxies and ``SSL_CERT_FILE`` are not used (like
     the Go CLI); pass an ``httpx`` transport to the client for proxies or mTLS.
+    ``max_connections`` bounds the connection pool: requests beyond it wait their turn in the
+    client, so many waits (e.g. a triggerer's) share a few connections; idle connections are
+    kept for ``keepalive_seconds``, less than the rack's 120 s idle limit (§1.6) and the 60 s of
+    common load balancers, and longer than the usual poll interval.
     """
 
     base_url: str
@@ -61,6 +65,8 @@ class ClientConfig:
     retry: RetryConfig = field(default_factory=RetryConfig)
     session: str | None = field(default=None, repr=False)
     actor: str | None = None
+    max_connections: int = 20
+    keepalive_seconds: float = 50.0
 
     @classmethod
     def create(
@@ -76,6 +82,8 @@ class ClientConfig:
         session: str | None = None,
         actor: str | None = None,
         allow_insecure_http: bool = False,
+        max_connections: int = 20,
+        keepalive_seconds: float = 50.0,
     ) -> ClientConfig:
         """Validate and normalise user input; raise :class:`ConvoxConfigError` on anything off.
 
@@ -85,6 +93,14 @@ class ClientConfig:
         ``api_key`` is given. Plain ``http://`` is refused for anything but a loopback host unless
         ``allow_insecure_http`` is set: the key would cross the network unencrypted.
         """
+        if isinstance(max_connections, bool) or not isinstance(max_connections, int):
+            raise ConvoxConfigError(f"max_connections must be an int, got {max_connections!r}")
+        if max_connections < 1:
+            raise ConvoxConfigError(f"max_connections must be 1 or more, got {max_connections}")
+        if not keepalive_seconds >= 0:
+            raise ConvoxConfigError(
+                f"keepalive_seconds must be 0 or more, got {keepalive_seconds!r}"
+            )
         if not isinstance(host, str) or not host.strip():
             raise ConvoxConfigError(
                 "Convox host is empty: pass the console host (console.convox.com) or the rack "
@@ -168,6 +184,8 @@ class ClientConfig:
             retry=retry or RetryConfig(),
             session=session or None,
             actor=actor,
+            max_connections=max_connections,
+            keepalive_seconds=keepalive_seconds,
         )
 
     @classmethod

@@ -108,6 +108,11 @@ class _Exchange:
             "timeout": self.config.httpx_timeout(self.config.timeout),
             "follow_redirects": False,
             "trust_env": False,
+            "limits": httpx.Limits(
+                max_connections=self.config.max_connections,
+                max_keepalive_connections=self.config.max_connections,
+                keepalive_expiry=self.config.keepalive_seconds,
+            ),
         }
 
     def request(self, http: httpx.Client | httpx.AsyncClient, call: Call[Any]) -> httpx.Request:
@@ -478,6 +483,7 @@ class AsyncDriver(_Runner):
             k: AsyncRetrying(sleep=lambda seconds: self.sleep(seconds), **v)  # noqa: PLW0108
             for k, v in self._tenacity.items()
         }
+        self._slots = asyncio.Semaphore(config.max_connections)
         self._handlers = self.handlers()
 
     def execute(self, op: Call[T] | Flow[T]) -> Awaitable[T]:
@@ -526,6 +532,12 @@ class AsyncDriver(_Runner):
             self.transport_error(call, exc)
 
     async def _send_once(self, call: Call[Any]) -> httpx.Response:
+        # Queue here, not in httpcore: its pool rescans every queued request on each release,
+        # which stalls a triggerer with a thousand waits on one client (bench_waits).
+        async with self._slots:
+            return await self._send_in_slot(call)
+
+    async def _send_in_slot(self, call: Call[Any]) -> httpx.Response:
         response = await self.http.send(self.request(self.http, call), stream=True)
         try:
             if call.sink is None or response.status_code >= 300:
