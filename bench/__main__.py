@@ -5,7 +5,7 @@ from __future__ import annotations
 import importlib
 import sys
 
-BENCHES = ["bench.bench_calls", "bench.bench_upload", "bench.bench_logs"]
+BENCHES = ["bench.bench_calls", "bench.bench_upload", "bench.bench_logs", "bench.bench_waits"]
 
 if __name__ == "__main__":
     chosen = sys.argv[1:] or BENCHES

@@ -1,0 +1,1 @@
+"""Airflow operators: build, deploy, promote and roll back Convox apps."""

@@ -1,0 +1,453 @@
+"""The plumbing every Convox operator and sensor shares, written once.
+
+Connection handling (a :class:`~convox_provider.hooks.convox.ConvoxHook` per task), XCom pushes,
+workflow progress and build output to the task log, the deferral (absolute deadline carried to
+the trigger, ``defer(timeout=...)`` slightly above it), trigger-event validation, the translation
+of the client's failed/rollback/timeout errors into Airflow exceptions, ``on_kill``, and
+durability (a retried task re-attaching to the remote work its previous try started).
+
+Durability: on Airflow 3.3+ the ids of what a try starts (build, release, process) are kept in
+the task state store, which outlives the try (XCom does not); the next try of the same task
+instance reads them back (``durable=True``, the default). Without a task state store (Airflow
+3.1/3.2) the build operators tag the build description with a marker derived from the DAG,
+task, run and map index (never the try number), and a retry looks for it among the newest
+builds. Clearing a task keeps the store, as for Airflow's own ``ResumableJobMixin``: a cleared
+build task of the same run reuses its complete build; a failed one builds again.
+
+DAG files import the operator modules, so this module imports neither the client nor the
+triggers at module level (``convox_provider.client.client`` alone costs ~90 ms): they are
+imported when a task runs.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import sys
+import time
+import warnings
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from datetime import timedelta
+from functools import cache, cached_property
+from typing import TYPE_CHECKING, Any, NoReturn
+
+from airflow.sdk import BaseOperator, Context
+
+from convox_provider.triggers._events import (
+    ERROR,
+    FAILED,
+    ROLLBACK,
+    STATUSES,
+    SUCCESS,
+    OutputLines,
+    build_pod_to_delete,
+    describe,
+    event_for_error,
+    rollout_to_cancel,
+)
+
+if TYPE_CHECKING:
+    from airflow.sdk import conf
+    from airflow.sdk.exceptions import AirflowException, AirflowFailException
+
+    from convox_provider.client.client import ConvoxClient
+    from convox_provider.client.workflows.events import WorkflowEvent
+    from convox_provider.hooks.convox import ConvoxHook
+    from convox_provider.triggers._base import ConvoxTrigger
+else:
+    try:
+        from airflow.sdk import conf
+    except ImportError:  # Airflow 3.1: task-sdk 1.1 has no conf of its own
+        from airflow.configuration import conf
+    try:
+        from airflow.sdk.exceptions import AirflowException, AirflowFailException
+    except ImportError:  # Airflow 3.1: the exceptions live in core
+        from airflow.exceptions import AirflowException, AirflowFailException
+
+__all__ = [
+    "BUILD_TIMEOUT",
+    "AirflowException",
+    "AirflowFailException",
+    "DEFAULT_DEFERRABLE",
+    "DEFER_MARGIN",
+    "MAX_ERRORS",
+    "ROLLOUT_TIMEOUT",
+    "ConvoxBaseOperator",
+    "ConvoxTask",
+    "OnEvent",
+    "StartRollout",
+]
+
+BUILD_TIMEOUT = 60 * 60.0
+"""The CLI's limit for a build wait, in seconds (convox-api.md §7.9)."""
+
+ROLLOUT_TIMEOUT = 35 * 60.0
+"""The CLI's limit for a rollout wait, in seconds (convox-api.md §7.9)."""
+
+MAX_ERRORS = 5
+"""Consecutive failed polls that end a wait, in the worker as in the triggerer."""
+
+DEFER_MARGIN = 60.0
+"""Seconds the deferral's own timeout leaves the trigger beyond its deadline, so that the
+trigger's ``timeout`` event, not Airflow's deferral timeout, normally ends the wait."""
+
+DEFAULT_DEFERRABLE: bool = conf.getboolean("operators", "default_deferrable", fallback=False)
+"""``[operators] default_deferrable``, read when the provider is imported."""
+
+OnEvent = Callable[["WorkflowEvent"], None]
+StartRollout = Callable[[dict[str, Any]], str]
+"""``start(options) -> release id``: a promote or rollback workflow call given its wait options."""
+
+_SHOWN_EVENT = 200
+
+
+@cache
+def task_state_store_supported() -> bool:
+    """Whether this Airflow keeps a task state store across tries (3.3+)."""
+    return importlib.util.find_spec("airflow.sdk.bases.resumablejobmixin") is not None
+
+
+def _warn_at_dag_line(message: str) -> None:
+    """Warn naming the line of the DAG file that built the task (not Airflow's constructor
+    wrappers, nor this package's ``__init__`` chain, which a ``stacklevel`` cannot skip
+    reliably)."""
+    frame = sys._getframe(1)
+    while frame.f_back is not None and frame.f_globals.get("__name__", "").startswith(
+        ("convox_provider.", "airflow.")
+    ):
+        frame = frame.f_back
+    warnings.warn_explicit(
+        message,
+        UserWarning,
+        frame.f_code.co_filename,
+        frame.f_lineno,
+        module=frame.f_globals.get("__name__"),
+        registry=frame.f_globals.setdefault("__warningregistry__", {}),
+    )
+
+
+class ConvoxTask(BaseOperator):
+    """What Convox operators and sensors share; subclasses set ``convox_conn_id`` and ``app``."""
+
+    convox_conn_id: str
+    app: str
+    _started_build: str | None = None
+    _started_rollout: str | None = None
+    _pushed: dict[str, str] | None = None
+    durable: bool = True
+
+    @cached_property
+    def hook(self) -> ConvoxHook:
+        """The hook of ``convox_conn_id`` (its client is created on first use)."""
+        from convox_provider.hooks.convox import ConvoxHook  # noqa: PLC0415 - module doc
+
+        return ConvoxHook(convox_conn_id=self.convox_conn_id)
+
+    @contextmanager
+    def _client(self) -> Iterator[ConvoxClient]:
+        """The hook's client for one task step, its connection pool closed afterwards."""
+        with self.hook as hook:
+            yield hook.get_conn()
+
+    def _push(self, context: Context, key: str, value: str) -> None:
+        """Push ``value`` to XCom under ``key`` (again only when it changed)."""
+        if self._pushed is None:
+            self._pushed = {}
+        if self._pushed.get(key) != value:
+            context["ti"].xcom_push(key=key, value=value)
+            self._pushed[key] = value
+
+    def _progress(self, context: Context) -> OnEvent:
+        """An ``on_event`` callback: each workflow event to the task log, ids to XCom."""
+
+        def on_event(event: WorkflowEvent) -> None:
+            level, message = describe(event)
+            self.log.log(level, "%s", message)
+            self._record(context, event)
+
+        return on_event
+
+    def _record(self, context: Context, event: WorkflowEvent) -> None:
+        """Keep what an event tells about remote work in flight (ids to XCom, for ``on_kill``)."""
+        from convox_provider.client.workflows import events  # noqa: PLC0415 - module doc
+
+        if isinstance(event, events.BuildCreated):
+            self._started_build = event.build_id
+            self._push(context, "build_id", event.build_id)
+            self._remember(context, "build_id", event.build_id)
+        elif isinstance(event, (events.PromoteSubmitted, events.ReleaseCreated)):
+            self._started_rollout = event.release_id
+            self._push(context, "release_id", event.release_id)
+            self._remember(context, "release_id", event.release_id)
+
+    def _task_state(self, context: Context) -> Any:
+        """The task state store (kept across tries) when ``durable`` and Airflow has one."""
+        return context.get("task_state_store") if self.durable else None
+
+    def _remember(self, context: Context, key: str, value: str) -> None:
+        """Keep ``value`` for a later try of this task instance (durable execution)."""
+        store = self._task_state(context)
+        if store is not None:
+            store.set(key, value)
+
+    def _recall(self, context: Context, key: str) -> str | None:
+        """What a previous try of this task instance kept under ``key``, if anything."""
+        store = self._task_state(context)
+        value = store.get(key) if store is not None else None
+        return value if isinstance(value, str) and value else None
+
+    def _retry_marker(self, context: Context) -> str | None:
+        """The build-description marker of this task instance, when durability falls back to
+        it (``durable`` on an Airflow without a task state store); None otherwise."""
+        if not self.durable or task_state_store_supported():
+            return None
+        ti = context["ti"]
+        instance = "/".join(
+            str(getattr(ti, name, "")) for name in ("dag_id", "task_id", "run_id", "map_index")
+        )
+        return "airflow-" + hashlib.sha256(instance.encode()).hexdigest()[:16]
+
+    @contextmanager
+    def _outcomes(self) -> Iterator[None]:
+        """Raise a failed build or rollout as :class:`AirflowFailException` (retrying cannot help)
+        and a wait timeout as :class:`AirflowException`; other client errors pass unchanged, so
+        that retry policies can tell auth, not-found and transient errors apart."""
+        from convox_provider.client.errors import (  # noqa: PLC0415 - module doc
+            ConvoxBuildFailedError,
+            ConvoxRollbackError,
+            ConvoxWaitTimeoutError,
+        )
+
+        try:
+            yield
+        except (ConvoxBuildFailedError, ConvoxRollbackError, ConvoxWaitTimeoutError) as exc:
+            self._raise_for(event_for_error(exc))
+
+    def _check_event(self, event: Any, id_key: str) -> dict[str, Any]:
+        """Validate the event a trigger resumed this task with; return it when it is a success."""
+        if event is None:
+            raise AirflowException(
+                f"{self.task_id} was resumed without a trigger event; the trigger's outcome is "
+                "unknown, so the task cannot tell whether the wait succeeded"
+            )
+        if not isinstance(event, dict) or event.get("status") not in STATUSES:
+            shown = repr(event)
+            if len(shown) > _SHOWN_EVENT:
+                shown = shown[: _SHOWN_EVENT - 3] + "..."
+            raise AirflowException(
+                f"{self.task_id} was resumed with an unknown trigger event {shown}; expected a "
+                f"dict whose status is one of {sorted(STATUSES)}"
+            )
+        if event["status"] != SUCCESS:
+            self._raise_for(event)
+        if not event.get(id_key):
+            raise AirflowException(f"{self.task_id}: the trigger's success event has no {id_key}")
+        return event
+
+    def _raise_for(self, event: dict[str, Any]) -> NoReturn:
+        """Raise the Airflow exception for a non-success event."""
+        status = event["status"]
+        message = event.get("message") or "no message"
+        if status == FAILED:
+            tail = event.get("logs_tail") or ""
+            details = f"\nLast lines of the build log:\n{tail}" if tail else ""
+            raise AirflowFailException(f"{message}{details}")
+        if status == ROLLBACK:
+            raise AirflowFailException(
+                f"Release {event.get('release_id')} of app {event.get('app', self.app)} was "
+                f"rolled back: the app is back on release {event.get('active_release') or '(none)'}"
+                f". {message}"
+            )
+        if status == ERROR:
+            raise AirflowException(f"Waiting on Convox failed: {message}")
+        raise AirflowException(message)
+
+    def _defer(self, trigger: ConvoxTrigger, method_name: str) -> NoReturn:
+        """Defer to ``trigger``; the deferral times out ``DEFER_MARGIN`` after its deadline."""
+        left = max(0.0, trigger.end_time - time.time())
+        self.log.info("Deferring: waiting on the triggerer for %s", trigger.subject)
+        self.defer(
+            trigger=trigger,
+            method_name=method_name,
+            timeout=timedelta(seconds=left + DEFER_MARGIN),
+        )
+
+
+class ConvoxBaseOperator(ConvoxTask):
+    """Base of the Convox operators: submit work, then wait here, on the triggerer, or not at all.
+
+    :param app: the Convox app.
+    :param convox_conn_id: the Airflow connection of the rack.
+    :param wait_for_completion: wait for the remote work to finish; otherwise return once it
+        was submitted.
+    :param poll_interval: seconds between status polls while waiting.
+    :param timeout: seconds to wait at most (the wait's budget, not the task's
+        ``execution_timeout``; default ``default_timeout``); carried to the trigger as an
+        absolute deadline.
+    :param deferrable: wait on the triggerer instead of the worker (default:
+        ``[operators] default_deferrable``).
+    :param durable: a retried task re-attaches to the build, release or process its previous
+        try started instead of starting another (see the module docstring).
+    """
+
+    default_timeout: float = ROLLOUT_TIMEOUT
+    """The wait budget when ``timeout`` is not given, in seconds."""
+
+    _waits_when_not_completing = False
+    """Whether the operator waits on something (and may defer) even without
+    ``wait_for_completion`` (a deploy waits for its build before it can promote)."""
+
+    def __init__(
+        self,
+        *,
+        app: str,
+        convox_conn_id: str = "convox_default",
+        wait_for_completion: bool = True,
+        poll_interval: float = 5.0,
+        timeout: float | None = None,
+        deferrable: bool = DEFAULT_DEFERRABLE,
+        durable: bool = True,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        if timeout is None:
+            timeout = self.default_timeout
+        if not poll_interval > 0:
+            raise ValueError(f"poll_interval must be a number of seconds above 0: {poll_interval}")
+        if not timeout >= 0:
+            raise ValueError(f"timeout must be a number of seconds, 0 or more: {timeout}")
+        self.app = app
+        self.convox_conn_id = convox_conn_id
+        self.wait_for_completion = wait_for_completion
+        self.poll_interval = float(poll_interval)
+        self.timeout = float(timeout)
+        self.deferrable = deferrable
+        self.durable = durable
+        if deferrable and not wait_for_completion and not self._waits_when_not_completing:
+            _warn_at_dag_line(
+                f"{type(self).__name__} {self.task_id!r}: wait_for_completion is False, so "
+                "nothing is waited for and deferrable=True has no effect"
+            )
+
+    @contextmanager
+    def _output(self) -> Iterator[Callable[[bytes], None]]:
+        """An ``on_output`` callback sending build output to the task log, line by line."""
+        lines = OutputLines(self._log_line)
+        try:
+            yield lines.feed
+        finally:
+            lines.close()
+
+    def _log_line(self, line: str) -> None:
+        self.log.info("%s", line)
+
+    def _roll_out(
+        self, context: Context, start: StartRollout, *, force: bool, timeout: float
+    ) -> str:
+        """Promote (or roll back) with ``start``; wait here, defer, or return once submitted.
+
+        The deadline is fixed before the submit: ``timeout`` covers the wait for another rollout
+        to end (promote without force) as well as this one. The first status poll comes one
+        ``poll_interval`` after the promote, since the app's status lags it (convox-api.md §5.1).
+        """
+        from convox_provider.triggers.releases import ConvoxReleaseTrigger  # noqa: PLC0415
+
+        end_time = time.time() + timeout
+        defer = self.wait_for_completion and self.deferrable
+        options = {
+            "wait": self.wait_for_completion and not defer,
+            "force": force,
+            "timeout": timeout,
+            "poll_interval": self.poll_interval,
+            "initial_delay": self.poll_interval,
+            "max_errors": MAX_ERRORS,
+            "on_event": self._progress(context),
+        }
+        with self._outcomes():
+            release_id = start(options)
+        self._push(context, "release_id", release_id)
+        if defer:
+            trigger = ConvoxReleaseTrigger(
+                convox_conn_id=self.convox_conn_id,
+                app=self.app,
+                release_id=release_id,
+                end_time=end_time,
+                poll_interval=self.poll_interval,
+                initial_delay=self.poll_interval,
+                max_errors=MAX_ERRORS,
+            )
+            self._defer(trigger, "execute_complete")
+        return release_id
+
+    def _promote_release(
+        self,
+        context: Context,
+        client: ConvoxClient,
+        release_id: str,
+        *,
+        force: bool,
+        timeout: float,
+    ) -> str:
+        """Promote ``release_id`` and see the rollout through (:meth:`_roll_out`), unless the app
+        already runs it: then a rollout in progress is only waited for, a settled one is done.
+
+        So a retried task re-attaches to the rollout its previous try started.
+        """
+        from convox_provider.client.status import AppStatus  # noqa: PLC0415 - module doc
+
+        current = client.apps.get(self.app)
+        status = AppStatus.parse(current.status)
+        if current.release == release_id and status is AppStatus.RUNNING:
+            self.log.info(
+                "App %s already runs release %s: not promoting it again", self.app, release_id
+            )
+            self._push(context, "release_id", release_id)
+            return release_id
+        if current.release != release_id or status is not AppStatus.UPDATING:
+            return self._roll_out(
+                context,
+                lambda options: client.releases.promote(self.app, release_id, **options),
+                force=force,
+                timeout=timeout,
+            )
+        self.log.info("Release %s of app %s is rolling out: waiting for it", release_id, self.app)
+        self._started_rollout = release_id
+
+        def attach(options: dict[str, Any]) -> str:
+            if options["wait"]:
+                client.apps.wait_for_app_running(
+                    self.app,
+                    release_id=release_id,
+                    initial_delay=0.0,
+                    poll_interval=options["poll_interval"],
+                    timeout=options["timeout"],
+                    max_errors=options["max_errors"],
+                    on_event=options["on_event"],
+                )
+            return release_id
+
+        return self._roll_out(context, attach, force=force, timeout=timeout)
+
+    def on_kill(self) -> None:
+        """Stop the build or the rollout this task started, if it is still going (best effort)."""
+        from convox_provider.hooks.convox import ConvoxHook  # noqa: PLC0415 - module doc
+
+        build_id, release_id = self._started_build, self._started_rollout
+        if build_id is None and release_id is None:
+            return
+        try:
+            with ConvoxHook(convox_conn_id=self.convox_conn_id) as hook:
+                client = hook.get_conn()
+                if build_id is not None:
+                    pod = build_pod_to_delete(client.builds.get(self.app, build_id))
+                    if pod is not None:
+                        client.processes.delete(self.app, pod)
+                        self.log.info("Deleted build pod %s: build %s is stopped", pod, build_id)
+                if release_id is not None and rollout_to_cancel(
+                    client.apps.get(self.app), release_id
+                ):
+                    client.apps.cancel(self.app)
+                    self.log.info("Cancelled the rollout of release %s", release_id)
+        except Exception as exc:
+            self.log.warning("Could not cancel the work on app %s: %s", self.app, exc)

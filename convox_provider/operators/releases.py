@@ -1,0 +1,145 @@
+"""Release operators: ``ConvoxPromoteReleaseOperator`` and ``ConvoxRollbackOperator``."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from airflow.sdk import Context
+
+from convox_provider.operators._base import ROLLOUT_TIMEOUT, AirflowException, ConvoxBaseOperator
+
+if TYPE_CHECKING:
+    from convox_provider.client.client import ConvoxClient
+
+__all__ = ["ConvoxPromoteReleaseOperator", "ConvoxRollbackOperator"]
+
+ROLLBACK_SEARCH = 100
+"""Releases listed (newest first) to find the one before the active release."""
+
+
+class _ReleaseOperator(ConvoxBaseOperator):
+    """A rollout of a release, waited for here, on the triggerer, or not at all."""
+
+    template_fields = ("convox_conn_id", "app", "release_id")
+    ui_color = "#d5ecd4"
+
+    default_timeout = ROLLOUT_TIMEOUT
+
+    def __init__(
+        self, *, release_id: str | None = None, force: bool = False, **kwargs: Any
+    ) -> None:
+        super().__init__(**kwargs)
+        self.release_id = release_id
+        self.force = force
+
+    def execute_complete(self, context: Context, event: dict[str, Any] | None = None) -> str:
+        """Resume after the rollout trigger: the release id, or raise for any other outcome."""
+        return str(self._check_event(event, "release_id")["release_id"])
+
+
+class ConvoxPromoteReleaseOperator(_ReleaseOperator):
+    """Promote a release and wait for its rollout, as ``convox releases promote`` does.
+
+    Unless ``force``, the promote waits for the app to be ``running`` first (the rack refuses a
+    promote during another rollout); then the app must read ``running`` twice in a row on this
+    release (convox-api.md §7.4). A rollout that was rolled back raises ``AirflowFailException``
+    naming the app, the release promoted and the release the app is back on.
+
+    XCom: ``release_id`` (before the rollout is waited for). Returns the release id.
+
+    Durable: a retried task promotes the release its previous try promoted, and only waits for
+    its rollout when the app already runs it.
+
+    :param app: the Convox app.
+    :param release_id: the release to promote (default: the newest release).
+    :param force: promote even while another rollout is in progress.
+    :param wait_for_completion: wait for the rollout to end; otherwise return once promoted.
+    :param poll_interval: seconds between app status polls (also the delay before the first).
+    :param timeout: seconds to wait at most, for a rollout in progress and this rollout.
+    :param deferrable: wait on the triggerer (default ``[operators] default_deferrable``).
+    :param convox_conn_id: the Airflow connection of the rack.
+    """
+
+    def execute(self, context: Context) -> str:
+        """Promote; return the release id."""
+        if self.release_id:
+            self._push(context, "release_id", self.release_id)
+        with self._client() as client:
+            previous = self._recall(context, "release_id")
+            if previous is not None:
+                return self._promote_release(
+                    context, client, previous, force=self.force, timeout=self.timeout
+                )
+            return self._roll_out(
+                context,
+                lambda options: client.releases.promote(
+                    self.app, self.release_id or None, **options
+                ),
+                force=self.force,
+                timeout=self.timeout,
+            )
+
+
+class ConvoxRollbackOperator(_ReleaseOperator):
+    """Roll back as ``convox releases rollback`` does: a NEW release from an older release's
+    build and environment, promoted and waited for (the rack refuses to promote an older
+    release itself, convox-api.md §7.5).
+
+    The promote is sent without waiting for the app to be ``running`` first, like the CLI: during
+    another rollout it fails with 403 unless ``force``.
+
+    XCom: ``rolled_back_to`` (the older release, at once) and ``release_id`` (the new release,
+    once created). Returns the new release id.
+
+    Durable: a retried task promotes the release its previous try created (waiting only, when
+    the app already runs it) instead of creating another.
+
+    :param app: the Convox app.
+    :param release_id: the release to go back to (default: the release listed just before the
+        active one, newest first).
+    :param force: promote even while another rollout is in progress.
+    :param wait_for_completion: wait for the rollout to end; otherwise return once promoted.
+    :param poll_interval: seconds between app status polls (also the delay before the first).
+    :param timeout: seconds to wait for the rollout at most.
+    :param deferrable: wait on the triggerer (default ``[operators] default_deferrable``).
+    :param convox_conn_id: the Airflow connection of the rack.
+    """
+
+    def execute(self, context: Context) -> str:
+        """Roll back; return the new release's id."""
+        with self._client() as client:
+            previous = self._recall(context, "release_id")
+            if previous is not None:
+                self.log.info("Release %s was created by a previous try: promoting it", previous)
+                target = self._recall(context, "rolled_back_to")
+                if target is not None:
+                    self._push(context, "rolled_back_to", target)
+                return self._promote_release(
+                    context, client, previous, force=self.force, timeout=self.timeout
+                )
+            target = self.release_id or self._release_before_active(client)
+            self._push(context, "rolled_back_to", target)
+            self._remember(context, "rolled_back_to", target)
+            return self._roll_out(
+                context,
+                lambda options: client.releases.rollback(self.app, target, **options),
+                force=self.force,
+                timeout=self.timeout,
+            )
+
+    def _release_before_active(self, client: ConvoxClient) -> str:
+        active = client.apps.get(self.app).release
+        listed = [release.id for release in client.releases.list(self.app, limit=ROLLBACK_SEARCH)]
+        if active not in listed:
+            raise AirflowException(
+                f"App {self.app} runs release {active or '(none)'}, which is not among its "
+                f"{len(listed)} newest releases; pass release_id to say what to roll back to"
+            )
+        position = listed.index(active)
+        if position + 1 == len(listed):
+            raise AirflowException(
+                f"App {self.app} has no release older than its active release {active} to roll "
+                "back to"
+            )
+        self.log.info("Rolling back app %s from release %s", self.app, active)
+        return listed[position + 1]

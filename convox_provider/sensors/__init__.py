@@ -1,0 +1,1 @@
+"""Airflow sensors: wait for a Convox build or rollout started elsewhere."""

@@ -1,0 +1,133 @@
+"""What every Convox trigger does: one event per wait, and never an exception out of ``run()``."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from abc import abstractmethod
+from collections.abc import AsyncIterator
+from datetime import datetime, timezone
+from typing import TYPE_CHECKING, Any
+
+from airflow.triggers.base import BaseTrigger, TriggerEvent
+
+from convox_provider.triggers._events import describe, event_for_error, timeout_event
+
+if TYPE_CHECKING:
+    from convox_provider.client.client import AsyncConvoxClient
+    from convox_provider.client.workflows.events import WorkflowEvent
+
+__all__ = ["DEFAULT_MAX_ERRORS", "ON_KILL_TIMEOUT", "ConvoxTrigger"]
+
+DEFAULT_MAX_ERRORS = 5
+"""Consecutive failed polls (each already retried by the client) that end a deferred wait."""
+
+ON_KILL_TIMEOUT = 30.0
+"""Seconds ``on_kill`` may spend cancelling remote work."""
+
+
+class ConvoxTrigger(BaseTrigger):
+    """Wait for one thing on a Convox rack, with the hook's shared async client.
+
+    ``end_time`` is absolute (epoch seconds), so a trigger restarted on another triggerer keeps
+    its deadline. ``run()`` yields exactly one event (see :mod:`._events`): a transient error
+    (5xx, 429, broken connection) is retried, and only ``max_errors`` of them in a row end the
+    wait with an ``error`` event.
+    """
+
+    def __init__(
+        self,
+        *,
+        convox_conn_id: str,
+        app: str,
+        end_time: float,
+        poll_interval: float = 5.0,
+        max_errors: int = DEFAULT_MAX_ERRORS,
+    ) -> None:
+        super().__init__()  # type: ignore[no-untyped-call]
+        self.convox_conn_id = convox_conn_id
+        self.app = app
+        self.end_time = float(end_time)
+        self.poll_interval = float(poll_interval)
+        self.max_errors = int(max_errors)
+
+    def serialize(self) -> tuple[str, dict[str, Any]]:
+        """Class path and the keyword arguments that re-create this trigger (JSON-native)."""
+        return f"{type(self).__module__}.{type(self).__qualname__}", {
+            "convox_conn_id": self.convox_conn_id,
+            "app": self.app,
+            "end_time": self.end_time,
+            "poll_interval": self.poll_interval,
+            "max_errors": self.max_errors,
+            **self._own_kwargs(),
+        }
+
+    @abstractmethod
+    def _own_kwargs(self) -> dict[str, Any]:
+        """The keyword arguments of the subclass's own ``__init__`` (serialized with the rest)."""
+
+    @property
+    @abstractmethod
+    def subject(self) -> str:
+        """What this trigger waits for, in words (for messages)."""
+
+    @abstractmethod
+    async def _wait(self, client: AsyncConvoxClient, timeout: float) -> dict[str, Any]:
+        """Wait at most ``timeout`` seconds; return the success event or raise a client error."""
+
+    @abstractmethod
+    async def _cancel(self, client: AsyncConvoxClient) -> None:
+        """Cancel the remote work this trigger waits for, if it is still going."""
+
+    async def run(self) -> AsyncIterator[TriggerEvent]:
+        """Wait, then yield one event: success, failed/rollback, timeout or error."""
+        event = await self._outcome()
+        self.log.info("Done waiting for %s: %s", self.subject, event["status"])
+        yield TriggerEvent(event)  # type: ignore[no-untyped-call]
+
+    async def _outcome(self) -> dict[str, Any]:
+        from convox_provider.hooks.convox import ConvoxHook  # noqa: PLC0415 - client on demand
+
+        left = self.end_time - time.time()
+        if left <= 0:
+            return self._timed_out()
+        try:
+            async with ConvoxHook(convox_conn_id=self.convox_conn_id) as hook:
+                client = await hook.get_async_conn()
+                # The client's wait stops at its own deadline; this also bounds a log stream
+                # that would outlive it.
+                backstop = left + self.poll_interval + 1.0
+                return await asyncio.wait_for(self._wait(client, left), backstop)
+        except asyncio.TimeoutError:
+            return self._timed_out()
+        except Exception as exc:
+            return event_for_error(exc)
+
+    def _timed_out(self) -> dict[str, Any]:
+        deadline = datetime.fromtimestamp(self.end_time, timezone.utc)
+        return timeout_event(
+            f"gave up waiting for {self.subject}: the wait's deadline "
+            f"{deadline.isoformat(timespec='seconds')} passed"
+        )
+
+    def _log_event(self, event: WorkflowEvent) -> None:
+        level, message = describe(event)
+        self.log.log(level, "%s", message)
+
+    def _log_output(self, line: str) -> None:
+        self.log.info("%s", line)
+
+    async def on_kill(self) -> None:
+        """Cancel the remote work when a user marks the deferred task failed/success or clears it.
+
+        Called by Airflow 3.3+ only (never on a triggerer restart); errors are logged, not
+        raised.
+        """
+        from convox_provider.hooks.convox import ConvoxHook  # noqa: PLC0415 - client on demand
+
+        try:
+            async with ConvoxHook(convox_conn_id=self.convox_conn_id) as hook:
+                client = await hook.get_async_conn()
+                await asyncio.wait_for(self._cancel(client), ON_KILL_TIMEOUT)
+        except Exception:
+            self.log.warning("Could not cancel %s", self.subject, exc_info=True)

@@ -1,0 +1,209 @@
+"""What triggers, operators and sensors share, without importing Airflow or the client's HTTP side.
+
+* Trigger event payloads: one JSON-native dict per wait, ``status`` one of :data:`STATUSES`.
+  :func:`event_for_error` turns the client's typed errors into the non-success ones.
+* :class:`OutputLines`: build output (raw bytes in arbitrary chunks) as log lines.
+* :func:`describe`: a client workflow event (:mod:`convox_provider.client.workflows.events`) as a
+  log level and message. Workflow events never carry environment values or credentials.
+* :func:`build_pod_to_delete` and :func:`rollout_to_cancel`: what ``on_kill`` may cancel.
+
+Operators import this module at DAG-parse time, so it imports nothing heavy: the client's
+models and errors are only imported inside functions.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from convox_provider.client.models import App, Build
+    from convox_provider.client.workflows.events import WorkflowEvent
+
+__all__ = [
+    "ERROR",
+    "FAILED",
+    "ROLLBACK",
+    "STATUSES",
+    "SUCCESS",
+    "TIMEOUT",
+    "OutputLines",
+    "build_pod_to_delete",
+    "describe",
+    "event_for_error",
+    "rollback_event",
+    "rollout_to_cancel",
+    "timeout_event",
+]
+
+SUCCESS = "success"
+FAILED = "failed"
+ROLLBACK = "rollback"
+TIMEOUT = "timeout"
+ERROR = "error"
+STATUSES = frozenset({SUCCESS, FAILED, ROLLBACK, TIMEOUT, ERROR})
+"""Every ``status`` a Convox trigger event may carry."""
+
+
+def timeout_event(message: str) -> dict[str, Any]:
+    """``{"status": "timeout", "message"}``: the wait's absolute deadline passed."""
+    return {"status": TIMEOUT, "message": message}
+
+
+def rollback_event(
+    message: str, *, app: str, release_id: str, active_release: str
+) -> dict[str, Any]:
+    """``{"status": "rollback", ...}``: the rollout of ``release_id`` was rolled back."""
+    return {
+        "status": ROLLBACK,
+        "message": message,
+        "app": app,
+        "release_id": release_id,
+        "active_release": active_release,
+    }
+
+
+def event_for_error(exc: BaseException) -> dict[str, Any]:
+    """The event for a wait that ended with ``exc`` (never ``success``).
+
+    A failed build carries its id and the tail of its log, a rollback the release promoted and
+    the release the app is back on; a client wait timeout is ``timeout``; anything else (auth,
+    not found, ``max_errors`` consecutive transient errors, a bad connection) is ``error``.
+    """
+    from convox_provider.client.errors import (  # noqa: PLC0415 - module doc
+        ConvoxBuildFailedError,
+        ConvoxRollbackError,
+        ConvoxWaitTimeoutError,
+    )
+
+    if isinstance(exc, ConvoxBuildFailedError):
+        return {
+            "status": FAILED,
+            "message": str(exc),
+            "build_id": exc.build_id,
+            "logs_tail": exc.logs_tail,
+        }
+    if isinstance(exc, ConvoxRollbackError):
+        return rollback_event(
+            str(exc), app=exc.app, release_id=exc.release_id, active_release=exc.active_release
+        )
+    if isinstance(exc, ConvoxWaitTimeoutError):
+        return timeout_event(str(exc))
+    return {"status": ERROR, "message": f"{type(exc).__name__}: {exc}"}
+
+
+class OutputLines:
+    """Turn output chunks into log lines: complete lines go to ``emit`` as they arrive.
+
+    A partial line waits for the rest of it in the next chunk; no more than ``max_line_bytes``
+    of it are held (beyond that it is emitted in pieces). Lines are decoded as UTF-8 with
+    invalid bytes replaced, so a character split across chunks stays whole. With ``max_lines``,
+    lines beyond that many are counted, not emitted, and :meth:`close` says how many were left
+    out.
+    """
+
+    def __init__(
+        self,
+        emit: Callable[[str], None],
+        *,
+        max_lines: int | None = None,
+        max_line_bytes: int = 64 * 1024,
+    ) -> None:
+        self._emit = emit
+        self._max_lines = max_lines
+        self._max_line_bytes = max_line_bytes
+        self._pending = bytearray()
+        self.emitted = 0
+        self.dropped = 0
+
+    def feed(self, chunk: bytes) -> None:
+        """Take the next chunk of output."""
+        self._pending += chunk
+        *lines, rest = self._pending.split(b"\n")
+        while len(rest) > self._max_line_bytes:
+            lines.append(rest[: self._max_line_bytes])
+            rest = rest[self._max_line_bytes :]
+        self._pending = rest
+        for line in lines:
+            self._line(bytes(line))
+
+    def close(self) -> None:
+        """Emit what is left of a last line without a newline, and the count of lines left out."""
+        if self._pending:
+            self._line(bytes(self._pending))
+            self._pending.clear()
+        if self.dropped:
+            self._emit(
+                f"... {self.dropped} more line(s) of output not logged here "
+                f"(limit {self._max_lines} lines)"
+            )
+            self.dropped = 0
+
+    def _line(self, data: bytes) -> None:
+        if self._max_lines is not None and self.emitted >= self._max_lines:
+            self.dropped += 1
+            return
+        self.emitted += 1
+        self._emit(data.rstrip(b"\r").decode("utf-8", errors="replace"))
+
+
+_MESSAGES: dict[str, tuple[int, str]] = {
+    "SourceUploaded": (logging.INFO, "Uploaded the source of app {app} ({size} bytes) to {url}"),
+    "BuildCreated": (logging.INFO, "Build {build_id} of app {app} started (build pod {process})"),
+    "BuildStatusChanged": (logging.INFO, "Build {build_id} of app {app}: status {status}"),
+    "BuildLogProgress": (logging.DEBUG, "Build {build_id}: {total_bytes} bytes of output so far"),
+    "StreamInterrupted": (logging.WARNING, "The {what} stream ended early ({error}); polling on"),
+    "WaitRetrying": (
+        logging.WARNING,
+        "Waiting for {waiting_for}: transient error {failures} of {limit} in a row: {error}",
+    ),
+    "PromoteSubmitted": (logging.INFO, "Promoting release {release_id} of app {app}"),
+    "ReleaseCreated": (
+        logging.INFO,
+        "Created release {release_id} of app {app} from build {build_id} ({description})",
+    ),
+    "AppStatusChanged": (logging.INFO, "App {app}: status {status}, release {release}"),
+    "ProcessStateChanged": (
+        logging.INFO,
+        "Process {process_id} ({service}) of app {app}: {previous} -> {status}",
+    ),
+}
+
+
+def describe(event: WorkflowEvent) -> tuple[int, str]:
+    """A workflow event as ``(logging level, message)``."""
+    fields = {
+        name: "(none)" if value is None else value
+        for name, value in dataclasses.asdict(event).items()
+    }
+    level, template = _MESSAGES.get(type(event).__name__, (logging.INFO, ""))
+    if not template:
+        shown = ", ".join(f"{name}={value!r}" for name, value in fields.items())
+        return level, f"{type(event).__name__}: {shown}"
+    return level, template.format(**fields)
+
+
+def build_pod_to_delete(build: Build) -> str | None:
+    """The build pod to delete to stop ``build``, or None when the build is no longer active.
+
+    Deleting the pod is the only way to stop a build. The build record then stays ``running``
+    forever (convox-api.md §4.3); the client's build waits give up once its pod is gone.
+    """
+    from convox_provider.client.status import BuildStatus  # noqa: PLC0415 - module doc
+
+    if BuildStatus.parse(build.status).is_active and build.process:
+        return build.process
+    return None
+
+
+def rollout_to_cancel(app: App, release_id: str) -> bool:
+    """Whether ``POST /apps/{app}/cancel`` would stop the rollout of ``release_id``.
+
+    Only an ``updating`` app can be cancelled (403 otherwise), and only a rollout of our own
+    release is ours to cancel: the app then rolls back to its previous release.
+    """
+    from convox_provider.client.status import AppStatus  # noqa: PLC0415 - module doc
+
+    return AppStatus.parse(app.status) is AppStatus.UPDATING and app.release == release_id
