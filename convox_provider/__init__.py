@@ -16,9 +16,15 @@ _INTEGRATION = "Convox"
 
 _MODULES: dict[str, tuple[str, ...]] = {
     "hooks": ("convox_provider.hooks.convox",),
-    "operators": (),
-    "sensors": (),
-    "triggers": (),
+    "operators": (
+        "convox_provider.operators.builds",
+        "convox_provider.operators.environment",
+        "convox_provider.operators.processes",
+        "convox_provider.operators.releases",
+        "convox_provider.operators.services",
+    ),
+    "sensors": ("convox_provider.sensors.builds", "convox_provider.sensors.releases"),
+    "triggers": ("convox_provider.triggers.builds", "convox_provider.triggers.releases"),
 }
 
 
@@ -77,13 +83,16 @@ def _connection_type() -> dict[str, Any]:
             },
         },
         "ui-field-behaviour": {
-            "hidden-fields": ["schema", "port", "login", "extra"],
+            # Port stays visible: Airflow 3.3.1-3.3.2's Test button refuses a connection without
+            # one (apache/airflow#73298); the hook adds it to the host.
+            "hidden-fields": ["schema", "login", "extra"],
             "relabeling": {
                 "host": "Console or rack API host",
                 "password": "Deploy key or rack password",
             },
             "placeholders": {
                 "host": "console.convox.com or https://api.<rack-domain>",
+                "port": "optional, e.g. 443",
                 "rack": "acme/production",
             },
         },

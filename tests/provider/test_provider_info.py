@@ -94,7 +94,7 @@ def test_connection_form(connection_type: dict[str, Any]) -> None:
     assert getattr(importlib.import_module(module), name) is ConvoxHook
     assert set(connection_type["conn-fields"]) == CONN_FIELDS
     behaviour = connection_type["ui-field-behaviour"]
-    assert set(behaviour["hidden-fields"]) == {"schema", "port", "login", "extra"}
+    assert set(behaviour["hidden-fields"]) == {"schema", "login", "extra"}
     assert behaviour["relabeling"] == {
         "host": "Console or rack API host",
         "password": "Deploy key or rack password",
@@ -175,7 +175,7 @@ def test_ui_metadata_has_the_form() -> None:
     assert fields["rack"].field["schema"]["title"] == "Rack"
 
     behaviour = manager.field_behaviours["convox"]
-    assert set(behaviour["hidden_fields"]) == {"schema", "port", "login", "extra"}
+    assert set(behaviour["hidden_fields"]) == {"schema", "login", "extra"}
     assert behaviour["relabeling"]["password"] == "Deploy key or rack password"
     assert behaviour["placeholders"]["extra__convox__rack"] == "acme/production"
 

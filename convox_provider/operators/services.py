@@ -1,0 +1,100 @@
+"""``ConvoxScaleServiceOperator``: scale or resize a service, as ``convox scale`` does."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from airflow.sdk import Context
+
+from convox_provider.operators._base import ROLLOUT_TIMEOUT, ConvoxBaseOperator
+
+if TYPE_CHECKING:
+    from convox_provider.client.client import ConvoxClient
+
+__all__ = ["ConvoxScaleServiceOperator"]
+
+
+def _whole(name: str, value: Any) -> int | None:
+    """A rendered count or size as an int (templates render to strings)."""
+    if value is None or value == "":
+        return None
+    if isinstance(value, str) and value.strip().isdigit():
+        return int(value)
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ValueError(f"{name} must be a whole number, not {value!r}")
+    return value
+
+
+class ConvoxScaleServiceOperator(ConvoxBaseOperator):
+    """Change a service's process count, CPU or memory, and wait for the rollout.
+
+    ``PUT /apps/{app}/services/{service}`` patches the running deployment: no release is
+    created (convox-api.md §4.5). The app then rolls out and is waited for as after a promote:
+    ``running`` twice in a row, still on the same release; a ``rollback`` raises
+    ``AirflowFailException``. Scaling is idempotent, so a retried task simply scales again.
+
+    XCom: ``release_id``, the release the app runs (unchanged by scaling). Returns it.
+
+    :param app: the Convox app.
+    :param service: the service to scale.
+    :param count: the number of processes (0 or more; templated).
+    :param cpu: CPU per process, in millicores (templated).
+    :param memory: memory per process, in MiB (templated).
+    :param wait_for_completion: wait for the rollout to end.
+    :param poll_interval: seconds between app status polls (also the delay before the first).
+    :param timeout: seconds to wait for the rollout at most.
+    :param deferrable: wait for the rollout on the triggerer.
+    :param convox_conn_id: the Airflow connection of the rack.
+    """
+
+    template_fields = ("convox_conn_id", "app", "service", "count", "cpu", "memory")
+    ui_color = "#d7e9f5"
+
+    default_timeout = ROLLOUT_TIMEOUT
+
+    def __init__(
+        self,
+        *,
+        service: str,
+        count: int | str | None = None,
+        cpu: int | str | None = None,
+        memory: int | str | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        if count is None and cpu is None and memory is None:
+            raise ValueError(
+                f"{type(self).__name__} {self.task_id!r} needs count, cpu or memory to change"
+            )
+        self.service = service
+        self.count = count
+        self.cpu = cpu
+        self.memory = memory
+
+    def execute(self, context: Context) -> str:
+        """Scale; return the release the app runs."""
+        changes: dict[str, Any] = {
+            "count": _whole("count", self.count),
+            "cpu": _whole("cpu", self.cpu),
+            "memory": _whole("memory", self.memory),
+        }
+        shown = ", ".join(f"{name} {value}" for name, value in changes.items() if value is not None)
+        with self._client() as client:
+            release_id = client.apps.get(self.app).release
+            self.log.info("Scaling service %s of app %s: %s", self.service, self.app, shown)
+
+            def start(options: dict[str, Any]) -> str:
+                self._scale(client, changes, options)
+                return release_id
+
+            return self._roll_out(context, start, force=False, timeout=self.timeout)
+
+    def _scale(
+        self, client: ConvoxClient, changes: dict[str, Any], options: dict[str, Any]
+    ) -> None:
+        del options["force"]  # a scale is never refused during a rollout
+        client.services.scale(self.app, self.service, **changes, **options)
+
+    def execute_complete(self, context: Context, event: dict[str, Any] | None = None) -> str:
+        """Resume after the rollout trigger: the release id, or raise for any other outcome."""
+        return str(self._check_event(event, "release_id")["release_id"])
