@@ -5,7 +5,13 @@ from __future__ import annotations
 import importlib
 import sys
 
-BENCHES = ["bench.bench_calls", "bench.bench_upload", "bench.bench_logs", "bench.bench_waits"]
+BENCHES = [
+    "bench.bench_calls",
+    "bench.bench_upload",
+    "bench.bench_logs",
+    "bench.bench_waits",
+    "bench.bench_imports",
+]
 
 if __name__ == "__main__":
     chosen = sys.argv[1:] or BENCHES
