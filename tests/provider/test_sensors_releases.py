@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from airflow.sdk import PokeReturnValue
 from airflow.sdk.exceptions import AirflowException, AirflowFailException, TaskDeferred
-from convox_support import APP, MANIFEST, connect, context, poke, run_trigger, seed
+from convox_support import APP, MANIFEST, connect, context, poke, run_trigger, seed, wait_until
 
 from convox_provider.client.client import ConvoxClient
 from convox_provider.client.errors import ConvoxAuthError, ConvoxForbiddenError, ConvoxNotFoundError
@@ -41,9 +41,8 @@ def promoted(
 
 
 def sensor(release_id: str, **options: Any) -> ConvoxReleaseSensor:
-    return ConvoxReleaseSensor(
-        task_id="live", app=APP, release_id=release_id, poke_interval=0.02, **options
-    )
+    options.setdefault("poke_interval", 0.02)
+    return ConvoxReleaseSensor(task_id="live", app=APP, release_id=release_id, **options)
 
 
 def test_templated_fields() -> None:
@@ -63,10 +62,94 @@ def test_poke_false_while_updating(promoted: Callable[..., Promoted]) -> None:
     assert poke(sensor(second), context()) is False
 
 
-def test_poke_false_while_running_another_release(promoted: Callable[..., Promoted]) -> None:
-    _, first, _ = promoted()
-    assert poke(sensor("RNOTYETPROMOTED"), context()) is False
-    assert poke(sensor(first), context()) is False  # superseded by the promoted release
+def test_poke_false_while_a_newer_release_is_not_yet_promoted(
+    promoted: Callable[..., Promoted],
+) -> None:
+    rack, _, second = promoted()
+    third = str(rack.add_release(APP, MANIFEST, promote=False)[1]["id"])
+    assert rack.app(APP)["release"] == second
+    live = sensor(third)
+    assert poke(live, context()) is False
+    assert poke(live, context()) is False
+
+
+def test_poke_fails_for_a_release_older_than_the_active_one(
+    promoted: Callable[..., Promoted],
+) -> None:
+    _, first, second = promoted()
+    with pytest.raises(AirflowFailException) as failure:
+        poke(sensor(first), context())
+    assert f"Release {first} of app demo is older than the active release {second}" in str(
+        failure.value
+    )
+
+
+def test_poke_fails_on_a_rollback_finished_between_pokes(
+    promoted: Callable[..., Promoted],
+) -> None:
+    rack, first, second = promoted(rollout=0.2, fail=True)
+    live = sensor(second)
+    assert poke(live, context()) is False  # updating on the release: the rollout has started
+    wait_until(lambda: rack.app(APP)["status"] == "running")
+    assert rack.app(APP)["release"] == first
+    with pytest.raises(AirflowFailException) as failure:
+        poke(live, context())
+    assert f"Release {second} of app demo was rolled back" in str(failure.value)
+    assert f"back on release {first}" in str(failure.value)
+
+
+def test_execute_fails_on_a_rollback_instead_of_timing_out(
+    promoted: Callable[..., Promoted],
+) -> None:
+    _, first, second = promoted(rollout=0.1, fail=True)
+    live = sensor(second, timeout=30, poke_interval=0.5)  # the rollback ends between pokes
+    started = time.monotonic()
+    with pytest.raises(AirflowFailException, match=f"back on release {first}"):
+        live.execute(context())
+    assert time.monotonic() - started < 5
+
+
+class MemoryStore:
+    """A task state store: what a rescheduled sensor keeps between its runs."""
+
+    def __init__(self) -> None:
+        self.values: dict[str, Any] = {}
+
+    def get(self, key: str, default: Any = None) -> Any:
+        return self.values.get(key, default)
+
+    def set(self, key: str, value: Any) -> None:
+        self.values[key] = value
+
+
+def test_rescheduled_sensor_remembers_the_rollout_in_the_state_store(
+    promoted: Callable[..., Promoted],
+) -> None:
+    rack, first, second = promoted(rollout=0.2, fail=True)
+    store = MemoryStore()
+    ctx = {**context(), "task_state_store": store}
+    assert poke(sensor(second, mode="reschedule"), ctx) is False
+    assert set(store.values.values()) == {second}
+    wait_until(lambda: rack.app(APP)["status"] == "running")
+    with pytest.raises(AirflowFailException, match=f"back on release {first}"):
+        poke(sensor(second, mode="reschedule"), ctx)  # a new instance, as after a reschedule
+
+
+def test_rescheduled_sensor_without_a_state_store_cannot_tell(
+    promoted: Callable[..., Promoted],
+) -> None:
+    rack, first, second = promoted(rollout=0.2, fail=True)
+    assert poke(sensor(second, mode="reschedule"), context()) is False
+    wait_until(lambda: rack.app(APP)["status"] == "running")
+    assert rack.app(APP)["release"] == first
+    assert poke(sensor(second, mode="reschedule"), context()) is False
+
+
+def test_poke_mode_keeps_nothing_in_the_state_store(promoted: Callable[..., Promoted]) -> None:
+    _, _, second = promoted(rollout=60)
+    store = MemoryStore()
+    assert poke(sensor(second), {**context(), "task_state_store": store}) is False
+    assert store.values == {}
 
 
 def test_poke_fails_fast_on_rollback(promoted: Callable[..., Promoted]) -> None:
