@@ -14,14 +14,12 @@ the async client advances the archive in a worker thread, so its event loop neve
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import os
 import secrets
 import stat
 import tarfile
 import zlib
-from collections.abc import AsyncIterator, Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeAlias, cast
@@ -32,7 +30,7 @@ from convox_provider.client.dockerignore import DockerIgnore
 from convox_provider.client.errors import ConvoxInputError
 from convox_provider.client.models import Object
 from convox_provider.client.operation import Call, Flow, Resource, call
-from convox_provider.client.resources._common import TRANSFER_TIMEOUT
+from convox_provider.client.resources._common import TRANSFER_TIMEOUT, InThread
 from convox_provider.client.resources.objects import Objects
 from convox_provider.client.websocket import console_session
 
@@ -262,34 +260,6 @@ def new_object_key() -> str:
     return f"tmp/{secrets.token_hex(15)}.tgz"
 
 
-class _InThread:
-    """Chunks of a sync iterable, each advanced in a worker thread (for the async client).
-
-    Re-iterable when the iterable is (like :class:`SourceArchive`), so a resent request sends
-    the whole body again.
-    """
-
-    def __init__(self, chunks: Iterable[bytes]) -> None:
-        self._chunks = chunks
-
-    def __aiter__(self) -> AsyncIterator[bytes]:
-        return self._run()
-
-    async def _run(self) -> AsyncIterator[bytes]:
-        iterator = iter(self._chunks)
-        try:
-            while True:
-                chunk = await asyncio.to_thread(next, iterator, None)
-                if chunk is None:
-                    return
-                yield chunk
-        finally:
-            close = getattr(iterator, "close", None)
-            if close is not None:
-                with contextlib.suppress(ValueError):  # still running in its thread
-                    close()
-
-
 def upload_call(
     resource: Resource[Any],
     app: str,
@@ -304,9 +274,7 @@ def upload_call(
     will send the call: on the async client the chunks are produced in a worker thread. The
     answer's ``url`` (``object://<app>/<key>``) is what ``builds.create`` takes.
     """
-    body: Any = (
-        _InThread(chunks) if isinstance(resource._driver.http, httpx.AsyncClient) else chunks
-    )
+    body: Any = InThread(chunks) if isinstance(resource._driver.http, httpx.AsyncClient) else chunks
     request = Objects.store.describe(
         resource, app, key if key is not None else new_object_key(), body, timeout=timeout
     )

@@ -3,13 +3,24 @@ environment reads, per-call timeouts, what is retried, and secrets kept out of s
 
 from __future__ import annotations
 
+import hashlib
+import io
+import os
+import threading
+import tracemalloc
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
+from convox_provider.client.client import AsyncConvoxClient, ConvoxClient
 from convox_provider.client.errors import (
+    ConvoxConnectionError,
     ConvoxGatewayError,
     ConvoxInputError,
+    ConvoxNotFoundError,
     ConvoxServerError,
 )
 from convox_provider.client.models import Build, Object
@@ -181,6 +192,233 @@ async def test_import_image_accepts_the_202_empty_answer(rack) -> None:
     rack.reply(202, content=b"")
 
     assert await rack(lambda c: c.builds.import_image("myapp", "B1", "nginx:1.27")) is None
+
+
+# -- builds from and to files -----------------------------------------------------------------
+
+ARCHIVE = bytes(range(256)) * 10_000  # 2.4 MiB: several 1 MiB chunks
+
+
+def entries(directory: Path) -> list[str]:
+    """The names in ``directory`` (temporary files included)."""
+    return sorted(os.listdir(directory))
+
+
+class ReadRecorder(io.BytesIO):
+    """A binary file recording which thread made each read."""
+
+    def __init__(self, data: bytes) -> None:
+        super().__init__(data)
+        self.threads: list[int] = []
+
+    def read(self, size: int | None = -1, /) -> bytes:
+        self.threads.append(threading.get_ident())
+        return super().read(size)
+
+
+async def test_import_from_a_path_sends_exactly_the_file(rack, tmp_path: Path) -> None:
+    archive = tmp_path / "build.tgz"
+    archive.write_bytes(ARCHIVE)
+    rack.reply(json=BUILD)
+    rack.reply(json=BUILD)
+
+    await rack(lambda c: c.builds.import_build("myapp", archive))
+    await rack(lambda c: c.builds.import_build("myapp", str(archive)))
+
+    for request in rack.requests:
+        assert (request.method, rack.path_of(request)) == ("POST", "/apps/myapp/builds/import")
+        assert request.headers["content-type"] == "application/octet-stream"
+        assert request.content == ARCHIVE
+        assert request.extensions["timeout"] == TRANSFER
+
+
+async def test_import_from_a_file_object_reads_it_off_the_event_loop(rack) -> None:
+    file = ReadRecorder(ARCHIVE)
+    rack.reply(json=BUILD)
+
+    build = await rack(lambda c: c.builds.import_build("myapp", file))
+
+    assert build.id == "BNEWBUILDX"
+    assert rack.request.headers["content-type"] == "application/octet-stream"
+    assert rack.request.content == ARCHIVE
+    assert len(file.threads) == 4  # three chunks, then the empty read that ends the file
+    here = threading.get_ident()
+    if rack.kind == "sync":
+        assert set(file.threads) == {here}
+    else:
+        assert here not in file.threads
+
+
+async def test_import_from_a_file_object_starts_where_it_stands(rack) -> None:
+    file = io.BytesIO(b"header" + ARCHIVE)
+    file.seek(6)
+    rack.reply(json=BUILD)
+
+    await rack(lambda c: c.builds.import_build("myapp", file))
+
+    assert rack.request.content == ARCHIVE
+
+
+async def test_import_from_a_file_is_sent_whole_again_after_a_connect_failure(
+    retrying_rack, tmp_path: Path
+) -> None:
+    rack = retrying_rack
+    archive = tmp_path / "build.tgz"
+    archive.write_bytes(ARCHIVE)
+    for source in (archive, io.BytesIO(ARCHIVE)):
+        rack.mock.add_exception(httpx.ConnectError("connection refused"))
+        rack.reply(json=BUILD)
+
+        await rack(lambda c, source=source: c.builds.import_build("myapp", source))
+
+    assert [request.content for request in rack.requests] == [ARCHIVE] * 4
+
+
+async def test_import_refuses_what_is_not_a_binary_file(rack, tmp_path: Path) -> None:
+    with pytest.raises(ConvoxInputError, match="is not a file"):
+        await rack(lambda c: c.builds.import_build("myapp", tmp_path / "missing.tgz"))
+    with pytest.raises(ConvoxInputError, match="is not a file"):
+        await rack(lambda c: c.builds.import_build("myapp", tmp_path))
+    with pytest.raises(ConvoxInputError, match="binary file"):
+        await rack(lambda c: c.builds.import_build("myapp", io.StringIO("text")))
+    assert rack.requests == []
+
+
+async def test_import_of_a_large_file_keeps_memory_flat(client_kind: str, tmp_path: Path) -> None:
+    archive = tmp_path / "big.tgz"
+    block = os.urandom(1024 * 1024)
+    with archive.open("wb") as file:
+        for _ in range(50):
+            file.write(block)
+    drain = Drain()
+    tracemalloc.start()
+    try:
+        if client_kind == "sync":
+            with ConvoxClient("https://api.rack.example", "key", transport=drain) as client:
+                build = client.builds.import_build("myapp", archive)
+        else:
+            async with AsyncConvoxClient("https://api.rack.example", "key", transport=drain) as ac:
+                build = await ac.builds.import_build("myapp", archive)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+
+    assert build.id == "BNEWBUILDX"
+    assert drain.received == 50 * len(block)
+    assert drain.digest == hashlib.sha256(archive.read_bytes()).hexdigest()
+    assert peak < 5 * 1024 * 1024, f"peak {peak / 2**20:.1f} MiB"
+
+
+class Drain(httpx.BaseTransport, httpx.AsyncBaseTransport):
+    """A rack that reads the request body chunk by chunk, keeps only its size and digest, and
+    answers with a build."""
+
+    def __init__(self) -> None:
+        self.received = 0
+        self._hash = hashlib.sha256()
+
+    @property
+    def digest(self) -> str:
+        return self._hash.hexdigest()
+
+    def _take(self, chunk: bytes) -> None:
+        self.received += len(chunk)
+        self._hash.update(chunk)
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        assert isinstance(request.stream, httpx.SyncByteStream)
+        for chunk in request.stream:
+            self._take(chunk)
+        return httpx.Response(200, json=BUILD)
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        assert isinstance(request.stream, httpx.AsyncByteStream)
+        async for chunk in request.stream:
+            self._take(chunk)
+        return httpx.Response(200, json=BUILD)
+
+
+async def test_export_to_a_path_writes_the_archive(rack, tmp_path: Path) -> None:
+    rack.reply(content=ARCHIVE, headers={"content-type": "application/x-gzip"})
+    target = tmp_path / "export.tgz"
+    target.write_bytes(b"an older export")
+
+    size = await rack(lambda c: c.builds.export("myapp", "BHTQWERTYU", target))
+
+    assert size == len(ARCHIVE)
+    assert target.read_bytes() == ARCHIVE
+    assert entries(tmp_path) == ["export.tgz"]  # no temporary file left
+    assert rack.path == "/apps/myapp/builds/BHTQWERTYU.tgz"
+    assert rack.request.extensions["timeout"] == TRANSFER
+
+
+async def test_export_to_a_file_object_writes_and_leaves_it_open(rack) -> None:
+    rack.reply(content=ARCHIVE)
+    file = io.BytesIO()
+
+    size = await rack(lambda c: c.builds.export("myapp", "BHTQWERTYU", file))
+
+    assert size == len(ARCHIVE)
+    assert file.getvalue() == ARCHIVE
+
+
+class BrokenBody(httpx.SyncByteStream, httpx.AsyncByteStream):
+    """A response body that breaks after its first chunk."""
+
+    def __iter__(self) -> Iterator[bytes]:
+        yield ARCHIVE[:1000]
+        raise httpx.ReadError("connection reset by peer")
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        yield ARCHIVE[:1000]
+        raise httpx.ReadError("connection reset by peer")
+
+
+async def test_a_broken_export_leaves_the_path_as_it_was(rack, tmp_path: Path) -> None:
+    target = tmp_path / "export.tgz"
+    rack.mock.add_response(stream=BrokenBody())
+
+    with pytest.raises(ConvoxConnectionError, match="download broke"):
+        await rack(lambda c: c.builds.export("myapp", "B1", target))
+    assert entries(tmp_path) == []
+
+    target.write_bytes(b"an older export")
+    rack.mock.add_response(stream=BrokenBody())
+    with pytest.raises(ConvoxConnectionError, match="download broke"):
+        await rack(lambda c: c.builds.export("myapp", "B1", target))
+    assert entries(tmp_path) == ["export.tgz"]
+    assert target.read_bytes() == b"an older export"
+
+
+async def test_an_export_answered_with_an_error_writes_nothing(rack, tmp_path: Path) -> None:
+    rack.reply(404, json={"error": "build not found: B1"})
+    rack.reply(404, json={"error": "object not found: k"})
+
+    with pytest.raises(ConvoxNotFoundError, match="build not found"):
+        await rack(lambda c: c.builds.export("myapp", "B1", tmp_path / "export.tgz"))
+    with pytest.raises(ConvoxNotFoundError, match="object not found"):
+        await rack(lambda c: c.objects.fetch_to("myapp", "k", tmp_path / "object.bin"))
+    assert entries(tmp_path) == []
+
+
+async def test_fetch_to_a_path(rack, tmp_path: Path) -> None:
+    rack.reply(content=ARCHIVE)
+
+    size = await rack(lambda c: c.objects.fetch_to("myapp", "tmp/a.tgz", tmp_path / "a.tgz"))
+
+    assert size == len(ARCHIVE)
+    assert (tmp_path / "a.tgz").read_bytes() == ARCHIVE
+
+
+async def test_export_refuses_a_destination_it_cannot_write(rack, tmp_path: Path) -> None:
+    with pytest.raises(ConvoxInputError, match="is a directory"):
+        await rack(lambda c: c.builds.export("myapp", "B1", tmp_path))
+    with pytest.raises(ConvoxInputError, match="no directory"):
+        await rack(lambda c: c.builds.export("myapp", "B1", tmp_path / "missing" / "b.tgz"))
+    with pytest.raises(ConvoxInputError, match="binary file"):
+        await rack(lambda c: c.builds.export("myapp", "B1", io.StringIO()))
+    assert rack.requests == []
+    assert entries(tmp_path) == []
 
 
 # -- environment -----------------------------------------------------------------------------

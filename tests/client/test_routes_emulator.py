@@ -5,15 +5,21 @@ from __future__ import annotations
 import gzip
 import inspect
 import io
+import os
 import re
 import tarfile
 from collections.abc import AsyncIterator, Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from convox_provider.client.client import AsyncConvoxClient, ConvoxClient
-from convox_provider.client.errors import ConvoxConflictError, ConvoxNotFoundError
+from convox_provider.client.errors import (
+    ConvoxConflictError,
+    ConvoxConnectionError,
+    ConvoxNotFoundError,
+)
 from convox_provider.client.models import App, Build, Object, Process, Release, System
 
 MANIFEST = "services:\n  web:\n    build: .\n    port: 3000\n"
@@ -201,3 +207,39 @@ async def test_a_missing_release_is_not_found_with_its_request_id(live: Live) ->
     assert caught.value.status_code == 500
     assert caught.value.request_id is not None
     assert re.fullmatch(r"[0-9a-f]{12}", caught.value.request_id)
+
+
+async def test_export_to_a_file_and_import_it_back(live: Live, tmp_path: Path) -> None:
+    live.rack.create_app("myapp")
+    source, _ = live.rack.add_release("myapp", MANIFEST)
+    target = tmp_path / "export.tgz"
+
+    size = await live(lambda c: c.builds.export("myapp", source["id"], target))
+
+    assert size == target.stat().st_size > 0
+    assert sorted(os.listdir(tmp_path)) == ["export.tgz"]
+    with tarfile.open(target, mode="r:gz") as tar:
+        assert tar.getnames() == ["build.json", f"web.{source['id']}.tar"]
+
+    for data in (target, io.BytesIO(target.read_bytes())):
+        imported = await live(lambda c, data=data: c.builds.import_build("myapp", data))
+        assert isinstance(imported, Build)
+        assert imported.id != source["id"]
+        assert imported.status == "complete"
+        assert imported.manifest == MANIFEST
+        assert imported.release
+        release = await live(lambda c, imported=imported: c.releases.get("myapp", imported.release))
+        assert release.build == imported.id
+
+
+async def test_a_truncated_export_leaves_no_file(live: Live, tmp_path: Path) -> None:
+    live.rack.create_app("myapp")
+    source, _ = live.rack.add_release("myapp", MANIFEST)
+    live.rack.faults.truncate("GET", "/apps/myapp/builds/*.tgz", after_bytes=100)
+    target = tmp_path / "export.tgz"
+
+    with pytest.raises(ConvoxConnectionError, match="download broke"):
+        await live(lambda c: c.builds.export("myapp", source["id"], target))
+
+    assert os.listdir(tmp_path) == []
+    assert [f.fired for f in live.rack.faults.faults] == [1]

@@ -6,7 +6,7 @@ Build logs are a WebSocket route (§6.7); they live with the other streams, not 
 from __future__ import annotations
 
 import builtins
-from collections.abc import AsyncIterable, Callable, Iterable, Mapping
+from collections.abc import AsyncIterable, Iterable, Mapping
 from datetime import datetime
 
 from convox_provider.client.encoding import Fields, encode_build_args, segment
@@ -15,18 +15,21 @@ from convox_provider.client.models import Build
 from convox_provider.client.operation import (
     Call,
     D,
+    Flow,
     operation,
     parse_model,
     parse_ok,
 )
 from convox_provider.client.resources._common import (
     TRANSFER_TIMEOUT,
+    Destination,
+    FileSource,
     app_path,
-    counting,
+    download,
+    file_body,
     hidden,
     newest_first,
     pairs,
-    raw_body,
 )
 from convox_provider.client.resources.streams import BuildLogs
 from convox_provider.client.workflows.builds import BuildWorkflows
@@ -150,27 +153,27 @@ class Builds(BuildWorkflows[D], BuildLogs[D]):
         self,
         app: str,
         build_id: str,
-        sink: Callable[[bytes], None],
+        sink: Destination,
         *,
         timeout: float | None = TRANSFER_TIMEOUT,
-    ) -> Call[int]:
+    ) -> Call[int] | Flow[int]:
         """Stream the build's export archive (gzip tar: ``build.json`` plus one image archive per
-        service) into ``sink`` chunk by chunk; returns the number of bytes written.
+        service) to ``sink`` chunk by chunk; returns the number of bytes written.
 
-        An error after streaming began cannot change the status code: the archive is merely cut
-        short (§3.1), so verify it before relying on it. A connection that breaks mid-stream
-        raises ``ConvoxConnectionError`` and is not retried (the sink already holds part of it).
+        ``sink`` is a path, a binary file object (written as chunks arrive, left open) or a
+        callable taking each chunk. A path is written through a temporary file beside it that
+        replaces it only once the whole archive arrived, so a broken download never leaves a
+        truncated archive there. An error after streaming began cannot change the status code:
+        the archive is merely cut short (§3.1), so verify it before relying on it. A connection
+        that breaks mid-stream raises ``ConvoxConnectionError`` and is not retried.
         """
-        write, parse = counting(sink)
-        return Call(
-            "GET", _build_path(app, build_id, suffix=".tgz"), parse, sink=write, timeout=timeout
-        )
+        return download(_build_path(app, build_id, suffix=".tgz"), sink, timeout=timeout)
 
     @operation
     def import_build(
         self,
         app: str,
-        data: bytes | Iterable[bytes] | AsyncIterable[bytes],
+        data: bytes | FileSource | Iterable[bytes] | AsyncIterable[bytes],
         *,
         timeout: float | None = TRANSFER_TIMEOUT,
     ) -> Call[Build]:
@@ -179,16 +182,17 @@ class Builds(BuildWorkflows[D], BuildLogs[D]):
 
         Synchronous on the rack: it answers only after pushing every image, so the read wait is
         long; ``timeout`` bounds each read and write wait, in seconds (``None``: no limit).
-        ``data`` is bytes, or chunks streamed as they come (an iterable for the sync client, an
-        async iterable for the async one). The rack discards registry push errors, so a
-        "successful" import may lack images. Not retried: a repeat would create a second build
-        and release.
+        ``data`` is bytes; a path (``str`` or ``os.PathLike``) or a binary file object, read in
+        1 MiB chunks as they are sent (in a worker thread on the async client); or chunks
+        streamed as they come (an iterable for the sync client, an async iterable for the async
+        one). The rack discards registry push errors, so a "successful" import may lack images.
+        Not retried: a repeat would create a second build and release.
         """
         return Call(
             "POST",
             app_path(app, "builds", "import"),
             parse_model(Build),
-            content=raw_body(self, data),
+            content=file_body(self, data),
             timeout=timeout,
         )
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import builtins
-from collections.abc import AsyncIterable, Callable, Iterable
+from collections.abc import AsyncIterable, Iterable
 
 from convox_provider.client.encoding import Fields, object_key
 from convox_provider.client.errors import ConvoxInputError
@@ -11,6 +11,7 @@ from convox_provider.client.models import Object
 from convox_provider.client.operation import (
     Call,
     D,
+    Flow,
     Resource,
     operation,
     parse_bytes,
@@ -19,8 +20,9 @@ from convox_provider.client.operation import (
 )
 from convox_provider.client.resources._common import (
     TRANSFER_TIMEOUT,
+    Destination,
     app_path,
-    counting,
+    download,
     header_pairs,
     pairs,
     parse_strings,
@@ -86,17 +88,18 @@ class Objects(Resource[D]):
         self,
         app: str,
         key: str,
-        sink: Callable[[bytes], None],
+        sink: Destination,
         *,
         timeout: float | None = TRANSFER_TIMEOUT,
-    ) -> Call[int]:
-        """Stream an object chunk by chunk into ``sink`` (e.g. ``file.write``); returns its size.
+    ) -> Call[int] | Flow[int]:
+        """Stream an object chunk by chunk to ``sink``; returns its size.
 
-        A connection that breaks mid-stream raises ``ConvoxConnectionError`` and is not retried
-        (the sink already has part of the bytes): start again with a fresh sink.
+        ``sink`` is a path, a binary file object (left open) or a callable taking each chunk. A
+        path is replaced only once the whole object arrived (through a temporary file beside
+        it). A connection that breaks mid-stream raises ``ConvoxConnectionError`` and is not
+        retried: a file object or callable already has part of the bytes.
         """
-        write, parse = counting(sink)
-        return Call("GET", _object_path(app, key), parse, sink=write, timeout=timeout)
+        return download(_object_path(app, key), sink, timeout=timeout)
 
     @operation
     def delete(self, app: str, key: str) -> Call[None]:
