@@ -2,22 +2,39 @@
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
-STAMP := $(VENV)/.installed
 PYTEST_ARGS ?=
+# The Airflow a virtualenv gets: the newest 3.3.x by default. `make test-floor` builds a second
+# virtualenv on the declared floor, the newest 3.1.x (pyproject.toml: apache-airflow>=3.1).
+AIRFLOW_SPEC ?= apache-airflow==3.3.*
+FLOOR_VENV ?= .venv-af31
+FLOOR_AIRFLOW_SPEC ?= apache-airflow==3.1.*
+# One stamp per Airflow spec, so that changing AIRFLOW_SPEC reinstalls.
+STAMP := $(VENV)/.installed-$(shell printf '%s' '$(AIRFLOW_SPEC)' | cksum | cut -d' ' -f1)
+# Where `make screenshot` writes the form the README shows.
+SCREENSHOT ?= docs/connection-form.png
 
-.PHONY: env test check lint typecheck unit demo bench clean
+.PHONY: env test test-floor check lint typecheck unit screenshot demo bench clean
 
 env: $(STAMP)
 
 $(STAMP): pyproject.toml
 	@command -v uv >/dev/null 2>&1 || $(PYTHON) -m pip install --quiet --disable-pip-version-check uv
 	uv venv --quiet --allow-existing --python $(PYTHON) $(VENV)
-	VIRTUAL_ENV=$(VENV) uv pip install --quiet -e '.[dev]'
+	VIRTUAL_ENV=$(VENV) uv pip install --quiet -e '.[dev,ui]' '$(AIRFLOW_SPEC)'
+	@rm -f $(VENV)/.installed*
 	@touch $@
 
 ## The whole suite: lint, format, types, tests (what .ci/run calls).
-test: env lint typecheck
+test: env lint typecheck unit
+
+## The test suite alone, in $(VENV).
+unit: env
 	$(BIN)/pytest -q $(PYTEST_ARGS)
+
+## The test suite again, in its own virtualenv on the floor Airflow (3.1.x); .ci/run calls it too.
+## Lint and types are checked once, by `make test`, against the newest Airflow.
+test-floor:
+	$(MAKE) --no-print-directory unit VENV=$(FLOOR_VENV) AIRFLOW_SPEC='$(FLOOR_AIRFLOW_SPEC)'
 
 lint: env
 	$(BIN)/ruff check .
@@ -26,13 +43,17 @@ lint: env
 typecheck: env
 	$(BIN)/mypy
 
+## Refresh the README's screenshot of the Convox connection form (real browser, tests/ui).
+screenshot: env
+	CONVOX_UI_SCREENSHOT='$(abspath $(SCREENSHOT))' $(BIN)/pytest -q tests/ui
+
 ## Deploy a sample app through the bundled rack emulator and print what happened.
 demo: env
-	$(BIN)/python -m convox_provider.demo
+	$(BIN)/python demo/run_demo.py
 
 bench: env
-	VIRTUAL_ENV=$(VENV) uv pip install --quiet -e '.[dev,bench]'
+	VIRTUAL_ENV=$(VENV) uv pip install --quiet -e '.[dev,bench]' '$(AIRFLOW_SPEC)'
 	$(BIN)/python -m bench
 
 clean:
-	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache
+	rm -rf $(VENV) $(FLOOR_VENV) .mypy_cache .ruff_cache .pytest_cache

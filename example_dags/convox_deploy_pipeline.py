@@ -40,7 +40,12 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from airflow.sdk import Param, conf, dag, task
+from airflow.sdk import Param, dag, task
+
+try:
+    from airflow.sdk import conf
+except ImportError:  # Airflow 3.1: task-sdk 1.1 has no conf of its own
+    from airflow.configuration import conf
 
 from convox_provider.operators.builds import ConvoxBuildOperator
 from convox_provider.operators.releases import ConvoxPromoteReleaseOperator

@@ -29,7 +29,12 @@ import os
 from datetime import datetime, timezone
 from pathlib import Path
 
-from airflow.sdk import Param, TriggerRule, conf, dag, task
+from airflow.sdk import Param, TriggerRule, dag, task
+
+try:
+    from airflow.sdk import conf
+except ImportError:  # Airflow 3.1: task-sdk 1.1 has no conf of its own
+    from airflow.configuration import conf
 
 from convox_provider.operators.builds import ConvoxDeployOperator
 from convox_provider.operators.processes import ConvoxRunProcessOperator
@@ -117,7 +122,10 @@ def convox_guarded_deploy() -> None:
     @task
     def report_rollback(app: str, deployed: str, previous: str, restored: str) -> None:
         """Fail the run: the deploy was rolled back."""
-        from airflow.sdk.exceptions import AirflowFailException  # noqa: PLC0415
+        try:
+            from airflow.sdk.exceptions import AirflowFailException  # noqa: PLC0415
+        except ImportError:  # Airflow 3.1: the exceptions live in core
+            from airflow.exceptions import AirflowFailException  # noqa: PLC0415
 
         raise AirflowFailException(
             f"The deploy of app {app} (release {deployed or 'none'}) was rolled back: the app "

@@ -34,7 +34,12 @@ import os
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
-from airflow.sdk import Param, conf, dag
+from airflow.sdk import Param, dag
+
+try:
+    from airflow.sdk import conf
+except ImportError:  # Airflow 3.1: task-sdk 1.1 has no conf of its own
+    from airflow.configuration import conf
 
 from convox_provider.operators.builds import ConvoxBuildOperator
 from convox_provider.operators.processes import ConvoxRunProcessOperator

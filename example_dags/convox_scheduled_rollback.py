@@ -31,7 +31,12 @@ import os
 from datetime import datetime, timezone
 from typing import Any
 
-from airflow.sdk import Param, conf, dag, task
+from airflow.sdk import Param, dag, task
+
+try:
+    from airflow.sdk import conf
+except ImportError:  # Airflow 3.1: task-sdk 1.1 has no conf of its own
+    from airflow.configuration import conf
 
 from convox_provider.operators.releases import ConvoxRollbackOperator
 

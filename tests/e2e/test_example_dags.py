@@ -18,6 +18,7 @@ from typing import Any
 
 import pytest
 
+from convox_provider.operators._base import task_state_store_supported
 from convox_provider.testing import RackEmulator
 
 from .harness import EXAMPLE_DAGS, MANIFEST, MODES, SeededApp
@@ -79,7 +80,7 @@ def find(items: list[dict[str, Any]], item_id: str) -> dict[str, Any]:
 
 
 def test_example_dags_folder_imports_cleanly() -> None:
-    from airflow.dag_processing.dagbag import DagBag
+    from airflow_compat import DagBag
 
     bag = DagBag(dag_folder=str(EXAMPLE_DAGS))
 
@@ -147,7 +148,9 @@ def test_deploy_pipeline_builds_promotes_and_waits(
     build = find(rack.builds(app.name), build_id)
     assert build["status"] == "complete"
     assert build["release"] == release_id
-    assert build["description"] == f"Airflow {DEPLOY} {run.run_id}"
+    # Airflow < 3.3 (no task state store) adds the retry marker (convox_provider/operators/_base.py)
+    marker = "" if task_state_store_supported() else r" \[airflow-[0-9a-f]{16}\]"
+    assert re.fullmatch(re.escape(f"Airflow {DEPLOY} {run.run_id}") + marker, build["description"])
     assert "Building service: web" in output  # the build log reached the task log
     assert find(rack.releases(app.name), release_id)["build"] == build_id
     state = rack.app(app.name)

@@ -83,7 +83,7 @@ def env_of(rack: RackEmulator, app: str, release_id: str) -> dict[str, str]:
 
 
 def test_the_dag_files_import_cleanly() -> None:
-    from airflow.dag_processing.dagbag import DagBag
+    from airflow_compat import DagBag
 
     bag = DagBag(dag_folder=str(EXAMPLE_DAGS))
 

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from airflow.sdk.exceptions import TaskDeferred
+from airflow_compat import TaskDeferred
 from convox_support import (
     APP,
     FAST,
@@ -80,6 +80,12 @@ def source(tmp_path: Path) -> Path:
 def no_state_store(monkeypatch: pytest.MonkeyPatch) -> None:
     """Airflow before 3.3: no task state store."""
     monkeypatch.setattr(_base, "task_state_store_supported", lambda: False)
+
+
+@pytest.fixture
+def state_store(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Airflow 3.3 and later: a task state store (whatever Airflow runs the tests)."""
+    monkeypatch.setattr(_base, "task_state_store_supported", lambda: True)
 
 
 def attempt(
@@ -276,6 +282,7 @@ def test_the_marker_is_per_task_instance_not_per_try(rack: RackEmulator, source:
     assert rack.requests.count("POST", BUILDS) == 2  # another run builds anew
 
 
+@pytest.mark.usefixtures("state_store")
 def test_with_a_state_store_the_description_is_left_alone(rack: RackEmulator, source: Path) -> None:
     build_op(source, description="nightly").execute(attempt(StateStore(), 1)[1])
     assert rack.builds(APP)[0]["description"] == "nightly"

@@ -8,8 +8,8 @@ from typing import Any
 import jinja2
 import pytest
 from airflow.sdk._shared.secrets_masker import redact
-from airflow.sdk.exceptions import AirflowFailException, TaskDeferred
 from airflow.sdk.execution_time.task_runner import _serialize_rendered_fields
+from airflow_compat import AirflowFailException, TaskDeferred
 from convox_support import APP, FAST, RecordingTI, connect, context, run_trigger, seed
 
 from convox_provider.client.errors import ConvoxInputError

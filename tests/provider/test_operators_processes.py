@@ -9,8 +9,8 @@ from typing import Any
 
 import jinja2
 import pytest
-from airflow.sdk.exceptions import AirflowException, AirflowTaskTimeout
 from airflow.sdk.execution_time.task_runner import _serialize_rendered_fields
+from airflow_compat import AirflowException, AirflowTaskTimeout
 from convox_support import APP, FAST, MANIFEST, RecordingTI, connect, context, seed, wait_until
 
 from convox_provider.client.errors import ConvoxInputError

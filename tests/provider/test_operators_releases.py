@@ -8,7 +8,7 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
-from airflow.sdk.exceptions import AirflowException, AirflowFailException, TaskDeferred
+from airflow_compat import AirflowException, AirflowFailException, TaskDeferred
 from convox_support import APP, FAST, MANIFEST, RecordingTI, connect, context, run_trigger, seed
 
 from convox_provider.operators.releases import ConvoxPromoteReleaseOperator, ConvoxRollbackOperator

@@ -7,7 +7,7 @@ from typing import Any
 
 import jinja2
 import pytest
-from airflow.sdk.exceptions import TaskDeferred
+from airflow_compat import TaskDeferred
 from convox_support import APP, FAST, RecordingTI, connect, context, run_trigger, seed
 
 from convox_provider.client.client import ConvoxClient

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 from airflow.sdk import PokeReturnValue
-from airflow.sdk.exceptions import AirflowException, AirflowFailException, TaskDeferred
+from airflow_compat import AirflowException, AirflowFailException, TaskDeferred
 from convox_support import (
     APP,
     RecordingTI,

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 from airflow.sdk import PokeReturnValue
-from airflow.sdk.exceptions import AirflowException, AirflowFailException, TaskDeferred
+from airflow_compat import AirflowException, AirflowFailException, TaskDeferred
 from convox_support import APP, MANIFEST, connect, context, poke, run_trigger, seed, wait_until
 
 from convox_provider.client.client import ConvoxClient

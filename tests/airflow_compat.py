@@ -1,0 +1,54 @@
+"""Airflow names the tests use that moved between Airflow 3.1 and 3.3, taken from where this
+Airflow keeps them (the package's own imports follow the same rule, see ``operators/_base.py``).
+"""
+
+from __future__ import annotations
+
+from importlib import metadata
+from typing import TYPE_CHECKING
+
+from packaging.version import Version
+
+if TYPE_CHECKING:
+    from airflow.dag_processing.dagbag import DagBag
+    from airflow.sdk.exceptions import (
+        AirflowException,
+        AirflowFailException,
+        AirflowNotFoundException,
+        AirflowTaskTimeout,
+        TaskDeferred,
+    )
+else:
+    try:
+        from airflow.sdk.exceptions import (
+            AirflowException,
+            AirflowFailException,
+            AirflowNotFoundException,
+            AirflowTaskTimeout,
+            TaskDeferred,
+        )
+    except ImportError:  # Airflow 3.1: they live in core
+        from airflow.exceptions import (
+            AirflowException,
+            AirflowFailException,
+            AirflowNotFoundException,
+            AirflowTaskTimeout,
+            TaskDeferred,
+        )
+    try:
+        from airflow.dag_processing.dagbag import DagBag
+    except ImportError:  # Airflow 3.1
+        from airflow.models.dagbag import DagBag
+
+__all__ = [
+    "AIRFLOW_RELEASE",
+    "AirflowException",
+    "AirflowFailException",
+    "AirflowNotFoundException",
+    "AirflowTaskTimeout",
+    "DagBag",
+    "TaskDeferred",
+]
+
+#: The Airflow under test, e.g. (3, 3, 2).
+AIRFLOW_RELEASE = Version(metadata.version("apache-airflow-core")).release
