@@ -85,8 +85,10 @@ class ConvoxRollbackOperator(_ReleaseOperator):
     build and environment, promoted and waited for (the rack refuses to promote an older
     release itself, convox-api.md §7.5).
 
-    The promote is sent without waiting for the app to be ``running`` first, like the CLI: during
-    another rollout it fails with 403 unless ``force``.
+    Unlike the CLI, and like :class:`ConvoxPromoteReleaseOperator`, the promote waits for a
+    rollout in progress to end first (unless ``force``): a rollback task that runs right after a
+    failed deploy finds the rack still rolling that deploy back, and the CLI's promote would get
+    403 ``app is currently updating``.
 
     XCom: ``rolled_back_to`` (the older release, at once) and ``release_id`` (the new release,
     once created). Returns the new release id.
@@ -97,10 +99,10 @@ class ConvoxRollbackOperator(_ReleaseOperator):
     :param app: the Convox app.
     :param release_id: the release to go back to (default: the release listed just before the
         active one, newest first).
-    :param force: promote even while another rollout is in progress.
+    :param force: promote at once, even while another rollout is in progress.
     :param wait_for_completion: wait for the rollout to end; otherwise return once promoted.
     :param poll_interval: seconds between app status polls (also the delay before the first).
-    :param timeout: seconds to wait for the rollout at most.
+    :param timeout: seconds to wait at most, for a rollout in progress and this rollout.
     :param deferrable: wait on the triggerer (default ``[operators] default_deferrable``).
     :param convox_conn_id: the Airflow connection of the rack.
     """
@@ -122,7 +124,9 @@ class ConvoxRollbackOperator(_ReleaseOperator):
             self._remember(context, "rolled_back_to", target)
             return self._roll_out(
                 context,
-                lambda options: client.releases.rollback(self.app, target, **options),
+                lambda options: client.releases.rollback(
+                    self.app, target, wait_first=True, **options
+                ),
                 force=self.force,
                 timeout=self.timeout,
             )

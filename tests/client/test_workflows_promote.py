@@ -324,6 +324,32 @@ class TestRollback:
             ReleaseWorkflows(rack).rollback("myapp", "R1")
         assert rack.keys.count(("POST", f"{APP}/releases/R9/promote")) == 1
 
+    def test_wait_first_waits_out_a_rollout_in_progress_before_the_promote(
+        self, rack: FakeRack
+    ) -> None:
+        rack.on("GET", f"{APP}/releases/R1", Release(id="R1", build="B1", env=""))
+        rack.on("POST", f"{APP}/releases", Release(id="R9", build="B1"))
+        rack.on("POST", f"{APP}/releases/R9/promote", None)
+        rack.on(
+            "GET",
+            APP,
+            app("rollback", "R5"),  # the rack is rolling a failed deploy back
+            app("running", "R1"),
+            app("running", "R1"),
+            app("updating", "R9"),
+            app("running", "R9"),
+        )
+        rack.on("GET", f"{APP}/processes", [])
+
+        result = ReleaseWorkflows(rack).rollback(
+            "myapp", "R1", wait_first=True, poll_interval=0.01, initial_delay=0
+        )
+
+        assert result == "R9"
+        promote = rack.keys.index(("POST", f"{APP}/releases/R9/promote"))
+        assert rack.keys[:promote].count(("GET", APP)) == 3
+        assert rack.keys.count(("POST", f"{APP}/releases/R9/promote")) == 1
+
     def test_a_release_without_build_is_refused_before_creating(self, rack: FakeRack) -> None:
         rack.on("GET", f"{APP}/releases/R1", Release(id="R1", build="", env="A=1"))
         with pytest.raises(ConvoxWorkflowError, match="no build"):

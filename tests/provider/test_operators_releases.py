@@ -237,3 +237,22 @@ def test_rollback_that_is_rolled_back_fails(rack: RackEmulator) -> None:
     rack.scripts.fail_next_promote(APP)
     with pytest.raises(AirflowFailException, match=f"back on release {active}"):
         rollback_op().execute(context())
+
+
+def test_rollback_right_after_a_failed_rollout_waits_for_the_rack_to_settle(
+    make_rack: RackFactory,
+) -> None:
+    """A rollback task after a failed deploy finds the rack still rolling the deploy back: it
+    waits for that, instead of getting 403 'app is currently updating' as the CLI would."""
+    rack = make_rack(rollout=0.3)
+    older = rack.releases(APP)[1]
+    rack.scripts.fail_next_promote(APP)
+    with pytest.raises(AirflowFailException):
+        promote_op(release_id=unpromoted(rack)).execute(context())
+    assert rack.app(APP)["status"] == "rollback"
+
+    new_id = rollback_op(release_id=older["id"]).execute(context())
+
+    assert current(rack) == ("running", new_id)
+    assert rack.releases(APP)[0]["build"] == older["build"]
+    assert rack.requests.count("POST", f"/apps/{APP}/releases/{new_id}/promote") == 1

@@ -134,7 +134,7 @@ def promote_release(
 
 
 def _rollback(
-    resource: Resource[Any], app: str, to_release: str, options: PromoteOptions
+    resource: Resource[Any], app: str, to_release: str, options: PromoteOptions, wait_first: bool
 ) -> Flow[str]:
     old = yield from _routes.send(_routes.releases().get, resource, app, to_release)
     if not old.build:
@@ -146,7 +146,7 @@ def _rollback(
         _routes.releases().create, resource, app, build=old.build, env=old.env
     )
     emit(options.on_event, ReleaseCreated(app, new.id, new.build, new.description))
-    return (yield from promote_release(resource, app, new.id, options, wait_first=False))
+    return (yield from promote_release(resource, app, new.id, options, wait_first=wait_first))
 
 
 class ReleaseWorkflows(Resource[D]):
@@ -212,6 +212,7 @@ class ReleaseWorkflows(Resource[D]):
         *,
         wait: bool = True,
         force: bool = False,
+        wait_first: bool = False,
         timeout: float = ROLLOUT_TIMEOUT,
         poll_interval: float = 5.0,
         initial_delay: float = 5.0,
@@ -225,9 +226,12 @@ class ReleaseWorkflows(Resource[D]):
 
         The official SDK promotes the old id, which the rack refuses (400 ``can not promote an
         older release, try rollback``, §8 item 2); this does what ``convox releases rollback``
-        does (§7.5). Like the CLI, the promote is sent without first waiting for the app to be
-        ``running``: during a rollout it fails with 403 unless ``force``. The wait and its
-        options are those of :meth:`promote`.
+        does (§7.5). Like the CLI, by default the promote is sent without first waiting for the
+        app to be ``running``: during a rollout it fails with 403 unless ``force``. With
+        ``wait_first`` (and no ``force``) it waits for a rollout in progress to end first, as
+        :meth:`promote` does: what a rollback right after a failed deploy needs, since the rack
+        is then still rolling that deploy back. The wait and its options are those of
+        :meth:`promote`; ``timeout`` covers both waits.
         """
         options = PromoteOptions(
             wait=wait,
@@ -242,4 +246,4 @@ class ReleaseWorkflows(Resource[D]):
         )
         segment(app, kind="app name")
         segment(to_release, kind="release id")
-        return _rollback(self, app, to_release, options)
+        return _rollback(self, app, to_release, options, wait_first)
