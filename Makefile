@@ -24,15 +24,16 @@ $(STAMP): pyproject.toml
 	@rm -f $(VENV)/.installed*
 	@touch $@
 
-## The whole suite: lint, format, types, tests (what .ci/run calls).
-test: env lint typecheck unit
+## The whole suite (what .ci/run calls): lint, format, types, the tests on the newest Airflow
+## 3.3.x, then the tests again on the declared floor, Airflow 3.1.x, in its own virtualenv.
+test: env lint typecheck unit test-floor
 
 ## The test suite alone, in $(VENV).
 unit: env
 	$(BIN)/pytest -q $(PYTEST_ARGS)
 
-## The test suite again, in its own virtualenv on the floor Airflow (3.1.x); .ci/run calls it too.
-## Lint and types are checked once, by `make test`, against the newest Airflow.
+## The test suite again, in its own virtualenv on the floor Airflow (3.1.x). Lint and types are
+## checked once, by `make test`, against the newest Airflow.
 test-floor:
 	$(MAKE) --no-print-directory unit VENV=$(FLOOR_VENV) AIRFLOW_SPEC='$(FLOOR_AIRFLOW_SPEC)'
 

@@ -47,6 +47,11 @@ from convox_provider.client.errors import (
     ConvoxError,
 )
 from convox_provider.client.retry import RetryConfig
+from convox_provider.hooks._legacy_form import (
+    NEEDS_LEGACY_FORM,
+    connection_form_widgets,
+    ui_field_behaviour,
+)
 
 if TYPE_CHECKING:
     from convox_provider.client.client import AsyncConvoxClient, ConvoxClient
@@ -128,6 +133,10 @@ class ConvoxHook(BaseHook):
         self.convox_conn_id = convox_conn_id
         self._client: ConvoxClient | None = None
         self._leases: list[_Lease] = []
+
+    if NEEDS_LEGACY_FORM:  # Airflow 3.1 builds the connection form from these two only
+        get_connection_form_widgets = staticmethod(connection_form_widgets)
+        get_ui_field_behaviour = staticmethod(ui_field_behaviour)
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(convox_conn_id={self.convox_conn_id!r})"

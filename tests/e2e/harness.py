@@ -17,12 +17,14 @@ MANIFEST = (SAMPLE_APP / "convox.yml").read_text()
 #: Seconds between status checks in the DAGs: small, yet every wait polls more than once.
 POLL_INTERVAL = 0.1
 #: Builds and rollouts take a few polls, so waiting (and deferring) really happens. Airflow 3.1's
-#: dag.test() spends more than 0.4 s between two tasks: a rollout that short would be over before
-#: the task after the promote first looks (a poke-mode sensor that never saw the rollout start
-#: cannot tell a finished rollback from "not promoted yet", and waits for its timeout).
+#: dag.test() takes about 2 s from one task to the next (3.3: about 0.25 s), so shorter steps
+#: would be over before the next task first looks: nothing left to defer, and a poke-mode sensor
+#: that never saw the rollout start cannot tell a finished rollback from "not promoted yet", so
+#: it waits for its timeout.
+_STEP = 0.4 if AIRFLOW_RELEASE >= (3, 3) else 5.0
 TIMING = Timing(
-    build=0.4,
-    rollout=0.4 if AIRFLOW_RELEASE >= (3, 3) else 2.0,
+    build=_STEP,
+    rollout=_STEP,
     process_start=0.05,
     process_run=0.05,
     app_delete=0.1,
