@@ -35,6 +35,7 @@ class StreamDecoder:
 
     def __init__(self, *, exit_code: bool = False) -> None:
         self._exec = exit_code
+        self._command = exit_code  # an exec stream: opening it again runs the command again
         self.done = False
         self.exit_code: int | None = None
         self.error: str | None = None
@@ -144,6 +145,12 @@ class StreamDecoder:
 
     def connection_lost(self) -> None:
         """The connection closed: an error unless the end frame had already arrived."""
+        if not self.done and self._command:
+            raise ConvoxConnectionError(
+                "the stream ended without its end marker (the connection was cut): the command "
+                "may still be running or may have ended, and its exit code is lost. It was not "
+                "run again: check its effect before repeating it"
+            )
         if not self.done:
             raise ConvoxConnectionError(
                 "the stream ended without its end marker (the connection was cut); "

@@ -131,7 +131,11 @@ class ConvoxStreamError(ConvoxError):
 
 
 class ConvoxAPIError(ConvoxError):
-    """The rack answered a request with an error status."""
+    """The rack answered a request with an error status.
+
+    ``hint`` (shown after the rest) says what the status cannot tell by itself, e.g. that a
+    write answered by a gateway may have taken effect on the rack.
+    """
 
     def __init__(
         self,
@@ -141,22 +145,25 @@ class ConvoxAPIError(ConvoxError):
         request_id: str | None = None,
         method: str = "",
         path: str = "",
+        hint: str = "",
     ) -> None:
         self.message = message
         self.status_code = status_code
         self.request_id = request_id
         self.method = method
         self.path = path
+        self.hint = hint
         super().__init__(self._describe())
 
     def _describe(self) -> str:
         where = f" ({self.method} {self.path})" if self.method else ""
         rid = f" [Request-Id {self.request_id}]" if self.request_id else ""
-        return f"{self.status_code}: {self.message}{where}{rid}"
+        hint = f"; {self.hint}" if self.hint else ""
+        return f"{self.status_code}: {self.message}{where}{rid}{hint}"
 
     def __reduce__(self) -> tuple[object, ...]:
         fields = {"status_code": self.status_code, "request_id": self.request_id}
-        where = {"method": self.method, "path": self.path}
+        where = {"method": self.method, "path": self.path, "hint": self.hint}
         return (_rebuild, (type(self), (self.message,), {**fields, **where}))
 
 
@@ -224,6 +231,7 @@ def error_for_status(
     request_id: str | None = None,
     method: str = "",
     path: str = "",
+    hint: str = "",
 ) -> ConvoxAPIError:
     """Build the typed error for an error response.
 
@@ -238,4 +246,11 @@ def error_for_status(
         cls = ConvoxServerError
     else:
         cls = ConvoxAPIError
-    return cls(message, status_code=status_code, request_id=request_id, method=method, path=path)
+    return cls(
+        message,
+        status_code=status_code,
+        request_id=request_id,
+        method=method,
+        path=path,
+        hint=hint,
+    )

@@ -57,6 +57,13 @@ _MESSAGE_LIMIT = 2000
 
 logger = logging.getLogger("convox_provider.client")
 
+NOT_REPEATED = "a write is never sent again automatically"
+MAY_HAVE_ACTED = (
+    "the request may have reached the rack, so it was not retried: check its effect before "
+    "repeating it"
+)
+"""Appended to the error of a write that failed after it may have taken effect on the rack."""
+
 
 @dataclass(frozen=True)
 class Transmit:
@@ -203,12 +210,16 @@ class _Exchange:
         if 300 <= status < 400:
             raise ConvoxConfigError(_redirect_hint(self.config, response))
         if status >= 400:
+            message = error_message(response)
             raise error_for_status(
                 status,
-                error_message(response),
+                message,
                 request_id=request_id,
                 method=call.method,
                 path=call.path,
+                hint=_auth_hint(self.config, message)
+                if status == 401
+                else ("" if call.idempotent else _write_hint(status, message)),
             )
         try:
             return call.parse(response)
@@ -241,10 +252,7 @@ class _Exchange:
             ) from exc
         unsure = ""
         if not call.idempotent and not self.policy.should_retry_exception(exc, idempotent=False):
-            unsure = (
-                "; the request may have reached the rack, so it was not retried: check its "
-                "effect before repeating it"
-            )
+            unsure = f"; {MAY_HAVE_ACTED}"
         if isinstance(exc, httpx.TimeoutException):
             raise ConvoxTimeoutError(f"{where} timed out ({type(exc).__name__}){unsure}") from exc
         detail = str(exc) or type(exc).__name__
@@ -303,6 +311,27 @@ def error_message(response: httpx.Response) -> str:
     if len(text) > _MESSAGE_LIMIT:
         text = text[:_MESSAGE_LIMIT] + " …"
     return text or f"response status {response.status_code}"
+
+
+def _auth_hint(config: ClientConfig, message: str) -> str:
+    """What to check after a 401 (convox-api.md §1.2-§1.3): the key, or the role it carries."""
+    if "unauthorized to access" in message:
+        return (
+            "the credential is valid, but its role may not make this call: use a key or rack "
+            "JWT with the role it needs (writes need 'w'), or the rack password"
+        )
+    where = f", and that it may use rack {config.rack!r}" if config.console else ""
+    return f"the credential was refused: check the deploy key or rack password{where}"
+
+
+def _write_hint(status: int, message: str) -> str:
+    """What an error status cannot tell about a write that was not retried (see ``RetryPolicy``):
+    a gateway's 502/503/504, or a 500, may come after the rack acted; a 429 was a refusal."""
+    if status == 429:
+        return f"the request was refused, and {NOT_REPEATED}: try again later"
+    if status in (502, 503, 504) or (status == 500 and "not found" not in message.lower()):
+        return MAY_HAVE_ACTED
+    return ""
 
 
 def _unreadable(exc: ValueError) -> str:

@@ -73,6 +73,10 @@ PING_INTERVAL = 5.0
 """Seconds of silence after which a ping is sent (the Go client's cadence, §6.8)."""
 
 _READ_SIZE = 256 * 1024
+_EXEC_UNSURE = (
+    "; the command may have started on the rack, so it was not run again: check its effect "
+    "before repeating it"
+)
 _MAX_FRAME = 16 * 1024 * 1024
 
 
@@ -183,11 +187,12 @@ class _Connection:
         if not self.open:
             if not data:
                 raise ConvoxConnectionError(
-                    f"WebSocket {self.url}: the connection closed during the handshake"
+                    f"WebSocket {self.url}: the connection closed during the handshake{self.unsure}"
                 )
             if self.protocol.handshake_exc is not None:
                 raise ConvoxConnectionError(
                     f"WebSocket {self.url}: handshake failed: {self.protocol.handshake_exc}"
+                    f"{self.unsure}"
                 )
         elif not data:
             self.decoder.connection_lost()
@@ -204,13 +209,17 @@ class _Connection:
             self._send_stdin()
             return
         if not isinstance(error, InvalidStatus):
-            raise ConvoxConnectionError(f"WebSocket {self.url}: handshake failed: {error}")
+            raise ConvoxConnectionError(
+                f"WebSocket {self.url}: handshake failed: {error}{self.unsure}"
+            )
         answer = httpx.Response(
             response.status_code,
             headers=list(response.headers.raw_items()),
             content=bytes(response.body),
         )
-        self.driver.finish(Call("GET", self.spec.path, parse_ok), answer)
+        # An exec is a write: its error statuses say so (see ``_Exchange.finish``).
+        upgrade = Call("GET", self.spec.path, parse_ok, retry_safe=not self.spec.exit_code)
+        self.driver.finish(upgrade, answer)
         raise ConvoxConnectionError(
             f"WebSocket {self.url}: expected a WebSocket upgrade, got status {response.status_code}"
         )
@@ -228,12 +237,19 @@ class _Connection:
         self.decoder.check()
         return StreamResult(self.decoder.exit_code, self.decoder.received)
 
+    @property
+    def unsure(self) -> str:
+        """For an exec, what a failure cannot tell: whether the command started (it is never
+        run again automatically); empty for log streams, which can simply be opened again."""
+        return _EXEC_UNSURE if self.spec.exit_code else ""
+
     def failure(self, exc: BaseException) -> ConvoxConnectionError:
         """A network error as a Convox error naming the stream (never its headers)."""
         if isinstance(exc, (socket.timeout, asyncio.TimeoutError, TimeoutError)):
             when = "during the stream" if self.open else "before the handshake"
-            return ConvoxTimeoutError(f"WebSocket {self.url} timed out {when}")
-        return ConvoxConnectionError(f"WebSocket {self.url} failed: {exc or type(exc).__name__}")
+            return ConvoxTimeoutError(f"WebSocket {self.url} timed out {when}{self.unsure}")
+        detail = exc or type(exc).__name__
+        return ConvoxConnectionError(f"WebSocket {self.url} failed: {detail}{self.unsure}")
 
 
 # -- sync I/O -----------------------------------------------------------------------------------

@@ -381,7 +381,7 @@ def _config(conn: Connection) -> ClientConfig:
     )
     verify: bool | str = ca_bundle if verify_ssl and ca_bundle else verify_ssl
 
-    _check("host", lambda: ClientConfig.create(host, "key"))
+    _check_host(host)
     if key is not None:
         _check("password", lambda: ClientConfig.create("https://rack.invalid", key))
     return _check(
@@ -397,6 +397,22 @@ def _check(field: str, build: Callable[[], ClientConfig]) -> ClientConfig:
         return build()
     except ConvoxConfigError as exc:
         raise _FieldError(field, str(exc)) from None
+
+
+def _check_host(host: str) -> None:
+    """Check the host alone; a plain ``http://`` refusal gets advice a connection can follow
+    (the client's ``allow_insecure_http`` argument is no connection field)."""
+    try:
+        ClientConfig.create(host, "key")
+    except ConvoxConfigError as exc:
+        detail = str(exc)
+        if detail.startswith("Refusing plain http://"):
+            name = urlsplit(host).hostname
+            detail = (
+                f"Refusing plain http:// for {name}: the key would be sent unencrypted. Use "
+                "https://; plain http:// is accepted for loopback hosts only"
+            )
+        raise _FieldError("host", detail) from None
 
 
 def _host(host: str | None, port: int | None) -> str:
@@ -524,9 +540,11 @@ def _connected_message(config: ClientConfig, system: Any) -> str:
 
 def _failure_message(exc: Exception) -> str:
     if isinstance(exc, ConvoxAuthError):
+        # The advice below replaces the client's own hint.
+        detail = str(exc).removesuffix(f"; {exc.hint}") if exc.hint else str(exc)
         return (
-            f"Authentication failed ({exc}); check the deploy key or rack password, and that the "
-            "key may read this rack"
+            f"Authentication failed ({detail}); check the deploy key or rack password, and that "
+            "the key may read this rack"
         )
     if isinstance(exc, ConvoxConnectionError):
         return f"Could not reach the rack: {exc}"

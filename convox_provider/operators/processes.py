@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from airflow.sdk import Context
 
-from convox_provider.operators._base import AirflowException, _warn_at_dag_line
+from convox_provider.operators._base import MAX_ERRORS, AirflowException, _warn_at_dag_line
 from convox_provider.operators.environment import EnvironmentOperator
 
 if TYPE_CHECKING:
@@ -164,6 +164,7 @@ class ConvoxRunProcessOperator(EnvironmentOperator):
                     entrypoint=self.entrypoint,
                     start_timeout=self.start_timeout,
                     poll_interval=self.poll_interval,
+                    max_errors=MAX_ERRORS,
                     on_output=on_output,
                     on_event=self._progress(context),
                     **self.sizing,

@@ -70,7 +70,8 @@ async def test_each_status_maps_to_its_error(
     assert type(error) is cls
     assert (error.status_code, error.message, error.request_id) == (status, message, "0123456789ab")
     assert (error.method, error.path) == ("GET", "/apps/myapp")
-    assert str(error) == f"{status}: {message} (GET /apps/myapp) [Request-Id 0123456789ab]"
+    hint = "; the credential was refused: check the deploy key or rack password" * (status == 401)
+    assert str(error) == f"{status}: {message} (GET /apps/myapp) [Request-Id 0123456789ab]{hint}"
 
 
 async def test_empty_error_body(rack: Any, raises: Callable[..., Any]) -> None:
