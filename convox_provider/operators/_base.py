@@ -8,11 +8,13 @@ durability (a retried task re-attaching to the remote work its previous try star
 
 Durability: on Airflow 3.3+ the ids of what a try starts (build, release, process) are kept in
 the task state store, which outlives the try (XCom does not); the next try of the same task
-instance reads them back (``durable=True``, the default). Without a task state store (Airflow
-3.1/3.2) the build operators tag the build description with a marker derived from the DAG,
-task, run and map index (never the try number), and a retry looks for it among the newest
-builds. Clearing a task keeps the store, as for Airflow's own ``ResumableJobMixin``: a cleared
-build task of the same run reuses its complete build; a failed one builds again.
+instance reads them back (``durable=True``, the default). The build operators also tag the build
+description with a marker derived from the DAG, task, run and map index (never the try number),
+and a retry that has no build id looks for it among the newest builds: Airflow 3.1/3.2 has no
+task state store, and even with one a try has no id when the answer to the build's create was
+lost (a gateway timeout or a cut connection after the rack created the build). Clearing a task keeps
+the store, as for Airflow's own ``ResumableJobMixin``: a cleared build task of the same run
+reuses its complete build; a failed one builds again.
 
 DAG files import the operator modules, so this module imports neither the client nor the
 triggers at module level (``convox_provider.client.client`` alone costs ~90 ms): they are
@@ -22,14 +24,13 @@ imported when a task runs.
 from __future__ import annotations
 
 import hashlib
-import importlib.util
 import sys
 import time
 import warnings
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import timedelta
-from functools import cache, cached_property
+from functools import cached_property
 from typing import TYPE_CHECKING, Any, NoReturn
 
 from airflow.sdk import BaseOperator, Context
@@ -100,12 +101,6 @@ StartRollout = Callable[[dict[str, Any]], str]
 """``start(options) -> release id``: a promote or rollback workflow call given its wait options."""
 
 _SHOWN_EVENT = 200
-
-
-@cache
-def task_state_store_supported() -> bool:
-    """Whether this Airflow keeps a task state store across tries (3.3+)."""
-    return importlib.util.find_spec("airflow.sdk.bases.resumablejobmixin") is not None
 
 
 def _warn_at_dag_line(message: str) -> None:
@@ -198,9 +193,8 @@ class ConvoxTask(BaseOperator):
         return value if isinstance(value, str) and value else None
 
     def _retry_marker(self, context: Context) -> str | None:
-        """The build-description marker of this task instance, when durability falls back to
-        it (``durable`` on an Airflow without a task state store); None otherwise."""
-        if not self.durable or task_state_store_supported():
+        """The build-description marker of this task instance when ``durable``, else None."""
+        if not self.durable:
             return None
         ti = context["ti"]
         instance = "/".join(

@@ -27,7 +27,7 @@ __all__ = ["ConvoxBuildOperator", "ConvoxDeployOperator"]
 _CHUNK = 1024 * 1024
 
 RETRY_SEARCH = 50
-"""Newest builds searched for a previous try's marker (Airflow without a task state store)."""
+"""Newest builds searched for a previous try's marker (when no try recorded a build id)."""
 
 
 class _FileChunks:
@@ -57,8 +57,8 @@ class ConvoxBuildOperator(ConvoxBaseOperator):
 
     Durable (``durable=True``): a retried task re-attaches to the build its previous try
     started (still running: waited for; complete: used) instead of building again; only a
-    failed build is built again (see :mod:`convox_provider.operators._base`). On Airflow before
-    3.3 the build's description then carries a marker ``airflow-<hash>``.
+    failed build is built again (see :mod:`convox_provider.operators._base`). The build's
+    description then ends with a marker ``[airflow-<hash>]`` naming the task instance.
 
     :param app: the Convox app.
     :param source_dir: directory to build (its ``convox.yml``, or ``manifest``).

@@ -18,7 +18,6 @@ from typing import Any
 
 import pytest
 
-from convox_provider.operators._base import task_state_store_supported
 from convox_provider.testing import RackEmulator
 
 from .harness import EXAMPLE_DAGS, MANIFEST, MODES, SeededApp
@@ -148,8 +147,8 @@ def test_deploy_pipeline_builds_promotes_and_waits(
     build = find(rack.builds(app.name), build_id)
     assert build["status"] == "complete"
     assert build["release"] == release_id
-    # Airflow < 3.3 (no task state store) adds the retry marker (convox_provider/operators/_base.py)
-    marker = "" if task_state_store_supported() else r" \[airflow-[0-9a-f]{16}\]"
+    # A durable build carries its retry marker (convox_provider/operators/_base.py)
+    marker = r" \[airflow-[0-9a-f]{16}\]"
     assert re.fullmatch(re.escape(f"Airflow {DEPLOY} {run.run_id}") + marker, build["description"])
     assert "Building service: web" in output  # the build log reached the task log
     assert find(rack.releases(app.name), release_id)["build"] == build_id

@@ -33,7 +33,7 @@ from convox_support import (
     wait_until,
 )
 
-from convox_provider.operators import _base
+from convox_provider.client.errors import ConvoxError
 from convox_provider.operators.builds import ConvoxBuildOperator, ConvoxDeployOperator
 from convox_provider.operators.environment import ConvoxEnvSetOperator
 from convox_provider.operators.releases import ConvoxPromoteReleaseOperator, ConvoxRollbackOperator
@@ -74,18 +74,6 @@ def rack(convox_rack_factory: RackFactory, monkeypatch: pytest.MonkeyPatch) -> R
 @pytest.fixture
 def source(tmp_path: Path) -> Path:
     return sample_app(tmp_path)
-
-
-@pytest.fixture
-def no_state_store(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Airflow before 3.3: no task state store."""
-    monkeypatch.setattr(_base, "task_state_store_supported", lambda: False)
-
-
-@pytest.fixture
-def state_store(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Airflow 3.3 and later: a task state store (whatever Airflow runs the tests)."""
-    monkeypatch.setattr(_base, "task_state_store_supported", lambda: True)
 
 
 def attempt(
@@ -247,10 +235,9 @@ def test_a_deferrable_retry_defers_on_the_previous_build(rack: RackEmulator, sou
     assert rack.requests.count("POST", BUILDS) == 1
 
 
-# --- builds without a task state store (Airflow before 3.3) --------------------------------------
+# --- builds found by their marker: no task state store (Airflow before 3.3), or no id in it ---
 
 
-@pytest.mark.usefixtures("no_state_store")
 def test_without_a_state_store_the_build_is_found_by_its_marker(
     rack: RackEmulator, source: Path
 ) -> None:
@@ -267,7 +254,6 @@ def test_without_a_state_store_the_build_is_found_by_its_marker(
     assert rack.requests.count("POST", BUILDS) == 1
 
 
-@pytest.mark.usefixtures("no_state_store")
 def test_the_marker_is_per_task_instance_not_per_try(rack: RackEmulator, source: Path) -> None:
     op = build_op(source)
     markers = {
@@ -282,9 +268,27 @@ def test_the_marker_is_per_task_instance_not_per_try(rack: RackEmulator, source:
     assert rack.requests.count("POST", BUILDS) == 2  # another run builds anew
 
 
-@pytest.mark.usefixtures("state_store")
-def test_with_a_state_store_the_description_is_left_alone(rack: RackEmulator, source: Path) -> None:
-    build_op(source, description="nightly").execute(attempt(StateStore(), 1)[1])
+@pytest.mark.parametrize("store", [StateStore(), None], ids=["state-store", "no-state-store"])
+@pytest.mark.parametrize("lost", ["gateway-timeout", "cut-connection"])
+def test_a_build_whose_create_answer_was_lost_is_not_built_again(
+    rack: RackEmulator, source: Path, store: StateStore | None, lost: str
+) -> None:
+    """The rack created the build but the try never saw its id: the retry finds it by marker."""
+    if lost == "gateway-timeout":
+        rack.faults.respond("POST", BUILDS, 504, after_handler=True)
+    else:
+        rack.faults.drop("POST", BUILDS, stage="handler")
+    with pytest.raises(ConvoxError):
+        build_op(source).execute(attempt(store, 1)[1])
+    assert store is None or "build_id" not in store
+    (build,) = rack.builds(APP)[:1]
+
+    assert build_op(source).execute(attempt(store, 2)[1]) == build["id"]
+    assert rack.requests.count("POST", BUILDS) == 1
+
+
+def test_not_durable_builds_carry_no_marker(rack: RackEmulator, source: Path) -> None:
+    build_op(source, description="nightly", durable=False).execute(attempt(StateStore(), 1)[1])
     assert rack.builds(APP)[0]["description"] == "nightly"
 
 
