@@ -1,0 +1,335 @@
+"""Bad input: every row fails the task before anything changes on the rack, says what is wrong
+and how to fix it, and never shows the key or an environment value.
+
+Rows are crossed with the subjects they apply to (the connection rows with every operator and
+sensor). Each cell asserts the error type, the message (a regex naming the problem and the fix),
+that the rack is unchanged (input problems: not a single write was even sent), and that neither
+the message nor the captured logs contain the secrets of the cell.
+"""
+
+from __future__ import annotations
+
+import http.server
+import json
+import re
+import threading
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+from airflow.sdk import BaseOperator
+from convox_support import FAST
+
+from convox_provider.client.errors import (
+    ConvoxAuthError,
+    ConvoxConfigError,
+    ConvoxForbiddenError,
+    ConvoxInputError,
+    ConvoxNotFoundError,
+)
+from convox_provider.hooks.convox import ConvoxConnectionConfigError
+from convox_provider.operators.environment import ConvoxEnvSetOperator
+from convox_provider.operators.processes import ConvoxRunProcessOperator
+from convox_provider.testing import RackEmulator
+
+from .matrix import APP, SUBJECTS, Cell, Subject, drive, writes_of
+
+RackFactory = Callable[..., RackEmulator]
+
+KEY = "dk-7Qx9Lm2Vw4Rt8Zp3Ka6"
+"""The rack password (a deploy key's shape); it must never be shown."""
+WRONG_KEY = "dk-Wr0ngK3y-5Hs1Nd8Uq"
+SECRET_VALUE = "s3cr3t-pw-9d81f7a2c4"
+
+
+@dataclass
+class Env:
+    """What a row needs around a cell: the rack (a console for the console rows), and a host
+    that answers web pages."""
+
+    rack: RackEmulator
+    html_url: str
+
+
+@dataclass(frozen=True)
+class Row:
+    name: str
+    error: type[Exception]
+    message: str
+    """A regex the message must match: the problem and the fix."""
+    subjects: tuple[str, ...] = ()
+    """Names of the subjects the row applies to (empty: all)."""
+    connection: Callable[[Env], dict[str, Any]] | None = None
+    """The connection (default: the rack with the right key)."""
+    task: Callable[[Cell, Subject], BaseOperator] | None = None
+    """Builds the task (default: the subject's own, its attributes then changed by ``setup``)."""
+    setup: Callable[[Env, BaseOperator], None] | None = None
+    secrets: tuple[str, ...] = ()
+    """Values that must appear nowhere (besides the key, always checked)."""
+    sends_requests: bool = False
+    """Whether requests may reach the rack (they must not change anything); otherwise the input
+    is refused before the first write is even sent."""
+    accepted: tuple[str, ...] = ()
+    """Writes the rack may accept all the same (labels of ``matrix.Write``): an unknown app's
+    source upload is taken by the emulator's objects API, which does not check the app (what
+    a real rack does there is not known); the build create then fails with 404."""
+
+
+def _good(env: Env) -> dict[str, Any]:
+    return {"host": env.rack.url, "password": KEY}
+
+
+def _app(name: str) -> Callable[[Env, BaseOperator], None]:
+    def setup(env: Env, task: BaseOperator) -> None:
+        task.app = name  # as a rendered template would set it
+
+    return setup
+
+
+def _env_set(values: dict[str, str]) -> Callable[[Cell, Subject], BaseOperator]:
+    def make(cell: Cell, subject: Subject) -> BaseOperator:
+        if subject.name == "run":
+            return ConvoxRunProcessOperator(
+                task_id="migrate",
+                app=APP,
+                service="web",
+                command="python manage.py migrate",
+                environment=values,
+                poll_interval=FAST,
+            )
+        return ConvoxEnvSetOperator(task_id="env", app=APP, set=values, poll_interval=FAST)
+
+    return make
+
+
+def _forbid(env: Env, task: BaseOperator) -> None:
+    env.rack.faults.respond(
+        None, "**", 403, times=None, message="deploy key role does not allow this action"
+    )
+
+
+ENV_TAKERS = ("env-set", "run")
+FIX_FIELD = r"Convox connection 'convox_default': fix the field '[^']+' \({field}\): "
+
+ROWS = (
+    Row(
+        "app-with-slash",
+        ConvoxInputError,
+        r"invalid app name 'shop/\.\./demo': app names cannot contain '/'",
+        setup=_app("shop/../demo"),
+    ),
+    Row(
+        "app-with-space",
+        ConvoxInputError,
+        r"invalid app name 'my shop': app names cannot contain whitespace$",
+        setup=_app("my shop"),
+    ),
+    Row(
+        "app-empty",
+        ConvoxInputError,
+        r"invalid app name '': app names cannot be empty",
+        setup=_app(""),
+    ),
+    Row(
+        "app-unknown",
+        ConvoxNotFoundError,
+        r'^(404: app not found: shop-typo|500: builds\.convox\.com "b\w+" not found) \(',
+        setup=_app("shop-typo"),
+        sends_requests=True,
+        accepted=("source upload",),
+    ),
+    Row(
+        "env-key-with-space",
+        ConvoxInputError,
+        r"invalid environment \(1 bad key\): 'DB URL': keys cannot contain whitespace$",
+        subjects=ENV_TAKERS,
+        task=_env_set({"DB URL": SECRET_VALUE}),
+        secrets=(SECRET_VALUE,),
+    ),
+    Row(
+        "env-key-with-equals",
+        ConvoxInputError,
+        r"'A=B': keys cannot contain '=' \(the rack splits each line at its first '='\)",
+        subjects=ENV_TAKERS,
+        task=_env_set({"A=B": SECRET_VALUE}),
+        secrets=(SECRET_VALUE,),
+    ),
+    Row(
+        "env-key-empty",
+        ConvoxInputError,
+        r"'': keys cannot be empty \(the rack drops the line\)$",
+        subjects=ENV_TAKERS,
+        task=_env_set({"": SECRET_VALUE}),
+        secrets=(SECRET_VALUE,),
+    ),
+    Row(
+        "env-value-multiline",
+        ConvoxInputError,
+        r"'DB_PASSWORD': value contains a line break; the rack's environment is one KEY=VALUE "
+        r"per line$",
+        subjects=ENV_TAKERS,
+        task=_env_set({"DB_PASSWORD": f"{SECRET_VALUE}\nADMIN=1"}),
+        secrets=(SECRET_VALUE, "ADMIN=1"),
+    ),
+    Row(
+        "env-value-nul",
+        ConvoxInputError,
+        r"'DB_PASSWORD': value contains a NUL character, which no process environment can hold$",
+        subjects=ENV_TAKERS,
+        task=_env_set({"DB_PASSWORD": f"{SECRET_VALUE}\x00"}),
+        secrets=(SECRET_VALUE,),
+    ),
+    Row(
+        "no-host",
+        ConvoxConnectionConfigError,
+        FIX_FIELD.format(field="host") + "Convox host is empty: pass the console host",
+        connection=lambda env: {"password": KEY},
+    ),
+    Row(
+        "no-password",
+        ConvoxConnectionConfigError,
+        FIX_FIELD.format(field="password")
+        + "Convox API key is empty: pass the rack password, a deploy key",
+        connection=lambda env: {"host": env.rack.url},
+    ),
+    Row(
+        "http-host",
+        ConvoxConnectionConfigError,
+        FIX_FIELD.format(field="host")
+        + r"Refusing plain http:// for rack\.example\.com: the key would be sent unencrypted\. "
+        r"Use https://; plain http:// is accepted for loopback hosts only$",
+        connection=lambda env: {"host": "http://rack.example.com", "password": KEY},
+    ),
+    Row(
+        "wrong-key-401",
+        ConvoxAuthError,
+        r"^401: invalid authentication \(.*; the credential was refused: check the deploy key "
+        r"or rack password$",
+        connection=lambda env: {"host": env.rack.url, "password": WRONG_KEY},
+        secrets=(WRONG_KEY,),
+        sends_requests=True,
+    ),
+    Row(
+        "forbidden-403",
+        ConvoxForbiddenError,
+        r"^403: deploy key role does not allow this action \((GET|POST|PUT) /apps/demo",
+        setup=_forbid,
+        sends_requests=True,
+    ),
+    Row(
+        "console-without-rack",
+        ConvoxConfigError,
+        r"answered with an HTML page \(status 200\) instead of the Convox API\. If this is a "
+        r"console \(e\.g\. console\.convox\.com\), set the rack \('<org>/<rack>'\)",
+        connection=_good,
+        sends_requests=True,
+    ),
+    Row(
+        "web-page-host",
+        ConvoxConfigError,
+        r"answered with an HTML page \(status 200\) instead of the Convox API\. .*otherwise use "
+        r"the rack API URL \(https://api\.<rack-domain>\)",
+        connection=lambda env: {"host": env.html_url, "password": KEY},
+        sends_requests=True,
+    ),
+)
+
+CELLS = [
+    pytest.param(row, subject, id=f"{row.name}-{subject.name}")
+    for row in ROWS
+    for subject in SUBJECTS
+    if not row.subjects or subject.name in row.subjects
+]
+
+
+class _HtmlPage(http.server.BaseHTTPRequestHandler):
+    """A web server that answers every request with a page, as a website or a console does."""
+
+    def _page(self) -> None:
+        length = int(self.headers.get("Content-Length") or 0)
+        if length:
+            self.rfile.read(length)
+        body = b"<!DOCTYPE html><html><body>Sign in</body></html>"
+        self.send_response(200)
+        self.send_header("Content-Type", "text/html; charset=utf-8")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    do_GET = do_POST = do_PUT = do_DELETE = _page
+
+    def log_message(self, format: str, *args: Any) -> None:
+        """Silent."""
+
+
+@pytest.fixture(scope="module")
+def html_url() -> Iterator[str]:
+    """A tiny HTML-answering server on 127.0.0.1 (the emulator's console mode covers consoles)."""
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _HtmlPage)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+    server.server_close()
+
+
+def _state(rack: RackEmulator) -> dict[str, Any]:
+    """Everything an operator could change on the rack."""
+    return {
+        "app": rack.state.app_get(APP),
+        "builds": rack.builds(APP),
+        "releases": rack.releases(APP),
+        "processes": sorted(p["id"] for p in rack.processes(APP)),
+        "services": rack.state.service_list(APP),
+        "objects": sorted(p.name for p in (rack.state._storage / "objects").iterdir()),
+        "execs": len(rack.execs),
+    }
+
+
+@pytest.mark.parametrize(("row", "subject"), CELLS)
+def test_bad_input(
+    *,
+    row: Row,
+    subject: Subject,
+    convox_rack_factory: RackFactory,
+    html_url: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+    capfd: pytest.CaptureFixture[str],
+) -> None:
+    console = row.name.startswith("console")  # the task talks to a console, which is seeded
+    env = Env(
+        rack=convox_rack_factory(password=KEY, console="acme/production" if console else None),
+        html_url=html_url,
+    )
+    cell = Cell(env.rack, tmp_path)
+    subject.seed(cell, False)
+    connection = {"conn_type": "convox", **(row.connection or _good)(env)}
+    connection["extra"] = {"max_retries": 0}
+    monkeypatch.setenv("AIRFLOW_CONN_CONVOX_DEFAULT", json.dumps(connection))
+    task = row.task(cell, subject) if row.task else subject.make(cell, False)
+    if row.setup is not None:
+        row.setup(env, task)
+    before = _state(env.rack)
+    env.rack.requests.clear()
+
+    with pytest.raises(row.error) as failure:
+        drive(task, cell)
+
+    message = str(failure.value)
+    assert re.search(row.message, message), message
+    after = _state(env.rack)
+    if any(w.label in row.accepted for w in subject.writes):
+        del before["objects"], after["objects"]  # see ``Row.accepted``
+    assert after == before  # nothing changed on the rack
+    if not row.sends_requests:
+        assert writes_of(list(env.rack.requests)) == []  # refused before the first write
+    out = capfd.readouterr()
+    shown = "\n".join((message, repr(failure.value), caplog.text, out.out, out.err))
+    for secret in (KEY, *row.secrets):
+        assert secret not in shown
+    known = {b["id"] for b in before["builds"]} | {r["id"] for r in before["releases"]}
+    assert set(cell.ti.xcoms.values()) <= known  # no id of work that never happened
