@@ -117,7 +117,9 @@ class FaultPlan:
 
         With ``after_handler=True`` the request is processed first (its side effects happen) and
         only the answer is replaced: a gateway that timed out after the rack accepted the call.
-        The body is the plain-text gateway message, not a rack error.
+        WebSocket requests skip such a fault (see :meth:`take`); use ``drop(stage="handler")``
+        or :meth:`truncate` for streams. The body is the plain-text gateway message, not a rack
+        error.
         """
         if retry_after is None and status == 429:
             retry_after = 1
@@ -154,7 +156,10 @@ class FaultPlan:
 
         ``stage`` is when: ``headers`` (request head read, body not read, nothing processed),
         ``body`` (body read, nothing processed) or ``handler`` (processed, then dropped: the
-        client cannot know whether the call took effect).
+        client cannot know whether the call took effect). On a WebSocket route, ``handler``
+        upgrades and runs the socket's handler (its output is sent), then closes the connection
+        without the empty binary end frame: an exec whose command ran but whose exit code was
+        lost.
         """
         if stage not in ("headers", "body", "handler"):
             raise ValueError(f"unknown drop stage: {stage}")
@@ -196,10 +201,19 @@ class FaultPlan:
         with self._lock:
             return list(self._faults)
 
-    def take(self, method: str, path: str, *, kinds: tuple[str, ...]) -> Fault | None:
-        """Consume one firing of the first matching fault among ``kinds``."""
+    def take(
+        self, method: str, path: str, *, kinds: tuple[str, ...], websocket: bool = False
+    ) -> Fault | None:
+        """Consume one firing of the first matching fault among ``kinds``.
+
+        A WebSocket request never takes a ``respond(after_handler=True)`` fault: its handshake is
+        its only answer and comes before the handler, so there is nothing to replace; the fault
+        stays armed (``fired`` unchanged) for the next plain HTTP request it matches.
+        """
         with self._lock:
             for fault in self._faults:
+                if websocket and fault.kind == "status" and fault.after_handler:
+                    continue
                 if fault.kind in kinds and fault.matches(method, path):
                     fault.fired += 1
                     return fault

@@ -214,7 +214,12 @@ class RackServer:
             "websocket": isinstance(routed, Match) and routed.route.socket is not None,
         }
 
-        fault = self.faults.take(req.method, req.path, kinds=("status", "delay", "drop", "stall"))
+        fault = self.faults.take(
+            req.method,
+            req.path,
+            kinds=("status", "delay", "drop", "stall"),
+            websocket=record["websocket"],
+        )
         before = after = None
         if fault is not None:
             record["fault"] = fault.kind
@@ -265,7 +270,13 @@ class RackServer:
 
         if routed.route.socket is not None:
             return await self._websocket(
-                conn, req=req, match=routed, reader=reader, writer=writer, record=record
+                conn,
+                req=req,
+                match=routed,
+                reader=reader,
+                writer=writer,
+                record=record,
+                cut=after is not None,  # drop(stage="handler"): no end frame
             )
 
         try:
@@ -440,6 +451,7 @@ class RackServer:
         reader: asyncio.StreamReader,
         writer: asyncio.StreamWriter,
         record: dict[str, Any],
+        cut: bool,
     ) -> bool:
         await self._drain_body(conn, reader, writer)
         refusal = handshake_error(req)
@@ -473,11 +485,12 @@ class RackServer:
             truncate_after=truncate.after_bytes if truncate is not None else None,
             max_frame=self.max_frame_bytes,
         )
-        await self._run_socket(req, match, ws)
+        await self._run_socket(req, match, ws, cut=cut)
         return True
 
-    async def _run_socket(self, req: Request, match: Match, ws: WebSocket) -> None:
-        """Authenticate after the upgrade, run the handler, end with the empty binary frame."""
+    async def _run_socket(self, req: Request, match: Match, ws: WebSocket, *, cut: bool) -> None:
+        """Authenticate after the upgrade, run the handler, end with the empty binary frame
+        (``cut``: close the connection instead)."""
         req.request_id = ""
         try:
             try:
@@ -492,6 +505,8 @@ class RackServer:
             except Exception as exc:
                 log.exception("socket handler failed: %s", req.path)
                 await ws.send_text(f"ERROR: {exc}\n".encode())
+            if cut:
+                raise _Dropped()
             await ws.send_end()
             # The rack does not close the TCP connection after the end frame; wait for the client.
             await ws.discard_incoming()

@@ -195,7 +195,9 @@ WRITE_FAULTS = (
         lambda a, w: a.drop(w.method, w.path, stage="handler"),
         acted=True,
         outcome=Fails(ConvoxConnectionError, MAY_HAVE_REACHED),
-        websocket=False,
+        # On an exec: the command ran and its output came, but the end frame (the exit code)
+        # never did.
+        socket_outcome=Fails(ConvoxConnectionError, EXEC_CUT),
     ),
     WriteFault(
         "read-timeout",

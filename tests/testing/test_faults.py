@@ -115,6 +115,34 @@ def test_truncated_websocket_stream_has_no_end_frame(
         assert ws.frames_until_end() == [(TEXT, b"0123456789\n"), (BINARY, b"")]
 
 
+def test_drop_after_handler_on_a_websocket_sends_the_output_but_no_end_frame(
+    rack: RackEmulator, demo: dict[str, str]
+) -> None:
+    rack.emit_log("demo", "0123456789")
+    fault = rack.faults.drop("GET", "/apps/demo/logs", stage="handler")
+    headers = {"Authorization": basic(), "Follow": "false"}
+    with RawWebSocket(rack.url, "/apps/demo/logs", headers) as ws:
+        assert ws.frames_until_end() == [(TEXT, b"0123456789\n")]
+    assert fault.fired == 1
+    with RawWebSocket(rack.url, "/apps/demo/logs", headers) as ws:
+        assert ws.frames_until_end() == [(TEXT, b"0123456789\n"), (BINARY, b"")]
+
+
+def test_a_websocket_skips_a_status_after_handler_fault(
+    rack: RackEmulator, http: httpx.Client, demo: dict[str, str]
+) -> None:
+    """A handshake is the socket's only answer and comes before its handler: nothing to replace.
+    The fault stays armed for the next plain HTTP request it matches."""
+    rack.emit_log("demo", "hello")
+    fault = rack.faults.respond(None, "/apps/demo/**", 504, after_handler=True)
+    headers = {"Authorization": basic(), "Follow": "false"}
+    with RawWebSocket(rack.url, "/apps/demo/logs", headers) as ws:
+        assert ws.frames_until_end() == [(TEXT, b"hello\n"), (BINARY, b"")]
+    assert fault.fired == 0
+    assert http.get("/apps/demo/releases").status_code == 504
+    assert fault.fired == 1
+
+
 def test_truncated_http_stream(rack: RackEmulator, demo: dict[str, str]) -> None:
     rack.put_object("demo", "blob", b"y" * 200_000)
     rack.faults.truncate("GET", "/apps/demo/objects/blob", after_bytes=1000)
