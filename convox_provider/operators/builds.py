@@ -50,7 +50,7 @@ class ConvoxBuildOperator(ConvoxBaseOperator):
     URL already uploaded (build pods cannot fetch ``https://``, convox-api.md §4.3);
     ``import_archive`` is the path of a ``convox builds export`` archive, imported synchronously
     (nothing to wait for or defer). The build's output goes to the task log (to the triggerer's
-    log when deferred).
+    log when deferred), unless ``follow_logs=False``.
 
     XCom: ``build_id`` right after the build is created, ``release_id`` once it is complete.
     Returns the build id. A failed build raises ``AirflowFailException`` with the tail of its log.
@@ -74,6 +74,9 @@ class ConvoxBuildOperator(ConvoxBaseOperator):
     :param wait_for_completion: wait for the build to end; otherwise return once it started.
     :param poll_interval: seconds between build status polls.
     :param timeout: seconds to wait for the build at most.
+    :param follow_logs: copy the build's output to the log while waiting. ``False`` only polls
+        the build's status: no log WebSocket per waiting build, the choice for hundreds of
+        concurrent deferred builds. A failed build's tail is reported either way.
     :param deferrable: wait on the triggerer (default ``[operators] default_deferrable``).
     :param durable: re-attach to the previous try's build on a retry.
     :param convox_conn_id: the Airflow connection of the rack.
@@ -106,9 +109,11 @@ class ConvoxBuildOperator(ConvoxBaseOperator):
         no_cache: bool | None = None,
         development: bool | None = None,
         git_sha: str | None = None,
+        follow_logs: bool = True,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
+        self.follow_logs = follow_logs
         sources = {
             "source_dir": source_dir,
             "object_url": object_url,
@@ -189,6 +194,7 @@ class ConvoxBuildOperator(ConvoxBaseOperator):
                         end_time=time.time() + self.timeout,
                         poll_interval=self.poll_interval,
                         max_errors=MAX_ERRORS,
+                        follow_logs=self.follow_logs,
                     )
                     self._defer(trigger, resume)
                 build = client.builds.wait_for_build(
@@ -197,7 +203,7 @@ class ConvoxBuildOperator(ConvoxBaseOperator):
                     poll_interval=self.poll_interval,
                     timeout=self.timeout,
                     max_errors=MAX_ERRORS,
-                    follow_logs=True,
+                    follow_logs=self.follow_logs,
                     on_output=on_output,
                     on_event=on_event,
                 )
@@ -246,7 +252,7 @@ class ConvoxBuildOperator(ConvoxBaseOperator):
         options = {
             **options,
             "wait": wait,
-            "follow_logs": True,
+            "follow_logs": self.follow_logs,
             "poll_interval": self.poll_interval,
             "timeout": self.timeout,
             "max_errors": MAX_ERRORS,

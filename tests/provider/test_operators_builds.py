@@ -118,8 +118,8 @@ def test_build_from_directory(
     build_id = op.execute(ctx)
     build = newest_build(rack)
     assert (build["id"], build["status"]) == (build_id, "complete")
-    marker = op._retry_marker(ctx)  # Airflow < 3.3 tags the build so that a retry finds it
-    assert build["description"] == ("ci build" if marker is None else f"ci build [{marker}]")
+    marker = op._retry_marker(ctx)  # a durable build is tagged so that a retry finds it
+    assert build["description"] == f"ci build [{marker}]"
     assert ti.pushed == [("build_id", build_id), ("release_id", build["release"])]
     assert states == ["running", "complete"]  # the build id is in XCom before the wait
     out = capfd.readouterr().out
@@ -160,6 +160,25 @@ def test_failed_build_fails_the_task_with_the_log_tail(rack: RackEmulator, sourc
     assert list(ti.xcoms) == ["build_id"]
 
 
+def test_without_following_logs_the_build_is_only_polled(
+    rack: RackEmulator, source: Path, capfd: pytest.CaptureFixture[str]
+) -> None:
+    slow_builds(rack, 0.2)
+    build_id = build_op(source_dir=str(source), follow_logs=False).execute(context())
+    assert newest_build(rack)["status"] == "complete"
+    assert rack.requests.count("GET", f"/apps/{APP}/builds/{build_id}/logs") == 0
+    assert rack.requests.count("GET", f"/apps/{APP}/builds/{build_id}") >= 2
+    assert "Building service: web" not in capfd.readouterr().out
+
+
+def test_without_following_logs_a_failed_build_still_reports_its_tail(
+    rack: RackEmulator, source: Path
+) -> None:
+    rack.scripts.fail_next_build("npm ERR! missing script: build")
+    with pytest.raises(AirflowFailException, match="missing script: build"):
+        build_op(source_dir=str(source), follow_logs=False).execute(context())
+
+
 def test_without_waiting_the_running_build_is_returned(rack: RackEmulator, source: Path) -> None:
     slow_builds(rack, 60)
     ti = RecordingTI()
@@ -195,6 +214,17 @@ def test_deferral_carries_an_absolute_deadline(rack: RackEmulator, source: Path)
         "max_errors": 5,
         "follow_logs": True,
     }
+
+
+def test_a_deferred_build_without_following_logs_defers_a_polling_trigger(
+    rack: RackEmulator, source: Path
+) -> None:
+    slow_builds(rack, 60)
+    with pytest.raises(TaskDeferred) as deferred:
+        deploy_op(source_dir=str(source), deferrable=True, follow_logs=False).execute(context())
+    trigger = deferred.value.trigger
+    assert isinstance(trigger, ConvoxBuildTrigger)
+    assert trigger.serialize()[1]["follow_logs"] is False
 
 
 def test_deferred_build_resumes_with_the_trigger_event(rack: RackEmulator, source: Path) -> None:
