@@ -52,16 +52,13 @@ def connection_form_widgets() -> dict[str, Any]:
             options["default"] = spec["schema"]["default"]
         if kind == "boolean":
             fields[name] = BooleanField(spec["label"], **options)
-        elif kind == "integer":
-            fields[name] = IntegerField(
-                spec["label"], validators=[Optional()], widget=BS3TextFieldWidget(), **options
-            )
-        else:
-            if "default" in options:
-                options["default"] = str(options["default"])
-            fields[name] = StringField(
-                spec["label"], validators=[Optional()], widget=BS3TextFieldWidget(), **options
-            )
+            continue
+        field = IntegerField if kind == "integer" else StringField
+        if field is StringField and "default" in options:
+            options["default"] = str(options["default"])
+        fields[name] = field(
+            spec["label"], validators=[Optional()], widget=BS3TextFieldWidget(), **options
+        )
     return fields
 
 
