@@ -8,8 +8,11 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
+from convox_support import connect, seed
 
+from convox_provider.client.client import ConvoxClient
 from convox_provider.hooks.convox import shared_async_clients
+from convox_provider.testing import RackEmulator
 
 
 @pytest.fixture
@@ -38,3 +41,19 @@ def closed_port() -> int:
 def _no_leaked_async_clients() -> Iterator[None]:
     yield
     assert shared_async_clients() == 0, "a test left a shared async client open"
+
+
+@pytest.fixture
+def rack(convox_rack: RackEmulator, monkeypatch: pytest.MonkeyPatch) -> RackEmulator:
+    """The rack of ``convox_default``, with app ``demo`` seeded (modules override it when they
+    need other timings or releases)."""
+    connect(monkeypatch, convox_rack)
+    seed(convox_rack)
+    return convox_rack
+
+
+@pytest.fixture
+def client(rack: RackEmulator) -> Iterator[ConvoxClient]:
+    """A client of the test's ``rack``, to set the scene or check it."""
+    with ConvoxClient(rack.url, "password") as client:
+        yield client

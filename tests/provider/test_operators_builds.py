@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import time
 import warnings
-from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -15,11 +14,9 @@ from convox_support import (
     APP,
     FAST,
     RecordingTI,
-    connect,
     context,
     run_trigger,
     sample_app,
-    seed,
     slow_builds,
     wait_until,
 )
@@ -32,21 +29,8 @@ from convox_provider.triggers.releases import ConvoxReleaseTrigger
 
 
 @pytest.fixture
-def rack(convox_rack: RackEmulator, monkeypatch: pytest.MonkeyPatch) -> RackEmulator:
-    connect(monkeypatch, convox_rack)
-    seed(convox_rack)
-    return convox_rack
-
-
-@pytest.fixture
 def source(tmp_path: Path) -> Path:
     return sample_app(tmp_path)
-
-
-@pytest.fixture
-def client(rack: RackEmulator) -> Iterator[ConvoxClient]:
-    with ConvoxClient(rack.url, "password") as client:
-        yield client
 
 
 def build_op(**options: Any) -> ConvoxBuildOperator:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import jinja2
@@ -33,12 +33,6 @@ def make_rack(convox_rack_factory: RackFactory, monkeypatch: pytest.MonkeyPatch)
 @pytest.fixture
 def rack(make_rack: RackFactory) -> RackEmulator:
     return make_rack()
-
-
-@pytest.fixture
-def client(rack: RackEmulator) -> Iterator[ConvoxClient]:
-    with ConvoxClient(rack.url, "password") as client:
-        yield client
 
 
 def scale_op(**options: Any) -> ConvoxScaleServiceOperator:

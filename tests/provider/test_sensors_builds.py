@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +17,6 @@ from convox_support import (
     poke,
     run_trigger,
     sample_app,
-    seed,
     slow_builds,
 )
 
@@ -27,19 +25,6 @@ from convox_provider.client.errors import ConvoxAuthError, ConvoxForbiddenError,
 from convox_provider.sensors.builds import ConvoxBuildSensor
 from convox_provider.testing import RackEmulator
 from convox_provider.triggers.builds import ConvoxBuildTrigger
-
-
-@pytest.fixture
-def rack(convox_rack: RackEmulator, monkeypatch: pytest.MonkeyPatch) -> RackEmulator:
-    connect(monkeypatch, convox_rack)
-    seed(convox_rack)
-    return convox_rack
-
-
-@pytest.fixture
-def client(rack: RackEmulator) -> Iterator[ConvoxClient]:
-    with ConvoxClient(rack.url, "password") as client:
-        yield client
 
 
 def build(client: ConvoxClient, tmp_path: Path) -> str:

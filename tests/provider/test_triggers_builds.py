@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +16,6 @@ from convox_support import (
     connect,
     run_trigger,
     sample_app,
-    seed,
     slow_builds,
     wait_until,
 )
@@ -26,19 +24,6 @@ from convox_provider.client.client import ConvoxClient
 from convox_provider.hooks.convox import shared_async_clients
 from convox_provider.testing import RackEmulator
 from convox_provider.triggers.builds import TRIGGER_LOG_LINES, ConvoxBuildTrigger
-
-
-@pytest.fixture
-def rack(convox_rack: RackEmulator, monkeypatch: pytest.MonkeyPatch) -> RackEmulator:
-    connect(monkeypatch, convox_rack)
-    seed(convox_rack)
-    return convox_rack
-
-
-@pytest.fixture
-def client(rack: RackEmulator) -> Iterator[ConvoxClient]:
-    with ConvoxClient(rack.url, "password") as client:
-        yield client
 
 
 def start_build(client: ConvoxClient, tmp_path: Path) -> str:
