@@ -400,19 +400,17 @@ def _check(field: str, build: Callable[[], ClientConfig]) -> ClientConfig:
 
 
 def _check_host(host: str) -> None:
-    """Check the host alone; a plain ``http://`` refusal gets advice a connection can follow
-    (the client's ``allow_insecure_http`` argument is no connection field)."""
+    """Check the host alone. A connection cannot set the client's ``allow_insecure_http``, so
+    its refusal of plain ``http://`` gets advice a connection can follow."""
+    _check("host", lambda: ClientConfig.create(host, "key", allow_insecure_http=True))
     try:
         ClientConfig.create(host, "key")
-    except ConvoxConfigError as exc:
-        detail = str(exc)
-        if detail.startswith("Refusing plain http://"):
-            name = urlsplit(host).hostname
-            detail = (
-                f"Refusing plain http:// for {name}: the key would be sent unencrypted. Use "
-                "https://; plain http:// is accepted for loopback hosts only"
-            )
-        raise _FieldError("host", detail) from None
+    except ConvoxConfigError:  # the one check left: http:// to a host that is not loopback
+        raise _FieldError(
+            "host",
+            f"Refusing plain http:// for {urlsplit(host).hostname}: the key would be sent "
+            "unencrypted. Use https://; plain http:// is accepted for loopback hosts only",
+        ) from None
 
 
 def _host(host: str | None, port: int | None) -> str:
