@@ -57,7 +57,6 @@ _MESSAGE_LIMIT = 2000
 
 logger = logging.getLogger("convox_provider.client")
 
-NOT_REPEATED = "a write is never sent again automatically"
 MAY_HAVE_ACTED = (
     "the request may have reached the rack, so it was not retried: check its effect before "
     "repeating it"
@@ -217,9 +216,7 @@ class _Exchange:
                 request_id=request_id,
                 method=call.method,
                 path=call.path,
-                hint=_auth_hint(self.config, message)
-                if status == 401
-                else ("" if call.idempotent else _write_hint(status, message)),
+                hint=_status_hint(self.config, call, status, message),
             )
         try:
             return call.parse(response)
@@ -324,11 +321,19 @@ def _auth_hint(config: ClientConfig, message: str) -> str:
     return f"the credential was refused: check the deploy key or rack password{where}"
 
 
-def _write_hint(status: int, message: str) -> str:
-    """What an error status cannot tell about a write that was not retried (see ``RetryPolicy``):
-    a gateway's 502/503/504, or a 500, may come after the rack acted; a 429 was a refusal."""
+def _status_hint(config: ClientConfig, call: Call[Any], status: int, message: str) -> str:
+    """What to do about an error status: for a 401, what to check; for a write (never retried
+    after it may have acted, see ``RetryPolicy``), whether the rack may have acted: a gateway's
+    502/503/504, or a 500, may come after it did; a 429 was a refusal."""
+    if status == 401:
+        return _auth_hint(config, message)
+    if call.idempotent:
+        return ""
     if status == 429:
-        return f"the request was refused, and {NOT_REPEATED}: try again later"
+        return (
+            "the request was refused, and a write is never sent again automatically: try again "
+            "later"
+        )
     if status in (502, 503, 504) or (status == 500 and "not found" not in message.lower()):
         return MAY_HAVE_ACTED
     return ""
