@@ -535,10 +535,14 @@ class RackState:
             lines.append(f"ERROR: {reason}")
         duration = seconds_to_ns(self.timing.build if duration_s is None else duration_s)
         start = at + seconds_to_ns(self.timing.process_start)
+        # Only the build pod moves its build on (convox-api.md §4.3): once the pod is deleted,
+        # the build writes nothing more and reads ``running`` forever, as on a rack.
+        token = pod.token
         if manifest_text is not None:
 
             def read_manifest(_: int) -> None:
-                build.manifest = manifest_text
+                if self._alive(pod, token):
+                    build.manifest = manifest_text
 
             self._at(start, read_manifest)
         for index, line in enumerate(lines):
@@ -546,12 +550,13 @@ class RackState:
             data = (line + "\n").encode()
 
             def emit(due: int, data: bytes = data) -> None:
-                build.output.append((due, data))
+                if self._alive(pod, token):
+                    build.output.append((due, data))
 
             self._at(start + offset, emit)
 
         def finish(due: int) -> None:
-            if build.app not in self._apps:
+            if build.app not in self._apps or not self._alive(pod, token):
                 return
             key = f"build/{build.id}/logs"
             build.logs = self.object_store_bytes(

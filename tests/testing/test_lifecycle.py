@@ -14,7 +14,7 @@ import httpx
 from convox_provider.testing import RackEmulator, Timing
 from convox_provider.testing.plugin import RackFactory
 
-from .conftest import MANIFEST
+from .conftest import MANIFEST, tgz
 
 
 def _client(rack: RackEmulator) -> httpx.Client:
@@ -148,6 +148,31 @@ def test_process_start_and_run_durations(convox_rack_factory: RackFactory) -> No
     _wait_for(lambda: client.get(f"/apps/demo/processes/{run['id']}").json()["status"] == "running")
     _wait_for(
         lambda: client.get(f"/apps/demo/processes/{run['id']}").json()["status"] == "complete"
+    )
+
+
+def test_build_whose_pod_was_deleted_reads_running_forever(
+    convox_rack_factory: RackFactory,
+) -> None:
+    """Only the build pod finishes its build (convox-api.md §4.3): delete the pod, and the
+    build neither completes nor fails, writes no more output and makes no release."""
+    rack = convox_rack_factory(timing=Timing(build=0.3, process_start=0.05, reap=0.05))
+    rack.create_app("demo")
+    client = _client(rack)
+    url = client.post(
+        "/apps/demo/objects/tmp/a.tgz", content=tgz({"convox.yml": MANIFEST.encode()})
+    ).json()["Url"]
+    build = client.post("/apps/demo/builds", data={"url": url}).json()
+    assert client.delete(f"/apps/demo/processes/{build['process']}").status_code == 200
+    time.sleep(0.6)
+    after = client.get(f"/apps/demo/builds/{build['id']}").json()
+    assert (after["status"], after["release"]) == ("running", "")
+    assert client.get("/apps/demo/releases").json() == []
+    assert client.get(f"/apps/demo/processes/{build['process']}").status_code == 500
+    # A build whose pod lives on finishes as before.
+    other = client.post("/apps/demo/builds", data={"url": url}).json()
+    _wait_for(
+        lambda: client.get(f"/apps/demo/builds/{other['id']}").json()["status"] == "complete"
     )
 
 
