@@ -11,7 +11,11 @@
    release of step 1 as ``convox releases rollback`` does (a NEW release from its build and
    environment, promoted). It runs when the smoke test failed, and also when the deploy itself
    failed (the smoke test is then ``upstream_failed``): if the rack had already rolled that
-   rollout back, this only rolls out the same build and environment again.
+   rollout back, this only rolls out the same build and environment again. It never rolls back
+   over a newer deploy: when the app meanwhile runs a release newer than the deploy's (someone
+   else promoted since), it is skipped (``undoing``).
+   When another deploy replaces this one while it rolls out, ``deploy`` is skipped as
+   superseded, and so is everything after it: nothing is rolled back.
 5. ``report_rollback``: runs only after a rollback and fails, so the DAG run shows that the
    deploy did not stick. When the smoke test passes, steps 4 and 5 are skipped.
 
@@ -113,6 +117,7 @@ def convox_guarded_deploy() -> None:
         convox_conn_id=CONN_ID,
         app="{{ params.app }}",
         release_id=previous,
+        undoing="{{ ti.xcom_pull(task_ids='deploy', key='release_id') or '' }}",
         poll_interval=POLL_INTERVAL,
         timeout=ROLLOUT_TIMEOUT,
         deferrable=DEFERRABLE,

@@ -15,6 +15,7 @@ if TYPE_CHECKING:
         AirflowException,
         AirflowFailException,
         AirflowNotFoundException,
+        AirflowSkipException,
         AirflowTaskTimeout,
         TaskDeferred,
     )
@@ -24,6 +25,7 @@ else:
             AirflowException,
             AirflowFailException,
             AirflowNotFoundException,
+            AirflowSkipException,
             AirflowTaskTimeout,
             TaskDeferred,
         )
@@ -32,6 +34,7 @@ else:
             AirflowException,
             AirflowFailException,
             AirflowNotFoundException,
+            AirflowSkipException,
             AirflowTaskTimeout,
             TaskDeferred,
         )
@@ -45,6 +48,7 @@ __all__ = [
     "AirflowException",
     "AirflowFailException",
     "AirflowNotFoundException",
+    "AirflowSkipException",
     "AirflowTaskTimeout",
     "DagBag",
     "TaskDeferred",

@@ -159,10 +159,15 @@ class StreamSpec:
 
 @dataclass(frozen=True)
 class StreamResult:
-    """How a stream ended: the exec exit code (None for log streams) and the output size."""
+    """How a stream ended: the exec exit code (None for log streams) and the output size.
+
+    ``ended`` is False when the stream was still open and was handed back to the flow by its
+    ``pause_after``/``pause_idle`` (the connection is then closed; open it again to go on).
+    """
 
     exit_code: int | None
     bytes_received: int
+    ended: bool = True
 
 
 @dataclass(frozen=True)
@@ -173,13 +178,18 @@ class Stream:
     :class:`~convox_provider.client.errors.ConvoxStreamError`; a connection that closes before
     the end frame raises :class:`~convox_provider.client.errors.ConvoxConnectionError`.
     ``timeout`` (seconds) bounds how long the stream may run: past it the stream is closed and
-    :class:`~convox_provider.client.errors.ConvoxWaitTimeoutError` raised. It is checked as
-    output arrives and, on a silent stream, at every keep-alive ping (5 s).
+    :class:`~convox_provider.client.errors.ConvoxWaitTimeoutError` raised. ``pause_after``
+    (seconds open) and ``pause_idle`` (seconds without output) hand the flow back while the
+    stream is still open, with ``StreamResult.ended`` False, so that it can poll what the
+    stream cannot tell (a build whose pod died keeps its log stream open and silent). Each is
+    checked as output arrives and, on a silent stream, at every keep-alive ping (5 s).
     """
 
     spec: StreamSpec
     on_data: Callable[[bytes], None]
     timeout: float | None = None
+    pause_after: float | None = None
+    pause_idle: float | None = None
 
 
 Effect: TypeAlias = Call[Any] | Sleep | Now | Stream | Any
@@ -203,10 +213,16 @@ def now() -> Flow[float]:
 
 
 def stream(
-    spec: StreamSpec, on_data: Callable[[bytes], None], *, timeout: float | None = None
+    spec: StreamSpec,
+    on_data: Callable[[bytes], None],
+    *,
+    timeout: float | None = None,
+    pause_after: float | None = None,
+    pause_idle: float | None = None,
 ) -> Flow[StreamResult]:
     """Inside a flow: ``result = yield from stream(spec, on_data)``, typed."""
-    return cast(StreamResult, (yield Stream(spec, on_data, timeout)))
+    effect = Stream(spec, on_data, timeout, pause_after, pause_idle)
+    return cast(StreamResult, (yield effect))
 
 
 # -- response parsers ---------------------------------------------------------------------------

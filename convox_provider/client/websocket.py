@@ -298,6 +298,8 @@ def run_sync(driver: SyncDriver, effect: Stream) -> StreamResult:
     try:
         for chunk in chunks:
             deliver(chunk)
+    except _Paused:
+        return deliver.paused()
     finally:
         chunks.close()
     return conn.result()
@@ -310,22 +312,42 @@ def _sync_iterator(driver: SyncDriver, conn: _Connection) -> Iterator[bytes]:
     conn.result()
 
 
+class _Paused(Exception):
+    """The effect's ``pause_after``/``pause_idle`` came while its stream was still open."""
+
+
 class _Delivery:
-    """Hands a stream's output to its effect's ``on_data`` and enforces its ``timeout``."""
+    """Hands a stream's output to its effect's ``on_data``; enforces its ``timeout`` and its
+    pauses (:class:`_Paused`)."""
 
     def __init__(self, effect: Stream, conn: _Connection) -> None:
         self.on_data = effect.on_data
         self.timeout = effect.timeout
         self.path = conn.spec.path
-        self.deadline = None if effect.timeout is None else time.monotonic() + effect.timeout
+        self.conn = conn
+        started = time.monotonic()
+        self.deadline = None if effect.timeout is None else started + effect.timeout
+        self.pause_at = None if effect.pause_after is None else started + effect.pause_after
+        self.pause_idle = effect.pause_idle
+        self.last_output = started
 
     def __call__(self, chunk: bytes) -> None:
+        clock = time.monotonic()
         if chunk:
             self.on_data(chunk)
-        if self.deadline is not None and time.monotonic() > self.deadline:
+            self.last_output = clock
+        if self.deadline is not None and clock > self.deadline:
             raise ConvoxWaitTimeoutError(
                 f"the stream {self.path} was still open after {self.timeout:g}s; closed it"
             )
+        if (self.pause_at is not None and clock >= self.pause_at) or (
+            self.pause_idle is not None and clock - self.last_output >= self.pause_idle
+        ):
+            raise _Paused
+
+    def paused(self) -> StreamResult:
+        """The result of a stream handed back open."""
+        return StreamResult(None, self.conn.decoder.received, ended=False)
 
 
 # -- async I/O ----------------------------------------------------------------------------------
@@ -452,8 +474,11 @@ async def run_async(driver: AsyncDriver, effect: Stream) -> StreamResult:
     deliver = _Delivery(effect, conn)
     chunks = _async_chunks(driver, conn)
     async with contextlib.aclosing(chunks):
-        async for chunk in chunks:
-            deliver(chunk)
+        try:
+            async for chunk in chunks:
+                deliver(chunk)
+        except _Paused:
+            return deliver.paused()
     return conn.result()
 
 

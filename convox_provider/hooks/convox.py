@@ -180,6 +180,13 @@ class ConvoxHook(BaseHook):
                 return lease.shared.client
         config = await self.aget_config()
         lease = _acquire(self.convox_conn_id, config, loop)
+        if lease is None:
+            # A new client builds its TLS context and imports the client modules: off the loop.
+            made = await asyncio.to_thread(_async_client, config)
+            lease = _acquire(self.convox_conn_id, config, loop, made)
+            assert lease is not None  # given a client, _acquire always leases one
+            if lease.shared.client is not made:  # another hook made one meanwhile
+                await made.aclose()
         self._leases.append(lease)
         return lease.shared.client
 
@@ -301,13 +308,22 @@ def _forget_closed_loops() -> None:
             del _SHARED[key]
 
 
-def _acquire(conn_id: str, config: ClientConfig, loop: asyncio.AbstractEventLoop) -> _Lease:
+def _acquire(
+    conn_id: str,
+    config: ClientConfig,
+    loop: asyncio.AbstractEventLoop,
+    made: AsyncConvoxClient | None = None,
+) -> _Lease | None:
+    """A lease on the shared client of ``conn_id`` on ``loop`` with ``config``; when there is
+    none, ``made`` becomes it, and without ``made`` the answer is None (make one and ask again)."""
     key = (conn_id, id(loop))
     with _SHARED_LOCK:
         _forget_closed_loops()
         shared = _SHARED.get(key)
         if shared is None or shared.loop() is not loop or shared.client.config != config:
-            shared = _Shared(key, _async_client(config), _loop_ref(loop))
+            if made is None:
+                return None
+            shared = _Shared(key, made, _loop_ref(loop))
             _SHARED[key] = shared
         shared.holders += 1
     return _Lease(shared)

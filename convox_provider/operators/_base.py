@@ -41,6 +41,7 @@ from convox_provider.triggers._events import (
     ROLLBACK,
     STATUSES,
     SUCCESS,
+    SUPERSEDED,
     OutputLines,
     build_pod_to_delete,
     describe,
@@ -50,7 +51,7 @@ from convox_provider.triggers._events import (
 
 if TYPE_CHECKING:
     from airflow.sdk import conf
-    from airflow.sdk.exceptions import AirflowException, AirflowFailException
+    from airflow.sdk.exceptions import AirflowException, AirflowFailException, AirflowSkipException
 
     from convox_provider.client.client import ConvoxClient
     from convox_provider.client.workflows.events import WorkflowEvent
@@ -62,14 +63,19 @@ else:
     except ImportError:  # Airflow 3.1: task-sdk 1.1 has no conf of its own
         from airflow.configuration import conf
     try:
-        from airflow.sdk.exceptions import AirflowException, AirflowFailException
+        from airflow.sdk.exceptions import (
+            AirflowException,
+            AirflowFailException,
+            AirflowSkipException,
+        )
     except ImportError:  # Airflow 3.1: the exceptions live in core
-        from airflow.exceptions import AirflowException, AirflowFailException
+        from airflow.exceptions import AirflowException, AirflowFailException, AirflowSkipException
 
 __all__ = [
     "BUILD_TIMEOUT",
     "AirflowException",
     "AirflowFailException",
+    "AirflowSkipException",
     "DEFAULT_DEFERRABLE",
     "DEFER_MARGIN",
     "MAX_ERRORS",
@@ -122,6 +128,11 @@ def _warn_at_dag_line(message: str) -> None:
     )
 
 
+def _sentence(message: str) -> str:
+    """A client message as a sentence of an Airflow exception (capital first letter)."""
+    return message[:1].upper() + message[1:]
+
+
 class ConvoxTask(BaseOperator):
     """What Convox operators and sensors share; subclasses set ``convox_conn_id`` and ``app``."""
 
@@ -171,6 +182,9 @@ class ConvoxTask(BaseOperator):
             self._started_build = event.build_id
             self._push(context, "build_id", event.build_id)
             self._remember(context, "build_id", event.build_id)
+        elif isinstance(event, events.RollbackTargetChosen):
+            self._push(context, "rolled_back_to", event.release_id)
+            self._remember(context, "rolled_back_to", event.release_id)
         elif isinstance(event, (events.PromoteSubmitted, events.ReleaseCreated)):
             self._started_rollout = event.release_id
             self._push(context, "release_id", event.release_id)
@@ -204,18 +218,25 @@ class ConvoxTask(BaseOperator):
 
     @contextmanager
     def _outcomes(self) -> Iterator[None]:
-        """Raise a failed build or rollout as :class:`AirflowFailException` (retrying cannot help)
-        and a wait timeout as :class:`AirflowException`; other client errors pass unchanged, so
-        that retry policies can tell auth, not-found and transient errors apart."""
+        """Raise a failed build or rollout as :class:`AirflowFailException` (retrying cannot help),
+        a superseded rollout as :class:`AirflowSkipException` and a wait timeout as
+        :class:`AirflowException`; other client errors pass unchanged, so that retry policies
+        can tell auth, not-found and transient errors apart."""
         from convox_provider.client.errors import (  # noqa: PLC0415 - module doc
             ConvoxBuildFailedError,
             ConvoxRollbackError,
+            ConvoxSupersededError,
             ConvoxWaitTimeoutError,
         )
 
         try:
             yield
-        except (ConvoxBuildFailedError, ConvoxRollbackError, ConvoxWaitTimeoutError) as exc:
+        except (
+            ConvoxBuildFailedError,
+            ConvoxRollbackError,
+            ConvoxSupersededError,
+            ConvoxWaitTimeoutError,
+        ) as exc:
             self._raise_for(event_for_error(exc))
 
     def _check_event(self, event: Any, id_key: str) -> dict[str, Any]:
@@ -240,7 +261,11 @@ class ConvoxTask(BaseOperator):
         return event
 
     def _raise_for(self, event: dict[str, Any]) -> NoReturn:
-        """Raise the Airflow exception for a non-success event."""
+        """Raise the Airflow exception for a non-success event.
+
+        A superseded rollout skips the task: the app runs a newer release someone else promoted,
+        so what follows in the DAG (a smoke test, a rollback on failure) is not about it.
+        """
         status = event["status"]
         message = event.get("message") or "no message"
         if status == FAILED:
@@ -248,11 +273,9 @@ class ConvoxTask(BaseOperator):
             details = f"\nLast lines of the build log:\n{tail}" if tail else ""
             raise AirflowFailException(f"{message}{details}")
         if status == ROLLBACK:
-            raise AirflowFailException(
-                f"Release {event.get('release_id')} of app {event.get('app', self.app)} was "
-                f"rolled back: the app is back on release {event.get('active_release') or '(none)'}"
-                f". {message}"
-            )
+            raise AirflowFailException(_sentence(message))
+        if status == SUPERSEDED:
+            raise AirflowSkipException(_sentence(message))
         if status == ERROR:
             raise AirflowException(f"Waiting on Convox failed: {message}")
         raise AirflowException(message)
@@ -300,7 +323,7 @@ class ConvoxBaseOperator(ConvoxTask):
         wait_for_completion: bool = True,
         poll_interval: float = 5.0,
         timeout: float | None = None,
-        deferrable: bool = DEFAULT_DEFERRABLE,
+        deferrable: bool | None = None,
         durable: bool = True,
         **kwargs: Any,
     ) -> None:
@@ -316,7 +339,9 @@ class ConvoxBaseOperator(ConvoxTask):
         self.wait_for_completion = wait_for_completion
         self.poll_interval = float(poll_interval)
         self.timeout = float(timeout)
-        self.deferrable = deferrable
+        # None: not given (nor in default_args), so ``[operators] default_deferrable`` applies
+        # and a DAG that never asked to defer is not warned about it.
+        self.deferrable = DEFAULT_DEFERRABLE if deferrable is None else deferrable
         self.durable = durable
         if deferrable and not wait_for_completion and not self._waits_when_not_completing:
             _warn_at_dag_line(

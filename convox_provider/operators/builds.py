@@ -26,9 +26,6 @@ __all__ = ["ConvoxBuildOperator", "ConvoxDeployOperator"]
 
 _CHUNK = 1024 * 1024
 
-RETRY_SEARCH = 50
-"""Newest builds searched for a previous try's marker (when no try recorded a build id)."""
-
 
 class _FileChunks:
     """A file read in chunks each time it is iterated (a request body sent streamed)."""
@@ -212,28 +209,19 @@ class ConvoxBuildOperator(ConvoxBaseOperator):
         return build
 
     def _previous_build(self, context: Context, client: ConvoxClient) -> Build | None:
-        """The build a previous try of this task instance started, if it can be used: active
-        (to re-attach to) or complete; None when there is none or it failed."""
-        from convox_provider.client.errors import ConvoxNotFoundError  # noqa: PLC0415
-
+        """The build a previous try of this task instance started, if it can still be used
+        (``client.builds.resumable``: complete, or active with a live build pod); else None,
+        and a new build is made."""
         build_id = self._recall(context, "build_id")
         marker = self._retry_marker(context)
-        if build_id is None and marker is not None:
-            newest = client.builds.list(self.app, limit=RETRY_SEARCH)
-            build_id = next((b.id for b in newest if marker in b.description), None)
-        if build_id is None:
+        if build_id is None and marker is None:
             return None
-        try:
-            build = client.builds.get(self.app, build_id)
-        except ConvoxNotFoundError:
-            return None
-        status = build.build_status
-        if not (status.is_active or status.is_success):
-            self.log.info("Build %s of a previous try is %s: building again", build.id, status)
-            return None
-        self.log.info("Re-attaching to build %s of a previous try (%s)", build.id, status)
-        self._started_build = build.id
-        self._push(context, "build_id", build.id)
+        build = client.builds.resumable(
+            self.app, build_id=build_id, marker=marker, on_event=self._progress(context)
+        )
+        if build is not None:
+            self._started_build = build.id
+            self._push(context, "build_id", build.id)
         return build
 
     def _start(

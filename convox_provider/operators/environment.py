@@ -36,16 +36,39 @@ __all__ = ["ConvoxEnvSetOperator", "MaskedEnvironment"]
 MASK = "***"
 
 
-def mask_values(values: object) -> None:
+def mask_values(values: object, public: Iterable[str] = ()) -> None:
     """Register every string value of a mapping with Airflow's secrets masker.
 
     One call per value, without a name: given the whole mapping, the masker would only mask
-    values under "sensitive" key names (``password``, ``token``...).
+    values under "sensitive" key names (``password``, ``token``...). A value found inside one
+    of the ``public`` texts (the run's own ids: ``{{ ts }}`` is part of a scheduled run's id)
+    is no secret, and masking it would only make those ids unreadable in every log line.
+    Template text (a value with ``{{``) is no secret either: what it renders to is masked.
     """
     if isinstance(values, Mapping):
+        shown = tuple(public)
         for value in values.values():
-            if isinstance(value, str):
-                mask_secret(value)
+            if not isinstance(value, str) or "{{" in value:
+                continue
+            if any(value in text for text in shown):
+                continue
+            mask_secret(value)
+
+
+def run_identifiers(context: Context) -> tuple[str, ...]:
+    """What Airflow shows of a run in every log line and page: its dag, run and task ids, and
+    the run's date stamps (never secrets)."""
+    ti = context.get("ti")
+    found = [
+        context.get("run_id"),
+        getattr(ti, "dag_id", None),
+        getattr(ti, "task_id", None),
+        context.get("ts"),
+        context.get("ds"),
+        context.get("ts_nodash"),
+        context.get("ds_nodash"),
+    ]
+    return tuple(text for text in found if isinstance(text, str) and text)
 
 
 class MaskedEnvironment(Mapping[str, Any]):
@@ -55,9 +78,9 @@ class MaskedEnvironment(Mapping[str, Any]):
     template field) show each key with ``***`` as its value.
     """
 
-    def __init__(self, values: Mapping[str, Any]) -> None:
+    def __init__(self, values: Mapping[str, Any], public: Iterable[str] = ()) -> None:
         self._values = dict(values)
-        mask_values(self._values)
+        mask_values(self._values, public)
 
     def __getitem__(self, key: str) -> Any:
         return self._values[key]
@@ -104,14 +127,14 @@ class EnvironmentOperator(ConvoxBaseOperator):
                     f"{type(self).__name__} {self.task_id!r}: {name} must be a mapping of "
                     f"variable names to values, not {type(value).__name__}"
                 )
-            setattr(self, name, MaskedEnvironment(value))
+            setattr(self, name, MaskedEnvironment(value, run_identifiers(context)))
 
-    def _environment(self, name: str) -> dict[str, Any] | None:
+    def _environment(self, name: str, context: Context) -> dict[str, Any] | None:
         """The values of ``name`` as a plain dict for the client (masked first)."""
         value = getattr(self, name)
         if value is None:
             return None
-        mask_values(value)
+        mask_values(value, run_identifiers(context))
         return dict(value)
 
 
@@ -185,7 +208,7 @@ class ConvoxEnvSetOperator(EnvironmentOperator):
 
     def execute(self, context: Context) -> str:
         """Write the change (and promote it); return the release id."""
-        values = self._environment("set")
+        values = self._environment("set", context)
         unset = tuple(self.unset or ())
         with self._client() as client:
             with self._outcomes():

@@ -142,7 +142,7 @@ class ConvoxRunProcessOperator(EnvironmentOperator):
 
     def execute(self, context: Context) -> int:
         """Run the command; return its exit code (0), or raise for any other."""
-        environment = self._environment("environment")
+        environment = self._environment("environment", context)
         release = self.release_id or None
         with self._client() as client:
             self._remove_previous_try(client, context)

@@ -2,19 +2,13 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from airflow.sdk import Context
 
-from convox_provider.operators._base import ROLLOUT_TIMEOUT, AirflowException, ConvoxBaseOperator
-
-if TYPE_CHECKING:
-    from convox_provider.client.client import ConvoxClient
+from convox_provider.operators._base import ROLLOUT_TIMEOUT, ConvoxBaseOperator
 
 __all__ = ["ConvoxPromoteReleaseOperator", "ConvoxRollbackOperator"]
-
-ROLLBACK_SEARCH = 100
-"""Releases listed (newest first) to find the one before the active release."""
 
 
 class _ReleaseOperator(ConvoxBaseOperator):
@@ -43,7 +37,9 @@ class ConvoxPromoteReleaseOperator(_ReleaseOperator):
     Unless ``force``, the promote waits for the app to be ``running`` first (the rack refuses a
     promote during another rollout); then the app must read ``running`` twice in a row on this
     release (convox-api.md §7.4). A rollout that was rolled back raises ``AirflowFailException``
-    naming the app, the release promoted and the release the app is back on.
+    naming the app, the release promoted and the release the app is back on. A rollout that a
+    newer release replaced (someone promoted over it) skips the task (``AirflowSkipException``):
+    nothing was rolled back, and what follows in the DAG is not about the app's release.
 
     XCom: ``release_id`` (before the rollout is waited for). Returns the release id.
 
@@ -90,8 +86,12 @@ class ConvoxRollbackOperator(_ReleaseOperator):
     failed deploy finds the rack still rolling that deploy back, and the CLI's promote would get
     403 ``app is currently updating``.
 
-    XCom: ``rolled_back_to`` (the older release, at once) and ``release_id`` (the new release,
-    once created). Returns the new release id.
+    With ``undoing`` (the release a failed deploy made), nothing is rolled back when the app
+    meanwhile runs a release newer than that one: someone else deployed since, and the task is
+    skipped rather than undo their deploy.
+
+    XCom: ``rolled_back_to`` (the older release, once chosen) and ``release_id`` (the new
+    release, once created). Returns the new release id.
 
     Durable: a retried task promotes the release its previous try created (waiting only, when
     the app already runs it) instead of creating another.
@@ -99,6 +99,7 @@ class ConvoxRollbackOperator(_ReleaseOperator):
     :param app: the Convox app.
     :param release_id: the release to go back to (default: the release listed just before the
         active one, newest first).
+    :param undoing: the release this rollback undoes; when the app runs a newer one, skip.
     :param force: promote at once, even while another rollout is in progress.
     :param wait_for_completion: wait for the rollout to end; otherwise return once promoted.
     :param poll_interval: seconds between app status polls (also the delay before the first).
@@ -106,6 +107,12 @@ class ConvoxRollbackOperator(_ReleaseOperator):
     :param deferrable: wait on the triggerer (default ``[operators] default_deferrable``).
     :param convox_conn_id: the Airflow connection of the rack.
     """
+
+    template_fields = (*_ReleaseOperator.template_fields, "undoing")
+
+    def __init__(self, *, undoing: str | None = None, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.undoing = undoing
 
     def execute(self, context: Context) -> str:
         """Roll back; return the new release's id."""
@@ -119,31 +126,15 @@ class ConvoxRollbackOperator(_ReleaseOperator):
                 return self._promote_release(
                     context, client, previous, force=self.force, timeout=self.timeout
                 )
-            target = self.release_id or self._release_before_active(client)
-            self._push(context, "rolled_back_to", target)
-            self._remember(context, "rolled_back_to", target)
             return self._roll_out(
                 context,
                 lambda options: client.releases.rollback(
-                    self.app, target, wait_first=True, **options
+                    self.app,
+                    self.release_id or None,
+                    undoing=self.undoing or None,
+                    wait_first=True,
+                    **options,
                 ),
                 force=self.force,
                 timeout=self.timeout,
             )
-
-    def _release_before_active(self, client: ConvoxClient) -> str:
-        active = client.apps.get(self.app).release
-        listed = [release.id for release in client.releases.list(self.app, limit=ROLLBACK_SEARCH)]
-        if active not in listed:
-            raise AirflowException(
-                f"App {self.app} runs release {active or '(none)'}, which is not among its "
-                f"{len(listed)} newest releases; pass release_id to say what to roll back to"
-            )
-        position = listed.index(active)
-        if position + 1 == len(listed):
-            raise AirflowException(
-                f"App {self.app} has no release older than its active release {active} to roll "
-                "back to"
-            )
-        self.log.info("Rolling back app %s from release %s", self.app, active)
-        return listed[position + 1]

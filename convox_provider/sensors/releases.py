@@ -8,10 +8,11 @@ from airflow.sdk import Context, PokeReturnValue
 
 from convox_provider.operators._base import MAX_ERRORS, AirflowException, AirflowFailException
 from convox_provider.sensors._base import ConvoxBaseSensor
-from convox_provider.triggers._events import rollback_event
+from convox_provider.triggers._events import ROLLBACK, SUPERSEDED, rollback_event
 
 if TYPE_CHECKING:
     from convox_provider.client.client import ConvoxClient
+    from convox_provider.client.status import AppStatus
     from convox_provider.triggers.releases import ConvoxReleaseTrigger
 
 __all__ = ["ConvoxReleaseSensor"]
@@ -23,9 +24,12 @@ _SEEN_KEY = "convox_rollout_seen"
 class ConvoxReleaseSensor(ConvoxBaseSensor):
     """Wait until ``app`` is ``running`` on release ``release_id``.
 
-    A ``rollback`` status fails the sensor at once (``AirflowFailException`` naming the release
-    the app goes back to). In poke mode, an app ``running`` on another release is "not yet" (the
-    promote may not be registered yet: status and ``release`` lag, convox-api.md §5.1), except:
+    A ``rollback`` status of this release fails the sensor at once (``AirflowFailException``
+    naming the release the app goes back to). An app on a release *newer* than this one, once
+    this release's rollout was seen, was promoted over it: the sensor is skipped
+    (``AirflowSkipException``), since nothing was rolled back. In poke mode, an app ``running``
+    on another release is "not yet" (the promote may not be registered yet: status and
+    ``release`` lag, convox-api.md §5.1), except:
 
     * once this sensor has seen ``app.release == release_id`` (the rollout of its release
       started), ``running`` on another release is a rollback that finished between two pokes
@@ -60,22 +64,26 @@ class ConvoxReleaseSensor(ConvoxBaseSensor):
 
         app = client.apps.get(self.app)
         status = app.app_status
-        if status is AppStatus.ROLLBACK:
-            self._rolled_back(
-                app.release, "the rollout on app {app} failed and is being rolled back"
-            )
         if status is AppStatus.DELETING:
             raise AirflowException(f"App {self.app} is being deleted")
         if app.release == self.release_id:
             if status is AppStatus.RUNNING:
                 return PokeReturnValue(is_done=True, xcom_value=self.release_id)
+            if status is AppStatus.ROLLBACK:
+                self._ended(app.release, AppStatus.ROLLBACK)
             self._remember_rollout(context)
-        elif status is AppStatus.RUNNING:
-            if self._rollout_seen(context):
-                self._rolled_back(
-                    app.release, "the rollout on app {app} failed and was rolled back"
+        elif status in (AppStatus.RUNNING, AppStatus.ROLLBACK):
+            newer = bool(app.release) and client.releases.is_newer(
+                self.app, app.release, than=self.release_id
+            )
+            if newer and not self._rollout_seen(context) and status is AppStatus.RUNNING:
+                raise AirflowFailException(
+                    f"Release {self.release_id} of app {self.app} is older than the active "
+                    f"release {app.release}: the rack cannot promote it, so it will never be "
+                    "running"
                 )
-            self._fail_if_older(client, app.release)
+            if newer or status is AppStatus.ROLLBACK or self._rollout_seen(context):
+                self._ended(app.release, status, superseded=newer)
         self.log.info(
             "App %s: status %s on release %s; waiting for release %s",
             self.app,
@@ -85,29 +93,33 @@ class ConvoxReleaseSensor(ConvoxBaseSensor):
         )
         return False
 
-    def _rolled_back(self, active_release: str, message: str) -> NoReturn:
-        """Fail: the rollout of this sensor's release was rolled back to ``active_release``."""
+    def _ended(self, active: str, status: AppStatus, *, superseded: bool = False) -> NoReturn:
+        """End the wait: the rollout of this sensor's release was rolled back to ``active``
+        (fail), or a newer release ``active`` was promoted over it (skip)."""
+        if superseded:
+            message = (
+                f"release {self.release_id} of app {self.app} was superseded: release {active},"
+                " created after it, was promoted. Nothing was rolled back"
+            )
+        elif status.value == "rollback":
+            message = (
+                f"release {self.release_id} of app {self.app} was rolled back: its rollout "
+                f"failed (status 'rollback'), and the app goes back on release {active or '(none)'}"
+            )
+        else:
+            message = (
+                f"release {self.release_id} of app {self.app} was rolled back: the app is "
+                f"back on release {active or '(none)'}"
+            )
         self._raise_for(
             rollback_event(
-                message.format(app=self.app),
+                message,
                 app=self.app,
                 release_id=self.release_id,
-                active_release=active_release,
+                active_release=active,
+                status=SUPERSEDED if superseded else ROLLBACK,
             )
         )
-
-    def _fail_if_older(self, client: ConvoxClient, active_release: str) -> None:
-        """Fail when this sensor's release is older than the active one: the rack refuses to
-        promote it (convox-api.md §4.4), so it can never become active."""
-        if not active_release:
-            return
-        target = client.releases.get(self.app, self.release_id).created
-        active = client.releases.get(self.app, active_release).created
-        if target is not None and active is not None and target < active:
-            raise AirflowFailException(
-                f"Release {self.release_id} of app {self.app} is older than the active release "
-                f"{active_release}: the rack cannot promote it, so it will never be running"
-            )
 
     def _store(self, context: Context) -> Any:
         """The task state store to keep what was seen across reschedules, or None (poke mode,

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import importlib
+import sys
 import time
 from abc import abstractmethod
 from collections.abc import AsyncIterator
@@ -16,14 +18,48 @@ from convox_provider.triggers._events import describe, event_for_error, timeout_
 if TYPE_CHECKING:
     from convox_provider.client.client import AsyncConvoxClient
     from convox_provider.client.workflows.events import WorkflowEvent
+    from convox_provider.hooks.convox import ConvoxHook
 
 __all__ = ["DEFAULT_MAX_ERRORS", "ON_KILL_TIMEOUT", "ConvoxTrigger"]
+
+_HOOK_MODULE = "convox_provider.hooks.convox"
+_OFF_LOOP_IMPORTS = (
+    "convox_provider.client.client",
+    "anyio._backends._asyncio",
+    "httpcore._backends.anyio",
+    _HOOK_MODULE,
+)
+"""Imported in a thread by the first trigger of a process (the hook module last: its presence
+says all were tried)."""
 
 DEFAULT_MAX_ERRORS = 5
 """Consecutive failed polls (each already retried by the client) that end a deferred wait."""
 
 ON_KILL_TIMEOUT = 30.0
 """Seconds ``on_kill`` may spend cancelling remote work."""
+
+
+async def _hook_class() -> type[ConvoxHook]:
+    """``ConvoxHook``, its client and what the client's first request loads, imported off the
+    event loop the first time.
+
+    Together they cost 0.5 s or more on a busy triggerer (httpx, pydantic models, tenacity,
+    and anyio's backend, which httpcore imports on its first request), which would stall every
+    other trigger sharing the loop.
+    """
+    if _OFF_LOOP_IMPORTS[-1] not in sys.modules:
+        await asyncio.to_thread(_import_all)
+    hook_class: type[ConvoxHook] = sys.modules[_HOOK_MODULE].ConvoxHook
+    return hook_class
+
+
+def _import_all() -> None:
+    for name in _OFF_LOOP_IMPORTS:
+        try:
+            importlib.import_module(name)
+        except ImportError:  # an httpcore without this backend module: loaded when needed
+            if name == _HOOK_MODULE:
+                raise
 
 
 class ConvoxTrigger(BaseTrigger):
@@ -86,13 +122,12 @@ class ConvoxTrigger(BaseTrigger):
         yield TriggerEvent(event)  # type: ignore[no-untyped-call]
 
     async def _outcome(self) -> dict[str, Any]:
-        from convox_provider.hooks.convox import ConvoxHook  # noqa: PLC0415 - client on demand
-
         left = self.end_time - time.time()
         if left <= 0:
             return self._timed_out()
         try:
-            async with ConvoxHook(convox_conn_id=self.convox_conn_id) as hook:
+            hook_class = await _hook_class()
+            async with hook_class(convox_conn_id=self.convox_conn_id) as hook:
                 client = await hook.get_async_conn()
                 # The client's wait stops at its own deadline; this also bounds a log stream
                 # that would outlive it.
@@ -123,10 +158,9 @@ class ConvoxTrigger(BaseTrigger):
         Called by Airflow 3.3+ only (never on a triggerer restart); errors are logged, not
         raised.
         """
-        from convox_provider.hooks.convox import ConvoxHook  # noqa: PLC0415 - client on demand
-
         try:
-            async with ConvoxHook(convox_conn_id=self.convox_conn_id) as hook:
+            hook_class = await _hook_class()
+            async with hook_class(convox_conn_id=self.convox_conn_id) as hook:
                 client = await hook.get_async_conn()
                 await asyncio.wait_for(self._cancel(client), ON_KILL_TIMEOUT)
         except Exception:

@@ -28,6 +28,7 @@ __all__ = [
     "ROLLBACK",
     "STATUSES",
     "SUCCESS",
+    "SUPERSEDED",
     "TIMEOUT",
     "OutputLines",
     "build_pod_to_delete",
@@ -41,9 +42,10 @@ __all__ = [
 SUCCESS = "success"
 FAILED = "failed"
 ROLLBACK = "rollback"
+SUPERSEDED = "superseded"
 TIMEOUT = "timeout"
 ERROR = "error"
-STATUSES = frozenset({SUCCESS, FAILED, ROLLBACK, TIMEOUT, ERROR})
+STATUSES = frozenset({SUCCESS, FAILED, ROLLBACK, SUPERSEDED, TIMEOUT, ERROR})
 """Every ``status`` a Convox trigger event may carry."""
 
 
@@ -53,11 +55,12 @@ def timeout_event(message: str) -> dict[str, Any]:
 
 
 def rollback_event(
-    message: str, *, app: str, release_id: str, active_release: str
+    message: str, *, app: str, release_id: str, active_release: str, status: str = ROLLBACK
 ) -> dict[str, Any]:
-    """``{"status": "rollback", ...}``: the rollout of ``release_id`` was rolled back."""
+    """``{"status": "rollback", ...}``: the rollout of ``release_id`` was rolled back; with
+    ``status=SUPERSEDED``, a newer release ``active_release`` was promoted over it."""
     return {
-        "status": ROLLBACK,
+        "status": status,
         "message": message,
         "app": app,
         "release_id": release_id,
@@ -69,12 +72,14 @@ def event_for_error(exc: BaseException) -> dict[str, Any]:
     """The event for a wait that ended with ``exc`` (never ``success``).
 
     A failed build carries its id and the tail of its log, a rollback the release promoted and
-    the release the app is back on; a client wait timeout is ``timeout``; anything else (auth,
+    the release the app is back on, a superseded rollout the newer release the app runs; a
+    client wait timeout is ``timeout``; anything else (auth,
     not found, ``max_errors`` consecutive transient errors, a bad connection) is ``error``.
     """
     from convox_provider.client.errors import (  # noqa: PLC0415 - module doc
         ConvoxBuildFailedError,
         ConvoxRollbackError,
+        ConvoxSupersededError,
         ConvoxWaitTimeoutError,
     )
 
@@ -85,9 +90,13 @@ def event_for_error(exc: BaseException) -> dict[str, Any]:
             "build_id": exc.build_id,
             "logs_tail": exc.logs_tail,
         }
-    if isinstance(exc, ConvoxRollbackError):
+    if isinstance(exc, (ConvoxRollbackError, ConvoxSupersededError)):
         return rollback_event(
-            str(exc), app=exc.app, release_id=exc.release_id, active_release=exc.active_release
+            str(exc),
+            app=exc.app,
+            release_id=exc.release_id,
+            active_release=exc.active_release,
+            status=SUPERSEDED if isinstance(exc, ConvoxSupersededError) else ROLLBACK,
         )
     if isinstance(exc, ConvoxWaitTimeoutError):
         return timeout_event(str(exc))
@@ -151,6 +160,10 @@ class OutputLines:
 
 _MESSAGES: dict[str, tuple[int, str]] = {
     "SourceUploaded": (logging.INFO, "Uploaded the source of app {app} ({size} bytes) to {url}"),
+    "PreviousBuildChecked": (
+        logging.INFO,
+        "Build {build_id} of app {app} from a previous try ({status}): {verdict}",
+    ),
     "BuildCreated": (logging.INFO, "Build {build_id} of app {app} started (build pod {process})"),
     "BuildStatusChanged": (logging.INFO, "Build {build_id} of app {app}: status {status}"),
     "BuildLogProgress": (logging.DEBUG, "Build {build_id}: {total_bytes} bytes of output so far"),
@@ -160,6 +173,7 @@ _MESSAGES: dict[str, tuple[int, str]] = {
         "Waiting for {waiting_for}: transient error {failures} of {limit} in a row: {error}",
     ),
     "PromoteSubmitted": (logging.INFO, "Promoting release {release_id} of app {app}"),
+    "RollbackTargetChosen": (logging.INFO, "Rolling back app {app} to release {release_id}"),
     "ReleaseCreated": (
         logging.INFO,
         "Created release {release_id} of app {app} from build {build_id} ({description})",

@@ -231,6 +231,35 @@ class TestWaitForBuild:
         assert 20 <= sum(rack.sleeps) <= 30
         assert "§4.3" in str(info.value)
 
+    def test_an_open_silent_log_stream_does_not_hide_a_lost_pod(self, rack: FakeRack) -> None:
+        # A dead build's log socket may stay open and silent: the poll must still decide.
+        rack.on("GET", f"{APP}/builds/B1", RUNNING)
+        rack.on("GET", f"{APP}/processes/build-abc", api_error(500, 'pods "build-abc" not found'))
+        rack.on_stream(LOGS, StreamScript([b"step 1\n"]), StreamScript([], stays_open=True))
+        output: list[bytes] = []
+        with pytest.raises(ConvoxBuildFailedError, match="build pod build-abc"):
+            builds(rack).wait_for_build(
+                "myapp", "B1", follow_logs=True, lost_pod_grace=20, on_output=output.append
+            )
+        assert rack.clock - 1000.0 < 120  # not the hour-long build deadline
+        assert output == [b"step 1\n"]  # a stream opened again passes on only new bytes
+
+    def test_an_open_log_stream_is_reopened_until_the_build_ends(self, rack: FakeRack) -> None:
+        rack.on("GET", f"{APP}/builds/B1", RUNNING, RUNNING, COMPLETE)
+        rack.on("GET", f"{APP}/processes/build-abc", Process(status="running"))
+        rack.on_stream(
+            LOGS,
+            StreamScript([b"a\n"], stays_open=True),
+            StreamScript([b"a\nb\n"], stays_open=True),
+            StreamScript([b"a\nb\nc\n"]),
+        )
+        output: list[bytes] = []
+        build = builds(rack).wait_for_build(
+            "myapp", "B1", follow_logs=True, on_output=output.append
+        )
+        assert build.status == "complete"
+        assert b"".join(output) == b"a\nb\nc\n"
+
     def test_a_pod_that_reappears_resets_the_grace_period(self, rack: FakeRack) -> None:
         rack.on("GET", f"{APP}/builds/B1", *([RUNNING] * 25), COMPLETE)
         gone = api_error(500, 'pods "build-abc" not found')

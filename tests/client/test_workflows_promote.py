@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
 import pytest
 from workflow_fakes import FakeRack, api_error
 
@@ -12,6 +15,7 @@ from convox_provider.client.errors import (
     ConvoxGatewayError,
     ConvoxInputError,
     ConvoxRollbackError,
+    ConvoxSupersededError,
     ConvoxWaitTimeoutError,
     ConvoxWorkflowError,
 )
@@ -22,6 +26,7 @@ from convox_provider.client.workflows.events import (
     ProcessStateChanged,
     PromoteSubmitted,
     ReleaseCreated,
+    RollbackTargetChosen,
     WaitRetrying,
 )
 
@@ -33,9 +38,18 @@ def app(status: str, release: str = "R2") -> App:
     return App(name="myapp", status=status, release=release)
 
 
+def _numbered_release(sent: Any) -> Release:
+    """``GET …/releases/R<n>``: release R<n>, created n minutes into the day (R9 after R2)."""
+    release_id = sent.path.rsplit("/", 1)[1]
+    created = datetime(2026, 1, 1, tzinfo=timezone.utc) + timedelta(minutes=int(release_id[1:]))
+    return Release(id=release_id, build=f"B{release_id[1:]}", created=created)
+
+
 @pytest.fixture
 def rack() -> FakeRack:
-    return FakeRack()
+    fake = FakeRack()
+    fake.on("GET", f"{APP}/releases/R*", _numbered_release)
+    return fake
 
 
 def promote(rack: FakeRack, release: str | None = "R2", **options: object) -> str:
@@ -126,7 +140,62 @@ class TestPromote:
         rack.on("POST", f"{APP}/releases/R2/promote", None)
         rack.on("GET", f"{APP}/processes", [])
 
-        with pytest.raises(ConvoxRollbackError, match="running on release R1"):
+        with pytest.raises(ConvoxRollbackError, match="back on release R1"):
+            promote(rack)
+
+    def test_rollback_message_names_each_release_once(self, rack: FakeRack) -> None:
+        rack.on("GET", APP, app("running", "R1"), app("running", "R1"))
+        rack.on("POST", f"{APP}/releases/R2/promote", None)
+        rack.on("GET", f"{APP}/processes", [])
+
+        with pytest.raises(ConvoxRollbackError) as info:
+            promote(rack)
+
+        message = str(info.value)
+        assert message.count("R2") == 1
+        assert message.count("rolled back") == 1
+
+    def test_a_newer_release_promoted_meanwhile_supersedes_not_rolls_back(
+        self, rack: FakeRack
+    ) -> None:
+        # Our R2 rolls out; someone promotes R3 before the second "running" reading.
+        rack.on(
+            "GET",
+            APP,
+            app("running", "R1"),
+            app("updating", "R2"),
+            app("running", "R2"),
+            app("updating", "R3"),
+            app("running", "R3"),
+            app("running", "R3"),
+        )
+        rack.on("POST", f"{APP}/releases/R2/promote", None)
+        rack.on("GET", f"{APP}/processes", [])
+
+        with pytest.raises(ConvoxSupersededError) as info:
+            promote(rack)
+
+        assert not isinstance(info.value, ConvoxRollbackError)
+        assert (info.value.release_id, info.value.active_release) == ("R2", "R3")
+        assert "superseded" in str(info.value)
+        assert "R3" in str(info.value)
+
+    def test_a_newer_release_rolling_back_supersedes(self, rack: FakeRack) -> None:
+        rack.on("GET", APP, app("running", "R1"), app("updating", "R2"), app("rollback", "R3"))
+        rack.on("POST", f"{APP}/releases/R2/promote", None)
+        rack.on("GET", f"{APP}/processes", [])
+
+        with pytest.raises(ConvoxSupersededError):
+            promote(rack)
+
+    def test_rollback_status_of_this_release_names_it_once(self, rack: FakeRack) -> None:
+        rack.on("GET", APP, app("running", "R1"), app("updating"), app("rollback", "R2"))
+        rack.on("POST", f"{APP}/releases/R2/promote", None)
+        rack.on("GET", f"{APP}/processes", [])
+
+        with pytest.raises(
+            ConvoxRollbackError, match="release R2 of app myapp was rolled back: its"
+        ):
             promote(rack)
 
     def test_403_from_a_rollout_that_started_meanwhile_is_waited_out(self, rack: FakeRack) -> None:
@@ -355,6 +424,49 @@ class TestRollback:
         with pytest.raises(ConvoxWorkflowError, match="no build"):
             ReleaseWorkflows(rack).rollback("myapp", "R1")
         assert rack.requests("POST") == []
+
+    def test_without_a_target_goes_back_to_the_release_before_the_active_one(
+        self, rack: FakeRack
+    ) -> None:
+        rack.on("GET", f"{APP}/releases", [Release(id=f"R{n}") for n in (3, 2, 1)])
+        rack.on("POST", f"{APP}/releases", Release(id="R9", build="B2"))
+        rack.on("POST", f"{APP}/releases/R9/promote", None)
+        rack.on("GET", APP, app("running", "R2"))
+
+        result = ReleaseWorkflows(rack).rollback("myapp", wait=False, on_event=rack.event)
+
+        assert result == "R9"
+        assert rack.events_of(RollbackTargetChosen) == [RollbackTargetChosen("myapp", "R1")]
+        assert rack.requests("POST", f"{APP}/releases")[0].form["build"] == "B1"
+
+    def test_without_a_target_and_no_older_release_fails_before_any_write(
+        self, rack: FakeRack
+    ) -> None:
+        rack.on("GET", f"{APP}/releases", [Release(id="R2"), Release(id="R1")])
+        rack.on("GET", APP, app("running", "R1"))
+        with pytest.raises(ConvoxWorkflowError, match="no release older than"):
+            ReleaseWorkflows(rack).rollback("myapp")
+        assert rack.requests("POST") == []
+
+    def test_undoing_refuses_to_roll_back_over_a_newer_release(self, rack: FakeRack) -> None:
+        # The rollback was to undo R2; meanwhile someone deployed R3.
+        rack.on("GET", APP, app("running", "R3"))
+        with pytest.raises(ConvoxSupersededError) as info:
+            ReleaseWorkflows(rack).rollback("myapp", "R1", undoing="R2")
+        assert (info.value.release_id, info.value.active_release) == ("R2", "R3")
+        assert rack.requests("POST") == []
+
+    def test_undoing_rolls_back_while_the_app_runs_that_release_or_an_older_one(
+        self, rack: FakeRack
+    ) -> None:
+        rack.on("POST", f"{APP}/releases", Release(id="R9", build="B1"))
+        rack.on("POST", f"{APP}/releases/R9/promote", None)
+        rack.on("GET", APP, app("running", "R2"))
+
+        result = ReleaseWorkflows(rack).rollback("myapp", "R1", undoing="R2", wait=False)
+
+        assert result == "R9"
+        assert rack.requests("POST", f"{APP}/releases")[0].form["build"] == "B1"
 
     def test_rolled_back_rollback_raises(self, rack: FakeRack) -> None:
         rack.on("GET", f"{APP}/releases/R1", Release(id="R1", build="B1", env=""))

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from types import SimpleNamespace
 from typing import Any
 
-from convox_provider.client.errors import error_for_status
+from convox_provider.client.errors import ConvoxWaitTimeoutError, error_for_status
 from convox_provider.client.operation import Call, Now, Sleep, Stream, StreamResult, StreamSpec
 
 
@@ -41,6 +41,9 @@ class StreamScript:
     chunks: list[bytes] = field(default_factory=list)
     exit_code: int | None = None
     error: BaseException | None = None
+    stays_open: bool = False
+    """After its chunks the stream stays open and silent: it is handed back by the effect's
+    pause (clock advanced by it), or else runs into the effect's timeout."""
 
 
 def api_error(status: int, message: str) -> Exception:
@@ -180,4 +183,11 @@ class FakeRack:
             total += len(chunk)
         if script.error is not None:
             raise script.error
+        if script.stays_open:
+            pauses = [p for p in (effect.pause_idle, effect.pause_after) if p is not None]
+            if pauses:
+                self.clock += min(pauses)
+                return StreamResult(None, total, ended=False)
+            self.clock += effect.timeout if effect.timeout is not None else 10**9
+            raise ConvoxWaitTimeoutError(f"the stream {path} was still open; closed it")
         return StreamResult(script.exit_code, total)

@@ -212,6 +212,32 @@ def test_a_failed_build_of_a_previous_try_is_built_again(rack: RackEmulator, sou
     assert rack.requests.count("POST", BUILDS) == 2
 
 
+@pytest.mark.parametrize("with_store", [True, False], ids=["state-store", "marker"])
+def test_a_killed_build_is_not_reattached_a_cleared_task_builds_again(
+    rack: RackEmulator, source: Path, with_store: bool, capfd: pytest.CaptureFixture[str]
+) -> None:
+    """Marked failed in the UI: ``on_kill`` deletes the build pod, so the build reads
+    ``running`` forever (convox-api.md §4.3). The cleared task must build anew, at once."""
+    slow_builds(rack, 0.5)
+    store = StateStore() if with_store else None
+    first = build_op(source)
+    die_while_building(first, store)
+    first.on_kill()
+    killed = rack.builds(APP)[0]
+    assert killed["status"] == "running"
+
+    retry = build_op(source, timeout=30)
+    capfd.readouterr()
+    new = retry.execute(attempt(store, 2)[1])
+    logged = capfd.readouterr().out
+    assert new != killed["id"]
+    assert rack.requests.count("POST", BUILDS) == 2
+    assert [b["status"] for b in rack.builds(APP) if b["id"] == new] == ["complete"]
+    assert f"Build {killed['id']} of app {APP} from a previous try (running)" in logged
+    assert "can never finish" in logged
+    assert "building again" in logged
+
+
 def test_not_durable_builds_on_every_try(rack: RackEmulator, source: Path) -> None:
     store = StateStore()
     build_op(source, durable=False).execute(attempt(store, 1)[1])

@@ -9,7 +9,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from airflow_compat import AirflowException, AirflowFailException, TaskDeferred
+from airflow_compat import (
+    AirflowException,
+    AirflowFailException,
+    AirflowSkipException,
+    TaskDeferred,
+)
 from convox_support import (
     APP,
     FAST,
@@ -22,7 +27,9 @@ from convox_support import (
 )
 
 from convox_provider.client.client import ConvoxClient
+from convox_provider.operators import _base
 from convox_provider.operators.builds import ConvoxBuildOperator, ConvoxDeployOperator
+from convox_provider.operators.releases import ConvoxPromoteReleaseOperator
 from convox_provider.testing import RackEmulator
 from convox_provider.triggers.builds import ConvoxBuildTrigger
 from convox_provider.triggers.releases import ConvoxReleaseTrigger
@@ -80,6 +87,19 @@ def test_deferrable_without_waiting_warns_at_the_dag_line() -> None:
         )
     (ours,) = [w for w in warned if "deferrable=True has no effect" in str(w.message)]
     assert ours.filename == __file__
+
+
+def test_default_deferrable_alone_does_not_warn(monkeypatch: pytest.MonkeyPatch) -> None:
+    """``[operators] default_deferrable = True`` with a task that does not wait: the DAG never
+    asked to defer, so there is nothing to warn about; the default still applies."""
+    monkeypatch.setattr(_base, "DEFAULT_DEFERRABLE", True)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        op = ConvoxPromoteReleaseOperator(task_id="p", app=APP, wait_for_completion=False)
+        waiting = ConvoxPromoteReleaseOperator(task_id="w", app=APP)
+    assert op.deferrable is True
+    assert waiting.deferrable is True
+    assert ConvoxPromoteReleaseOperator(task_id="n", app=APP, deferrable=False).deferrable is False
 
 
 def test_deploy_defers_its_build_even_without_waiting_for_the_rollout() -> None:
@@ -260,13 +280,24 @@ def test_execute_complete_success() -> None:
         (
             {
                 "status": "rollback",
-                "message": "m",
+                "message": "release R2 of app demo was rolled back: the app is back on release R1",
                 "app": APP,
                 "release_id": "R2",
                 "active_release": "R1",
             },
             AirflowFailException,
-            "Release R2 of app demo was rolled back: the app is back on release R1",
+            "^Release R2 of app demo was rolled back: the app is back on release R1$",
+        ),
+        (
+            {
+                "status": "superseded",
+                "message": "release R2 of app demo was superseded: release R3 ...",
+                "app": APP,
+                "release_id": "R2",
+                "active_release": "R3",
+            },
+            AirflowSkipException,
+            "^Release R2 of app demo was superseded: release R3",
         ),
         ({"status": "timeout", "message": "gave up at 12:00"}, AirflowException, "gave up"),
         ({"status": "error", "message": "ConvoxAuthError: 401"}, AirflowException, "401"),
@@ -275,7 +306,17 @@ def test_execute_complete_success() -> None:
         ("success", AirflowException, "unknown trigger event"),
         ({"status": "success", "app": APP}, AirflowException, "has no build_id"),
     ],
-    ids=["failed", "rollback", "timeout", "error", "none", "unknown", "not-a-dict", "no-id"],
+    ids=[
+        "failed",
+        "rollback",
+        "superseded",
+        "timeout",
+        "error",
+        "none",
+        "unknown",
+        "not-a-dict",
+        "no-id",
+    ],
 )
 def test_execute_complete_raises_for_anything_but_success(
     event: Any, error: type[Exception], match: str

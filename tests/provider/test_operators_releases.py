@@ -2,15 +2,33 @@
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
+import httpx
 import pytest
-from airflow_compat import AirflowException, AirflowFailException, TaskDeferred
-from convox_support import APP, FAST, MANIFEST, RecordingTI, connect, context, run_trigger, seed
+from airflow_compat import (
+    AirflowException,
+    AirflowFailException,
+    AirflowSkipException,
+    TaskDeferred,
+)
+from convox_support import (
+    APP,
+    FAST,
+    MANIFEST,
+    RecordingTI,
+    connect,
+    context,
+    run_trigger,
+    seed,
+    wait_until,
+)
 
+from convox_provider.client.errors import ConvoxWorkflowError
 from convox_provider.operators.releases import ConvoxPromoteReleaseOperator, ConvoxRollbackOperator
 from convox_provider.testing import RackEmulator, Timing
 from convox_provider.triggers.releases import ConvoxReleaseTrigger
@@ -58,8 +76,88 @@ def current(rack: RackEmulator) -> tuple[str, str]:
 
 
 def test_templated_fields() -> None:
-    for operator in (ConvoxPromoteReleaseOperator, ConvoxRollbackOperator):
-        assert set(operator.template_fields) == {"convox_conn_id", "app", "release_id"}
+    assert set(ConvoxPromoteReleaseOperator.template_fields) == {
+        "convox_conn_id",
+        "app",
+        "release_id",
+    }
+    assert set(ConvoxRollbackOperator.template_fields) == {
+        "convox_conn_id",
+        "app",
+        "release_id",
+        "undoing",
+    }
+
+
+def _promote_over(rack: RackEmulator, promoted: str) -> str:
+    """Another deployer: once ``promoted``'s promote reached the rack, promote a newer release
+    (with force, as the CLI's ``--force`` would, during the first rollout). Returns its id."""
+    newer = unpromoted(rack)
+    deadline = time.monotonic() + 10
+    while not rack.requests.find("POST", f"/apps/{APP}/releases/{promoted}/promote"):
+        assert time.monotonic() < deadline, "the first promote never reached the rack"
+        time.sleep(0.01)
+    answer = httpx.post(
+        f"{rack.url}/apps/{APP}/releases/{newer}/promote",
+        data={"force": "true"},
+        auth=("convox", "password"),
+    )
+    assert answer.status_code == 200, answer.text
+    return newer
+
+
+def _to_the_end(op: ConvoxPromoteReleaseOperator) -> str:
+    """Execute ``op``; when it defers, run its trigger and resume it."""
+    try:
+        return op.execute(context())
+    except TaskDeferred as deferred:
+        (event,) = run_trigger(deferred.trigger)
+        return op.execute_complete(context(), event)
+
+
+@pytest.mark.parametrize("deferrable", [False, True], ids=["worker", "deferred"])
+def test_a_promote_superseded_by_a_newer_one_skips_not_fails(
+    make_rack: RackFactory, deferrable: bool
+) -> None:
+    """Two deployers: a newer release promoted during this rollout is no rollback."""
+    rack = make_rack(rollout=0.5)
+    target = unpromoted(rack)
+    newer: list[str] = []
+    other = threading.Thread(target=lambda: newer.append(_promote_over(rack, target)))
+    other.start()
+    op = promote_op(release_id=target, deferrable=deferrable)
+    with pytest.raises(AirflowSkipException) as skipped:
+        _to_the_end(op)
+    other.join(10)
+    message = str(skipped.value)
+    assert message.startswith(f"Release {target} of app demo was superseded: release {newer[0]}")
+    assert f"{target} of app demo was rolled back" not in message
+    assert message.count(target) == 1
+    wait_until(lambda: current(rack) == ("running", newer[0]), 10)
+    assert rack.requests.count("POST", f"/apps/{APP}/releases") == 0  # nothing rolled back
+
+
+def test_a_rollback_undoing_a_release_skips_over_a_newer_deploy(rack: RackEmulator) -> None:
+    _, before = current(rack)
+    deployed = unpromoted(rack)
+    newer = unpromoted(rack)
+    for release in (deployed, newer):
+        promote_op(release_id=release).execute(context())
+    rack.requests.clear()
+    with pytest.raises(AirflowSkipException, match=f"^App demo runs release {newer}, created"):
+        rollback_op(release_id=before, undoing=deployed).execute(context())
+    assert rack.requests.count("POST", "/apps/**") == 0
+    assert current(rack) == ("running", newer)
+
+
+def test_a_rollback_undoing_the_active_release_rolls_back(rack: RackEmulator) -> None:
+    _, before = current(rack)
+    deployed = unpromoted(rack)
+    promote_op(release_id=deployed).execute(context())
+    ti = RecordingTI()
+    new_id = rollback_op(undoing=deployed).execute(context(ti))
+    assert ti.xcoms == {"rolled_back_to": before, "release_id": new_id}
+    assert current(rack) == ("running", new_id)
 
 
 def test_promote_a_given_release(rack: RackEmulator) -> None:
@@ -217,8 +315,9 @@ def test_rollback_needs_an_older_release(
 ) -> None:
     connect(monkeypatch, convox_rack)
     seed(convox_rack, releases=1)
-    with pytest.raises(AirflowException, match="no release older than its active release"):
+    with pytest.raises(ConvoxWorkflowError, match="no release older than its active release"):
         rollback_op().execute(context())
+    assert convox_rack.requests.count("POST", "/apps/**") == 0
 
 
 def test_rollback_deferred(rack: RackEmulator) -> None:

@@ -31,6 +31,7 @@ from convox_provider.client.workflows.events import (
     BuildLogProgress,
     BuildStatusChanged,
     EventCallback,
+    PreviousBuildChecked,
     SourceUploaded,
     StreamInterrupted,
 )
@@ -43,13 +44,28 @@ from convox_provider.client.workflows.waits import (
     is_transient,
 )
 
-__all__ = ["BUILD_TIMEOUT", "LOST_POD_GRACE", "BuildWorkflows", "follow_build"]
+__all__ = [
+    "BUILD_TIMEOUT",
+    "LOST_POD_GRACE",
+    "MARKER_SEARCH",
+    "BuildWorkflows",
+    "follow_build",
+    "resumable_build",
+]
 
 BUILD_TIMEOUT = 60 * 60.0
 """The CLI's limit for a build wait, in seconds (convox-api.md §7.9)."""
 
 LOST_POD_GRACE = 60.0
 """Seconds a build may still read ``running`` after its pod was seen gone or finished."""
+
+LOG_PAUSE_IDLE = 15.0
+"""Seconds a followed build log may stay silent before the build is polled (then the log is
+opened again): a build whose pod died keeps a silent log stream open on some racks."""
+
+LOG_PAUSE_AFTER = 300.0
+"""Seconds a followed build log may stay open in all before the build is polled: a bound on
+how long the stream alone stands for the build's state, at the cost of one re-read."""
 
 _POD_CHECK_INTERVAL = 5.0
 _TAIL_BYTES = 16 * 1024
@@ -72,8 +88,15 @@ class _BuildLog:
         self.tail = bytearray()
         self.error: str | None = None
 
-    def read(self, on_event: EventCallback | None, *, timeout: float | None = None) -> Flow[None]:
-        """Flow: stream the log, passing on only the bytes beyond those already delivered.
+    def read(
+        self,
+        on_event: EventCallback | None,
+        *,
+        timeout: float | None = None,
+        pause: bool = False,
+    ) -> Flow[bool]:
+        """Flow: stream the log, passing on only the bytes beyond those already delivered;
+        False when ``pause`` handed the stream back still open (see :data:`LOG_PAUSE_IDLE`).
 
         A stream that breaks, or ends with an ``ERROR:`` frame, is reported, not raised: the
         build status decides. A failed build's stored log ends with ``ERROR: <reason>``, which
@@ -81,6 +104,7 @@ class _BuildLog:
         ``timeout`` bounds a live stream (the build's own deadline): past it the wait fails.
         """
         skip, seen = self.delivered, 0
+        ended = True
 
         def on_data(chunk: bytes) -> None:
             nonlocal seen
@@ -88,9 +112,13 @@ class _BuildLog:
             if start < len(chunk):
                 self._deliver(chunk[start:] if start else chunk)
 
+        pauses: dict[str, float] = (
+            {"pause_after": LOG_PAUSE_AFTER, "pause_idle": LOG_PAUSE_IDLE} if pause else {}
+        )
         try:
             spec = _routes.build_logs().logs.describe(self.resource, self.app, self.build_id)
-            yield from stream(spec, on_data, timeout=timeout)
+            result = yield from stream(spec, on_data, timeout=timeout, **pauses)
+            ended = result.ended
         except ConvoxError as exc:
             # A transient answer to the handshake (502 from a proxy) is no worse than a broken
             # stream: the poll decides.
@@ -100,6 +128,7 @@ class _BuildLog:
                 self.error = str(exc)
             emit(on_event, StreamInterrupted(f"build {self.build_id} logs", str(exc)))
         emit(on_event, BuildLogProgress(self.app, self.build_id, self.delivered))
+        return ended
 
     def _deliver(self, data: bytes) -> None:
         self.delivered += len(data)
@@ -117,59 +146,84 @@ class _BuildLog:
         return "\n".join(lines)
 
 
-def _until_ended(
-    resource: Resource[Any],
-    app: str,
-    build_id: str,
-    deadline: Deadline,
-    *,
-    poll_interval: float,
-    max_errors: int,
-    lost_pod_grace: float,
-    on_event: EventCallback | None,
-) -> Flow[Build]:
-    """Flow: poll the build until ``complete`` or ``failed``; return it, either way.
+class _BuildWatch:
+    """Polls one build until it is ``complete`` or ``failed``, watching its pod as well.
 
     Raises for an unrecognised status, for a build whose pod is gone or finished while the
     build still reads ``running`` for ``lost_pod_grace`` seconds (nothing on the rack ever ends
     such a build, §4.3), and at the deadline.
     """
-    poller = Poller(f"build {build_id} of app {app}", deadline, poll_interval, max_errors, on_event)
-    get_build = _routes.builds().get
-    status: str | None = None
-    next_pod_check = 0.0
-    lost_since: float | None = None
-    while True:
-        yield from poller.check()
-        build = yield from poller.fetch(lambda: _routes.send(get_build, resource, app, build_id))
-        if build is not None:
-            if build.status != status:
-                emit(on_event, BuildStatusChanged(app, build_id, build.status, status))
-                status = build.status
-                poller.state = f"status {status!r}"
-            state = build.build_status
-            if state in (BuildStatus.COMPLETE, BuildStatus.FAILED):
-                return build
-            if not state.is_active:
-                raise ConvoxWorkflowError(
-                    f"build {build_id} of app {app} has the unexpected status {build.status!r}"
+
+    def __init__(
+        self,
+        resource: Resource[Any],
+        app: str,
+        build_id: str,
+        deadline: Deadline,
+        *,
+        poll_interval: float,
+        max_errors: int,
+        lost_pod_grace: float,
+        on_event: EventCallback | None,
+    ) -> None:
+        self.resource = resource
+        self.app = app
+        self.build_id = build_id
+        self.lost_pod_grace = lost_pod_grace
+        self.on_event = on_event
+        self.poller = Poller(
+            f"build {build_id} of app {app}", deadline, poll_interval, max_errors, on_event
+        )
+        self.status: str | None = None
+        self.next_pod_check = 0.0
+        self.lost_since: float | None = None
+
+    def until_ended(self) -> Flow[Build]:
+        """Flow: poll every interval until the build ended; return it, either way."""
+        while True:
+            ended = yield from self.poll()
+            if ended is not None:
+                return ended
+            yield from self.poller.pause()
+
+    def poll(self) -> Flow[Build | None]:
+        """Flow: one look at the build (and, every few seconds, its pod): the build once it
+        ended, else None."""
+        yield from self.poller.check()
+        app, build_id = self.app, self.build_id
+        get_build = _routes.builds().get
+        build = yield from self.poller.fetch(
+            lambda: _routes.send(get_build, self.resource, app, build_id)
+        )
+        if build is None:
+            return None
+        if build.status != self.status:
+            emit(self.on_event, BuildStatusChanged(app, build_id, build.status, self.status))
+            self.status = build.status
+            self.poller.state = f"status {build.status!r}"
+        state = build.build_status
+        if state in (BuildStatus.COMPLETE, BuildStatus.FAILED):
+            return build
+        if not state.is_active:
+            raise ConvoxWorkflowError(
+                f"build {build_id} of app {app} has the unexpected status {build.status!r}"
+            )
+        clock = yield from now()
+        if state is BuildStatus.RUNNING and build.process and clock >= self.next_pod_check:
+            self.next_pod_check = clock + _POD_CHECK_INTERVAL
+            pod = yield from _pod_state(self.resource, app, build.process)
+            if pod is None:
+                self.lost_since = None
+            elif self.lost_since is None:
+                self.lost_since = clock
+            elif clock - self.lost_since >= self.lost_pod_grace:
+                raise ConvoxBuildFailedError(
+                    f"build {build_id} of app {app} still reads 'running', but its build pod"
+                    f" {build.process} is {pod} since {clock - self.lost_since:.0f}s; the rack"
+                    " never finishes such a build (convox-api.md §4.3). Start a new build",
+                    build_id=build_id,
                 )
-            clock = yield from now()
-            if state is BuildStatus.RUNNING and build.process and clock >= next_pod_check:
-                next_pod_check = clock + _POD_CHECK_INTERVAL
-                pod = yield from _pod_state(resource, app, build.process)
-                if pod is None:
-                    lost_since = None
-                elif lost_since is None:
-                    lost_since = clock
-                elif clock - lost_since >= lost_pod_grace:
-                    raise ConvoxBuildFailedError(
-                        f"build {build_id} of app {app} still reads 'running', but its build pod"
-                        f" {build.process} is {pod} since {clock - lost_since:.0f}s; the rack"
-                        " never finishes such a build (convox-api.md §4.3). Start a new build",
-                        build_id=build_id,
-                    )
-        yield from poller.pause()
+        return None
 
 
 def _pod_state(resource: Resource[Any], app: str, pid: str) -> Flow[str | None]:
@@ -218,14 +272,15 @@ def follow_build(
 ) -> Flow[Build]:
     """Flow: the CLI's steps 6 to 8 (§7.1): follow the log, wait for the end, catch up, settle.
 
-    Without ``follow_logs`` the log is read only when the build failed, for the error's tail.
+    The poll is authoritative: a log stream still open after :data:`LOG_PAUSE_IDLE` silent
+    seconds (or :data:`LOG_PAUSE_AFTER` in all) is closed, the build polled, and the stream
+    opened again (only new bytes passed on), so that a build whose pod died, whose log socket
+    may stay open and silent, is still found out. Without ``follow_logs`` the log is read only
+    when the build failed, for the error's tail.
     """
     deadline = yield from Deadline.start(timeout)
     log = _BuildLog(resource, app, build_id, on_output if follow_logs else None)
-    if follow_logs:
-        remaining = yield from deadline.remaining()
-        yield from log.read(on_event, timeout=remaining)
-    ended = yield from _until_ended(
+    watch = _BuildWatch(
         resource,
         app,
         build_id,
@@ -235,6 +290,15 @@ def follow_build(
         lost_pod_grace=lost_pod_grace,
         on_event=on_event,
     )
+    ended: Build | None = None
+    if follow_logs:
+        while ended is None:
+            remaining = yield from deadline.remaining()
+            if (yield from log.read(on_event, timeout=remaining, pause=True)):
+                break
+            ended = yield from watch.poll()
+    if ended is None:
+        ended = yield from watch.until_ended()
     if follow_logs or ended.build_status is BuildStatus.FAILED:
         yield from log.read(on_event)
     return _settle(app, ended, log)
@@ -335,8 +399,74 @@ class _Build:
         return (yield from follow_build(self.resource, self.app, build.id, **self.follow))
 
 
+MARKER_SEARCH = 50
+"""Newest builds searched for a marker in their description (:meth:`BuildWorkflows.resumable`)."""
+
+
+def resumable_build(
+    resource: Resource[Any],
+    app: str,
+    build_id: str | None,
+    marker: str | None,
+    on_event: EventCallback | None,
+) -> Flow[Build | None]:
+    """Flow: :meth:`BuildWorkflows.resumable`."""
+    if build_id is None and marker is not None:
+        newest = yield from _routes.send(_routes.builds().list, resource, app, limit=MARKER_SEARCH)
+        build_id = next((b.id for b in newest if marker in b.description), None)
+    if build_id is None:
+        return None
+    try:
+        build = yield from _routes.send(_routes.builds().get, resource, app, build_id)
+    except ConvoxNotFoundError:
+        return None
+    state = build.build_status
+    verdict = ""
+    if state is BuildStatus.COMPLETE:
+        verdict = "complete: using it"
+    elif not state.is_active:
+        verdict = f"{build.status}: building again"
+    elif state is BuildStatus.RUNNING and build.process:
+        pod = yield from _pod_state(resource, app, build.process)
+        if pod is not None:
+            verdict = (
+                f"its build pod {build.process} is {pod}, so it can never finish (§4.3):"
+                " building again"
+            )
+    usable = not verdict or state is BuildStatus.COMPLETE
+    emit(
+        on_event,
+        PreviousBuildChecked(app, build.id, build.status, usable, verdict or "re-attaching"),
+    )
+    return build if usable else None
+
+
 class BuildWorkflows(Resource[D]):
     """Workflows of ``client.builds``."""
+
+    @operation
+    def resumable(
+        self,
+        app: str,
+        *,
+        build_id: str | None = None,
+        marker: str | None = None,
+        on_event: EventCallback | None = None,
+    ) -> Flow[Build | None]:
+        """The build an earlier attempt started, if it can still be used; else None.
+
+        The build is ``build_id``, or else the newest of the last :data:`MARKER_SEARCH` builds
+        whose description contains ``marker`` (what a retried task uses when the answer to its
+        build create was lost). It is returned ``complete`` (use its release), or active with a
+        build pod that still runs (wait for it). None when there is no such build, when it
+        failed, and when its pod is gone or ended while it reads ``running``: such a build
+        never finishes (§4.3), so only a new build can. A
+        :class:`~.events.PreviousBuildChecked` event says which, and why.
+        """
+        segment(app, kind="app name")
+        if build_id is not None:
+            segment(build_id, kind="build id")
+        return resumable_build(self, app, build_id, marker, on_event)
 
     @operation
     def wait_for_build(

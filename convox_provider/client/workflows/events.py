@@ -23,7 +23,9 @@ __all__ = [
     "ProcessStarted",
     "ProcessStateChanged",
     "PromoteSubmitted",
+    "PreviousBuildChecked",
     "ReleaseCreated",
+    "RollbackTargetChosen",
     "SourceUploaded",
     "StreamInterrupted",
     "WaitRetrying",
@@ -87,6 +89,26 @@ class ReleaseCreated:
     release_id: str
     build_id: str
     description: str
+
+
+@dataclass(frozen=True)
+class PreviousBuildChecked:
+    """A build an earlier attempt started was found; ``verdict`` says whether it is used
+    (``"re-attaching"``, ``"complete: using it"``) or why a new build is needed."""
+
+    app: str
+    build_id: str
+    status: str
+    usable: bool
+    verdict: str
+
+
+@dataclass(frozen=True)
+class RollbackTargetChosen:
+    """A rollback goes back to ``release_id`` (given, or the release before the active one)."""
+
+    app: str
+    release_id: str
 
 
 @dataclass(frozen=True)
@@ -181,6 +203,8 @@ WorkflowEvent: TypeAlias = (
     | ProcessStateChanged
     | PromoteSubmitted
     | ReleaseCreated
+    | PreviousBuildChecked
+    | RollbackTargetChosen
     | EnvironmentConflict
     | SourceUploaded
     | BuildCreated

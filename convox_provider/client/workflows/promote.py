@@ -14,11 +14,20 @@ from __future__ import annotations
 from typing import Any
 
 from convox_provider.client.encoding import segment
-from convox_provider.client.errors import ConvoxForbiddenError, ConvoxWorkflowError
+from convox_provider.client.errors import (
+    ConvoxForbiddenError,
+    ConvoxSupersededError,
+    ConvoxWorkflowError,
+)
 from convox_provider.client.operation import D, Flow, Resource, operation
 from convox_provider.client.status import AppStatus
 from convox_provider.client.workflows import _routes
-from convox_provider.client.workflows.events import EventCallback, PromoteSubmitted, ReleaseCreated
+from convox_provider.client.workflows.events import (
+    EventCallback,
+    PromoteSubmitted,
+    ReleaseCreated,
+    RollbackTargetChosen,
+)
 from convox_provider.client.workflows.waits import (
     DEFAULT_MAX_ERRORS,
     ROLLOUT_TIMEOUT,
@@ -26,9 +35,16 @@ from convox_provider.client.workflows.waits import (
     app_running,
     check_wait_options,
     emit,
+    is_newer_release,
 )
 
-__all__ = ["PromoteOptions", "ReleaseWorkflows", "promote_release"]
+__all__ = [
+    "ROLLBACK_SEARCH",
+    "PromoteOptions",
+    "ReleaseWorkflows",
+    "promote_release",
+    "release_before_active",
+]
 
 _SUBMIT_ATTEMPTS = 3
 
@@ -133,9 +149,60 @@ def promote_release(
     return release_id
 
 
+ROLLBACK_SEARCH = 100
+"""Releases listed (newest first) to find the one before the active release."""
+
+
+def release_before_active(resource: Resource[Any], app: str) -> Flow[str]:
+    """Flow: the release listed just before the app's active one (newest first, §5.10): what a
+    rollback goes back to when it is not told."""
+    current = yield from _routes.send(_routes.apps().get, resource, app)
+    active = current.release
+    newest = yield from _routes.send(_routes.releases().list, resource, app, limit=ROLLBACK_SEARCH)
+    listed = [release.id for release in newest]
+    if active not in listed:
+        raise ConvoxWorkflowError(
+            f"app {app} runs release {active or '(none)'}, which is not among its"
+            f" {len(listed)} newest releases; say which release to roll back to"
+        )
+    position = listed.index(active)
+    if position + 1 == len(listed):
+        raise ConvoxWorkflowError(
+            f"app {app} has no release older than its active release {active} to roll back to"
+        )
+    return listed[position + 1]
+
+
+def _refuse_over_newer(resource: Resource[Any], app: str, undoing: str) -> Flow[None]:
+    """Flow: raise :class:`ConvoxSupersededError` when the app runs a release newer than
+    ``undoing``, the release a rollback was asked to undo (someone deployed since)."""
+    current = yield from _routes.send(_routes.apps().get, resource, app)
+    active = current.release
+    if active and (yield from is_newer_release(resource, app, active, than=undoing)):
+        raise ConvoxSupersededError(
+            f"app {app} runs release {active}, created after release {undoing} that this"
+            " rollback was to undo: someone deployed since, and rolling back would undo their"
+            " deploy. Nothing was changed",
+            app=app,
+            release_id=undoing,
+            active_release=active,
+        )
+
+
 def _rollback(
-    resource: Resource[Any], app: str, to_release: str, options: PromoteOptions, wait_first: bool
+    resource: Resource[Any],
+    app: str,
+    to_release: str | None,
+    options: PromoteOptions,
+    *,
+    wait_first: bool,
+    undoing: str | None,
 ) -> Flow[str]:
+    if undoing is not None:
+        yield from _refuse_over_newer(resource, app, undoing)
+    if to_release is None:
+        to_release = yield from release_before_active(resource, app)
+    emit(options.on_event, RollbackTargetChosen(app, to_release))
     old = yield from _routes.send(_routes.releases().get, resource, app, to_release)
     if not old.build:
         raise ConvoxWorkflowError(
@@ -151,6 +218,16 @@ def _rollback(
 
 class ReleaseWorkflows(Resource[D]):
     """Workflows of ``client.releases``."""
+
+    @operation
+    def is_newer(self, app: str, release_id: str, *, than: str) -> Flow[bool]:
+        """Whether release ``release_id`` was created after release ``than`` (two GETs; False
+        for the same release). An app on a newer release than the one a wait is about was
+        promoted over it (superseded); on an older one, it was rolled back."""
+        segment(app, kind="app name")
+        segment(release_id, kind="release id")
+        segment(than, kind="release id")
+        return is_newer_release(self, app, release_id, than)
 
     @operation
     def promote(
@@ -178,9 +255,11 @@ class ReleaseWorkflows(Resource[D]):
         promote with ``force`` always sent; then, with ``wait``, poll the app after
         ``initial_delay`` and every ``poll_interval`` seconds until it reads ``running`` twice
         (the status lags the promote by a moment: keep ``initial_delay`` at a few seconds).
-        A ``rollback`` reading, or a final ``app.release`` other than this release, raises
-        :class:`ConvoxRollbackError`. ``timeout`` (seconds, absolute from the start) covers
-        the wait before and after the promote: :class:`ConvoxWaitTimeoutError`. Transient errors
+        A ``rollback`` reading, or a final ``app.release`` older than this release, raises
+        :class:`ConvoxRollbackError`; a final ``app.release`` newer than it (someone promoted
+        over this rollout) raises :class:`ConvoxSupersededError`. ``timeout`` (seconds,
+        absolute from the start) covers the wait before and after the promote:
+        :class:`ConvoxWaitTimeoutError`. Transient errors
         are tolerated up to ``max_errors`` consecutive failed polls. ``rollout_timeout`` is the
         rack's own rollout deadline in seconds (rack default 3000), ``min_count``/``max_count``
         override the rolling-update percentages. ``watch_processes`` reports pod status changes
@@ -208,8 +287,9 @@ class ReleaseWorkflows(Resource[D]):
     def rollback(
         self,
         app: str,
-        to_release: str,
+        to_release: str | None = None,
         *,
+        undoing: str | None = None,
         wait: bool = True,
         force: bool = False,
         wait_first: bool = False,
@@ -223,6 +303,11 @@ class ReleaseWorkflows(Resource[D]):
     ) -> Flow[str]:
         """Roll back to ``to_release``: create a new release from its build and environment and
         promote that; return the NEW release id.
+
+        Without ``to_release``, the release listed just before the active one (newest first)
+        is the target. With ``undoing`` (the release this rollback is meant to undo), nothing
+        is done when the app meanwhile runs a newer release than that one: someone deployed
+        since, and :class:`ConvoxSupersededError` says so instead of undoing their deploy.
 
         The official SDK promotes the old id, which the rack refuses (400 ``can not promote an
         older release, try rollback``, §8 item 2); this does what ``convox releases rollback``
@@ -245,5 +330,7 @@ class ReleaseWorkflows(Resource[D]):
             on_event=on_event,
         )
         segment(app, kind="app name")
-        segment(to_release, kind="release id")
-        return _rollback(self, app, to_release, options, wait_first)
+        for given in (to_release, undoing):
+            if given is not None:
+                segment(given, kind="release id")
+        return _rollback(self, app, to_release, options, wait_first=wait_first, undoing=undoing)

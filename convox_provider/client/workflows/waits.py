@@ -23,6 +23,7 @@ from convox_provider.client.errors import (
     ConvoxRateLimitError,
     ConvoxRollbackError,
     ConvoxServerError,
+    ConvoxSupersededError,
     ConvoxWaitTimeoutError,
     ConvoxWorkflowError,
 )
@@ -47,7 +48,9 @@ __all__ = [
     "app_running",
     "check_wait_options",
     "emit",
+    "is_newer_release",
     "is_transient",
+    "rollout_error",
 ]
 
 T = TypeVar("T")
@@ -193,25 +196,68 @@ def _observe(
     found: App,
     *,
     last: App | None,
-    release_id: str | None,
-    fail_on_rollback: bool,
     on_event: EventCallback | None,
 ) -> None:
-    """Report a new app reading; raise when it ends the wait badly."""
+    """Report a new app reading; raise when the app is being deleted."""
     if last is None or (found.status, found.release) != (last.status, last.release):
         previous = None if last is None else last.status
         emit(on_event, AppStatusChanged(app, found.status, previous, found.release))
-    status = found.app_status
-    if status is AppStatus.ROLLBACK and fail_on_rollback:
-        raise ConvoxRollbackError(
-            f"the rollout on app {app} failed and is being rolled back (status 'rollback'); the"
-            " app returns to its previous release. The app's logs (system/k8s lines) tell why",
-            app=app,
-            release_id=release_id or found.release,
-            active_release=found.release,
-        )
-    if status is AppStatus.DELETING:
+    if found.app_status is AppStatus.DELETING:
         raise ConvoxWorkflowError(f"app {app} is being deleted")
+
+
+def is_newer_release(resource: Resource[Any], app: str, release_id: str, than: str) -> Flow[bool]:
+    """Flow: whether release ``release_id`` of ``app`` was created after release ``than``.
+
+    Releases are ordered by ``created`` (convox-api.md §5.3, §5.10: lists are newest first);
+    a release without a creation time is taken as the older one.
+    """
+    get_release = _routes.releases().get
+    if release_id == than:
+        return False
+    one = yield from _routes.send(get_release, resource, app, release_id)
+    other = yield from _routes.send(get_release, resource, app, than)
+    if one.created is None:
+        return False
+    return other.created is None or one.created > other.created
+
+
+def rollout_error(
+    resource: Resource[Any], app: str, release_id: str, found: App
+) -> Flow[ConvoxWorkflowError]:
+    """Flow: why the rollout of ``release_id`` did not end on it, as the error to raise.
+
+    The app on a *newer* release means someone promoted over this rollout
+    (:class:`ConvoxSupersededError`: nothing was rolled back); otherwise the app went back to
+    an older release (:class:`ConvoxRollbackError`): status ``rollback``, or a ``running``
+    reading on another release (Reverted and Failure both read ``running``, §5.1).
+    """
+    active = found.release
+    if active and (yield from is_newer_release(resource, app, active, than=release_id)):
+        return ConvoxSupersededError(
+            f"release {release_id} of app {app} was superseded: release {active}, created after"
+            f" it, was promoted while it rolled out (app status {found.status!r}). Nothing was"
+            " rolled back; rolling back now would undo that newer deploy",
+            app=app,
+            release_id=release_id,
+            active_release=active,
+        )
+    if found.app_status is AppStatus.ROLLBACK:
+        reason = (
+            f"release {release_id} of app {app} was rolled back: its rollout failed (status"
+            f" 'rollback'), and the app goes back on release {active or '(none)'}"
+        )
+    else:
+        reason = (
+            f"release {release_id} of app {app} was rolled back: the app is back on release"
+            f" {active or '(none)'}"
+        )
+    return ConvoxRollbackError(
+        f"{reason}. The app's logs (system/k8s lines) tell why",
+        app=app,
+        release_id=release_id,
+        active_release=active,
+    )
 
 
 def app_running(
@@ -231,8 +277,9 @@ def app_running(
 
     ``fail_on_rollback=False`` waits through someone else's rollback (the pre-wait of a promote);
     otherwise ``rollback`` raises at once. With ``release_id`` the final ``running`` reading must
-    be on that release, else :class:`ConvoxRollbackError` (a rollback that completed between two
-    polls reads as ``running``, §5.1).
+    be on that release, else :func:`rollout_error` tells a rollback (:class:`ConvoxRollbackError`:
+    a rollback that completed between two polls reads as ``running``, §5.1) from a newer release
+    promoted meanwhile (:class:`ConvoxSupersededError`).
     """
     poller = Poller(f"app {app} to be running", deadline, poll_interval, max_errors, on_event)
     pods = _PodWatch(resource, app, on_event) if watch_processes else None
@@ -246,14 +293,18 @@ def app_running(
         if pods is not None:
             yield from pods.poll()
         if found is not None:
-            _observe(
-                app,
-                found,
-                last=last,
-                release_id=release_id,
-                fail_on_rollback=fail_on_rollback,
-                on_event=on_event,
-            )
+            _observe(app, found, last=last, on_event=on_event)
+            if found.app_status is AppStatus.ROLLBACK and fail_on_rollback:
+                if release_id is not None:
+                    raise (yield from rollout_error(resource, app, release_id, found))
+                raise ConvoxRollbackError(
+                    f"the rollout on app {app} failed and is being rolled back (status"
+                    " 'rollback'); the app returns to its previous release. The app's logs"
+                    " (system/k8s lines) tell why",
+                    app=app,
+                    release_id=found.release,
+                    active_release=found.release,
+                )
             last = found
             poller.state = f"status {found.status!r}, release {found.release!r}"
             streak = streak + 1 if found.app_status is AppStatus.RUNNING else 0
@@ -261,13 +312,7 @@ def app_running(
                 break
         yield from poller.pause()
     if release_id is not None and last.release != release_id:
-        raise ConvoxRollbackError(
-            f"release {release_id} of app {app} was rolled back: the app is running on release"
-            f" {last.release or '(none)'} instead",
-            app=app,
-            release_id=release_id,
-            active_release=last.release,
-        )
+        raise (yield from rollout_error(resource, app, release_id, last))
     return last
 
 
