@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 from urllib.parse import urlsplit
 
 from .. import archive
@@ -18,36 +18,18 @@ from ..errors import RackError
 from ..manifest import ManifestError, load_manifest
 from ..models import Build, Pod
 from ..timing import seconds_to_ns
-from .clock import Model
+from .clock import AppRecords
 from .releases import parse_manifest
-
-if TYPE_CHECKING:
-    from .rack import RackState
 
 __all__ = ["Builds"]
 
 
-class Builds(Model):
+class Builds(AppRecords[Build]):
     """Builds per app."""
-
-    def __init__(self, rack: RackState) -> None:
-        super().__init__(rack)
-        self._builds: dict[str, dict[str, Build]] = {}
-
-    def open_app(self, app: str) -> None:
-        """Make room for a new app's builds."""
-        self._builds[app] = {}
-
-    def drop_app(self, app: str) -> None:
-        """Forget a deleted app's builds."""
-        self._builds.pop(app, None)
 
     def build(self, app: str, build_id: str) -> Build:
         """The build record (ids are case-insensitive); 500 like the k8s provider."""
-        build = self._builds.get(app, {}).get(build_id.upper())
-        if build is None:
-            raise RackError(500, f'builds.convox.com "{build_id.lower()}" not found')
-        return build
+        return self._record(app, build_id, "builds.convox.com")
 
     def build_get(self, app: str, build_id: str) -> dict[str, Any]:
         """``GET /apps/{app}/builds/{id}``."""
@@ -63,7 +45,7 @@ class Builds(Model):
         """``GET /apps/{app}/builds``: newest first, ``limit`` default 10."""
         with self.locked():
             self.rack.apps.app(app)
-            builds = sorted(self._builds[app].values(), key=lambda b: b.started or 0, reverse=True)
+            builds = sorted(self._records[app].values(), key=lambda b: b.started or 0, reverse=True)
             return [b.to_wire() for b in builds[: 10 if limit is None else max(limit, 0)]]
 
     def build_create(
@@ -102,7 +84,7 @@ class Builds(Model):
                 git_sha=git_sha or "",
                 started=self._stamp(now),
             )
-            self._builds[app][build.id] = build
+            self._records[app][build.id] = build
             if external:
                 wire = build.to_wire()
                 rack = self.rack
@@ -281,7 +263,7 @@ class Builds(Model):
                 started=self._stamp(now),
             )
             build.ended = self._stamp(now)
-            self._builds[app][build.id] = build
+            self._records[app][build.id] = build
             release = self.rack.releases.create(app, now, build=build.id)
             build.status = "complete"
             build.release = release.id
@@ -331,7 +313,7 @@ class Builds(Model):
                 status="complete",
                 finished=True,
             )
-            self._builds[app][build.id] = build
+            self._records[app][build.id] = build
             lines = ["Building: ."] + [f"Building service: {s.name}" for s in parsed.services]
             build.logs = self.rack.objects.object_store_bytes(
                 app, f"build/{build.id}/logs", "".join(f"{x}\n" for x in lines).encode()

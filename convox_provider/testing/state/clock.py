@@ -15,15 +15,18 @@ import logging
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Generic, Protocol, TypeVar
 
+from ..errors import RackError
 from ..scripts import Scripts
 from ..timing import Timing
 
 if TYPE_CHECKING:
     from .rack import RackState
 
-__all__ = ["AppStore", "Clock", "Model"]
+__all__ = ["AppRecords", "AppStore", "Clock", "Model"]
+
+T = TypeVar("T")
 
 log = logging.getLogger("convox_provider.testing")
 
@@ -106,3 +109,26 @@ class AppStore(Protocol):
 
     def drop_app(self, app: str) -> None:
         """Forget a deleted app's records."""
+
+
+class AppRecords(Model, Generic[T]):
+    """A model holding records by app and id: room made on app create, emptied on delete."""
+
+    def __init__(self, rack: RackState) -> None:
+        super().__init__(rack)
+        self._records: dict[str, dict[str, T]] = {}
+
+    def open_app(self, app: str) -> None:
+        """Make room for a new app's records."""
+        self._records[app] = {}
+
+    def drop_app(self, app: str) -> None:
+        """Forget a deleted app's records."""
+        self._records.pop(app, None)
+
+    def _record(self, app: str, record_id: str, resource: str) -> T:
+        """A record by case-insensitive id; 500 ``<resource> "<id>" not found`` like k8s."""
+        record = self._records.get(app, {}).get(record_id.upper())
+        if record is None:
+            raise RackError(500, f'{resource} "{record_id.lower()}" not found')
+        return record

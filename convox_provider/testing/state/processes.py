@@ -18,7 +18,7 @@ from ..errors import RackError
 from ..models import Pod
 from ..scripts import CommandResult, Invocation
 from ..timing import seconds_to_ns
-from .clock import Model
+from .clock import AppRecords
 from .releases import parse_manifest
 
 if TYPE_CHECKING:
@@ -55,29 +55,20 @@ class ExecRecord:
     exit_code: int | None = None
 
 
-class Processes(Model):
+class Processes(AppRecords[Pod]):
     """Pods per app, one-off runs and the record of execs."""
 
     def __init__(self, rack: RackState) -> None:
         super().__init__(rack)
-        self._pods: dict[str, dict[str, Pod]] = {}
         self.execs: list[ExecRecord] = []
-
-    def open_app(self, app: str) -> None:
-        """Make room for a new app's pods."""
-        self._pods[app] = {}
-
-    def drop_app(self, app: str) -> None:
-        """Forget a deleted app's pods."""
-        self._pods.pop(app, None)
 
     def pods_of(self, app: str) -> list[Pod]:
         """The app's pods (a copy: callers may remove pods while they go through it)."""
-        return list(self._pods.get(app, {}).values())
+        return list(self._records.get(app, {}).values())
 
     def count(self) -> int:
         """How many pods the rack runs, over all apps."""
-        return sum(len(p) for p in self._pods.values())
+        return sum(len(p) for p in self._records.values())
 
     # --- pod lifecycle ---------------------------------------------------------------------
 
@@ -98,9 +89,9 @@ class Processes(Model):
             pid = (
                 f"{service}-{template}-{pod_suffix()}" if template else f"{service}-{pod_suffix()}"
             )
-            if pid not in self._pods[app]:
+            if pid not in self._records[app]:
                 break
-        number = len(self._pods[app]) % 250 + 2
+        number = len(self._records[app]) % 250 + 2
         pod = Pod(
             id=pid,
             app=app,
@@ -113,12 +104,12 @@ class Processes(Model):
             host=f"10.1.{secrets.randbelow(250) + 1}.{number}",
             instance=self.rack.rack_system.first_instance(),
         )
-        self._pods[app][pid] = pod
+        self._records[app][pid] = pod
         return pod
 
     def alive(self, pod: Pod, token: int) -> bool:
         """Whether ``pod`` still exists and has not moved on since ``token`` was taken."""
-        return self._pods.get(pod.app, {}).get(pod.id) is pod and pod.token == token
+        return self._records.get(pod.app, {}).get(pod.id) is pod and pod.token == token
 
     def start_pod(self, pod: Pod, at: int, then: Callable[[int], None] | None = None) -> None:
         """``running`` after ``Timing.process_start``, then ``then(due)``."""
@@ -134,7 +125,7 @@ class Processes(Model):
 
     def end_pod(self, pod: Pod, at: int, exit_code: int) -> None:
         """The pod's command exited; it is reaped after ``Timing.reap``."""
-        if self._pods.get(pod.app, {}).get(pod.id) is not pod:
+        if self._records.get(pod.app, {}).get(pod.id) is not pod:
             return
         pod.token += 1
         token = pod.token
@@ -150,13 +141,13 @@ class Processes(Model):
 
     def remove_pod(self, pod: Pod) -> None:
         """Delete the pod now; whatever it had scheduled does nothing."""
-        pods = self._pods.get(pod.app, {})
+        pods = self._records.get(pod.app, {})
         if pods.get(pod.id) is pod:
             del pods[pod.id]
             pod.token += 1
 
     def _pod(self, app: str, pid: str) -> Pod:
-        pod = self._pods.get(app, {}).get(pid)
+        pod = self._records.get(app, {}).get(pid)
         if pod is None:
             raise RackError(500, f'pods "{pid}" not found')
         return pod
@@ -171,7 +162,7 @@ class Processes(Model):
             self.rack.apps.app(app)
             pods = [
                 p
-                for p in self._pods[app].values()
+                for p in self._records[app].values()
                 if (service is None or p.service == service)
                 and (release is None or p.release == release)
             ]
@@ -307,7 +298,7 @@ class Processes(Model):
     def pod_status(self, app: str, pid: str) -> str | None:
         """A pod's status, None once it is gone."""
         with self.locked():
-            pod = self._pods.get(app, {}).get(pid)
+            pod = self._records.get(app, {}).get(pid)
             return None if pod is None else pod.status
 
     def service_pods(self, app: str, service: str) -> list[str]:

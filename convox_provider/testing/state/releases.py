@@ -6,17 +6,14 @@ Promoting runs the synchronous pre-checks, then starts the app's rollout and dep
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from ..encoding import new_id
 from ..environment import env_diff, parse_env
 from ..errors import RackError
 from ..manifest import Manifest, ManifestError, load_manifest
 from ..models import Release
-from .clock import Model
-
-if TYPE_CHECKING:
-    from .rack import RackState
+from .clock import AppRecords
 
 __all__ = ["Releases", "parse_manifest"]
 
@@ -29,34 +26,19 @@ def parse_manifest(text: str) -> Manifest:
         raise RackError(500, str(exc)) from exc
 
 
-class Releases(Model):
+class Releases(AppRecords[Release]):
     """Releases per app."""
-
-    def __init__(self, rack: RackState) -> None:
-        super().__init__(rack)
-        self._releases: dict[str, dict[str, Release]] = {}
-
-    def open_app(self, app: str) -> None:
-        """Make room for a new app's releases."""
-        self._releases[app] = {}
-
-    def drop_app(self, app: str) -> None:
-        """Forget a deleted app's releases."""
-        self._releases.pop(app, None)
 
     def release(self, app: str, release_id: str) -> Release:
         """The release record (ids are case-insensitive); 500 like the k8s provider."""
-        release = self._releases.get(app, {}).get(release_id.upper())
-        if release is None:
-            raise RackError(500, f'releases.convox.com "{release_id.lower()}" not found')
-        return release
+        return self._record(app, release_id, "releases.convox.com")
 
     def find(self, app: str, release_id: str) -> Release | None:
         """The release with exactly this id, None when there is none."""
-        return self._releases[app].get(release_id)
+        return self._records[app].get(release_id)
 
     def _newest_release(self, app: str) -> Release | None:
-        releases = self._releases.get(app, {})
+        releases = self._records.get(app, {})
         return max(releases.values(), key=lambda r: r.created) if releases else None
 
     def release_get(self, app: str, release_id: str) -> dict[str, Any]:
@@ -68,7 +50,7 @@ class Releases(Model):
         """``GET /apps/{app}/releases``: newest first by ``created``, ``limit`` default 10."""
         with self.locked():
             self.rack.apps.app(app)
-            releases = sorted(self._releases[app].values(), key=lambda r: r.created, reverse=True)
+            releases = sorted(self._records[app].values(), key=lambda r: r.created, reverse=True)
             return [r.to_wire() for r in releases[: 10 if limit is None else max(limit, 0)]]
 
     def release_create(
@@ -120,7 +102,7 @@ class Releases(Model):
         if description is not None:
             release.description = description
         release.created = self._stamp(at)
-        self._releases[app][release.id] = release
+        self._records[app][release.id] = release
         return release
 
     def promote_check(self, app: str, release_id: str, *, force: bool) -> Release:
