@@ -171,9 +171,7 @@ def test_build_whose_pod_was_deleted_reads_running_forever(
     assert client.get(f"/apps/demo/processes/{build['process']}").status_code == 500
     # A build whose pod lives on finishes as before.
     other = client.post("/apps/demo/builds", data={"url": url}).json()
-    _wait_for(
-        lambda: client.get(f"/apps/demo/builds/{other['id']}").json()["status"] == "complete"
-    )
+    _wait_for(lambda: client.get(f"/apps/demo/builds/{other['id']}").json()["status"] == "complete")
 
 
 def test_sleep_pod_ends_after_its_seconds(rack: RackEmulator) -> None:
