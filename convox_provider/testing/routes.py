@@ -47,7 +47,6 @@ class Route:
     handler: HttpHandler | None = None
     socket: SocketHandler | None = None
     raw_body: bool = False
-    authenticated: bool = True
     authorized: bool = True
 
     def regex(self) -> re.Pattern[str]:
