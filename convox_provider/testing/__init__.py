@@ -4,8 +4,10 @@
 is the reference it follows), so the official CLI, this package's client and users' own DAGs run
 against it unchanged. Its pieces, in Convox's words:
 
-- ``state``: apps, builds, releases, objects, services and processes, with the server's rules;
+- ``state``: apps, builds, releases, objects, services and processes, with the server's rules,
+  one model per concern around one shared clock (``RackState`` is their facade);
 - ``server``/``websocket``: the HTTP/1.1 and WebSocket surface (asyncio + h11, no framework);
+  ``routes`` maps paths to ``handlers`` (HTTP) and ``sockets`` (WebSocket);
 - ``scripts``: what commands, builds and rollouts do; ``faults``: scripted misbehaviour and the
   log of every request received; ``timing``: how long things take;
 - ``plugin``: the ``convox_rack`` and ``convox_rack_factory`` pytest fixtures;

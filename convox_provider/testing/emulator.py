@@ -13,11 +13,9 @@ from typing import Any
 from .api import Console, RackApi
 from .environment import render_env
 from .faults import FaultPlan, RequestLog
-from .handlers import http_routes
-from .routes import Ctx, Router
+from .routes import Ctx, Router, rack_routes
 from .scripts import Scripts
 from .server import RackServer
-from .sockets import socket_routes
 from .state import ExecRecord, RackState
 from .timing import Timing
 
@@ -81,7 +79,7 @@ class RackEmulator:
         api = RackApi(Ctx(state=self.state, spool=spool), password=password, console=self.console)
         self._server = RackServer(
             api=api,
-            router=Router(http_routes(socket_routes())),
+            router=Router(rack_routes()),
             faults=self.faults,
             requests=self.requests,
             spool=spool,

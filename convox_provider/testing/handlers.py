@@ -1,7 +1,10 @@
 """HTTP route handlers: turn a parsed request into state calls, like the rack's controllers.
 
 Option parsing happens where the Go controller does it, so the order of errors matches (for
-example promote checks run before its options are parsed, convox-api.md §4.4).
+example promote checks run before its options are parsed, convox-api.md §4.4). Options the rack
+accepts but the emulator ignores are still parsed when parsing them can fail (ints, durations,
+maps), so a bad value gives the rack's error; the others are not read at all. The route table
+that maps paths to these handlers is in ``routes``.
 """
 
 from __future__ import annotations
@@ -10,41 +13,65 @@ import asyncio
 import os
 import posixpath
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from .encoding import sniff_content_type
 from .errors import RackError
 from .messages import Request, Response
-from .routes import Ctx, Route
 from .state import RunOptions
 
-__all__ = ["http_routes"]
+if TYPE_CHECKING:
+    from .routes import Ctx, HttpHandler
+    from .state import RackState
+
+StateCall = Callable[["RackState"], Callable[..., object]]
 
 _UNIMPLEMENTED = "unimplemented"
 
 
-def _unimplemented(_: Request, __: Ctx) -> Response:
+def unimplemented(_: Request, __: Ctx) -> Response:
+    """Routes the generic k8s provider does not implement."""
     raise RackError(501, _UNIMPLEMENTED)
+
+
+def _json(call: StateCall, *params: str) -> HttpHandler:
+    """A handler answering, as JSON, the state call on the path variables ``params``.
+
+    ``call`` picks the state method at request time (``lambda state: state.app_get``).
+    """
+
+    def handler(req: Request, ctx: Ctx) -> Response:
+        return Response.json(call(ctx.state)(*(req.params[p] for p in params)))
+
+    return handler
+
+
+def _ok(call: StateCall, *params: str) -> HttpHandler:
+    """A handler making the state call on the path variables ``params``, answering ``ok``."""
+
+    def handler(req: Request, ctx: Ctx) -> Response:
+        call(ctx.state)(*(req.params[p] for p in params))
+        return Response.ok()
+
+    return handler
 
 
 # --- apps ----------------------------------------------------------------------------------
 
 
-def app_list(_: Request, ctx: Ctx) -> Response:
-    return Response.json(ctx.state.app_list())
+app_list = _json(lambda state: state.app_list)
 
 
 def app_create(req: Request, ctx: Ctx) -> Response:
     name = req.value("name")
-    req.param("generation")
     timeout = req.as_int(req.param("timeout"))
     return Response.json(ctx.state.app_create(name, timeout=timeout))
 
 
-def app_get(req: Request, ctx: Ctx) -> Response:
-    return Response.json(ctx.state.app_get(req.params["name"]))
+app_get = _json(lambda state: state.app_get, "name")
 
 
 def app_update(req: Request, ctx: Ctx) -> Response:
@@ -54,22 +81,13 @@ def app_update(req: Request, ctx: Ctx) -> Response:
     return Response.ok()
 
 
-def app_delete(req: Request, ctx: Ctx) -> Response:
-    ctx.state.app_delete(req.params["name"])
-    return Response.ok()
+app_delete = _ok(lambda state: state.app_delete, "name")
 
+app_cancel = _ok(lambda state: state.app_cancel, "name")
 
-def app_cancel(req: Request, ctx: Ctx) -> Response:
-    ctx.state.app_cancel(req.params["name"])
-    return Response.ok()
+config_list = _json(lambda state: state.config_list, "app")
 
-
-def config_list(req: Request, ctx: Ctx) -> Response:
-    return Response.json(ctx.state.config_list(req.params["app"]))
-
-
-def config_get(req: Request, ctx: Ctx) -> Response:
-    return Response.json(ctx.state.config_get(req.params["app"], req.params["name"]))
+config_get = _json(lambda state: state.config_get, "app", "name")
 
 
 def config_set(req: Request, ctx: Ctx) -> Response:
@@ -77,8 +95,7 @@ def config_set(req: Request, ctx: Ctx) -> Response:
     return Response.ok()
 
 
-def manifest_service(req: Request, ctx: Ctx) -> Response:
-    return Response.json(ctx.state.manifest_service(req.params["app"], req.params["service"]))
+manifest_service = _json(lambda state: state.manifest_service, "app", "service")
 
 
 def budget_get(req: Request, ctx: Ctx) -> Response:
@@ -116,7 +133,6 @@ def object_store(req: Request, ctx: Ctx) -> Response:
     key = req.params["key"]
     if key != "":
         key = _object_key(key)
-    req.as_bool(req.header("Public"))
     url = ctx.state.object_store_file(req.params["app"], key, req.body_path)
     req.body_path = None
     return Response.json({"Url": url})
@@ -152,13 +168,9 @@ def object_list(req: Request, ctx: Ctx) -> Response:
 async def build_create(req: Request, ctx: Ctx) -> Response:
     app = req.params["app"]
     url = req.value("url")
-    req.as_list(req.param("build-args"))
     description = req.param("description")
-    req.as_bool(req.param("development"))
     external = req.as_bool(req.param("external")) or False
     manifest = req.param("manifest")
-    req.as_bool(req.param("no-cache"))
-    req.as_bool(req.param("wildcard-domain"))
     git_sha = req.param("git-sha")
     ctx.state.app_get(app)
     source: Path | None = None
@@ -198,8 +210,7 @@ async def build_export(req: Request, ctx: Ctx) -> Response:
     return Response(headers=[("Content-Type", "application/x-gzip")], file=target, delete_file=True)
 
 
-def build_get(req: Request, ctx: Ctx) -> Response:
-    return Response.json(ctx.state.build_get(req.params["app"], req.params["id"]))
+build_get = _json(lambda state: state.build_get, "app", "id")
 
 
 async def build_import(req: Request, ctx: Ctx) -> Response:
@@ -215,8 +226,6 @@ def build_import_image(req: Request, ctx: Ctx) -> Response:
     image = req.value("image")
     if image == "":
         raise RackError(422, "image param required")
-    req.param("src-creds-user")
-    req.param("src-creds-pass")
     ctx.state.build_import_image(req.params["app"], req.params["id"], image)
     return Response(status=202)
 
@@ -255,8 +264,7 @@ def release_create(req: Request, ctx: Ctx) -> Response:
     return Response.json(release)
 
 
-def release_get(req: Request, ctx: Ctx) -> Response:
-    return Response.json(ctx.state.release_get(req.params["app"], req.params["id"]))
+release_get = _json(lambda state: state.release_get, "app", "id")
 
 
 def release_list(req: Request, ctx: Ctx) -> Response:
@@ -268,8 +276,6 @@ def release_promote(req: Request, ctx: Ctx) -> Response:
     app, release_id = req.params["app"], req.params["id"]
     force = req.param("force") == "true"
     ctx.state.promote_check(app, release_id, force=force)
-    req.as_bool(req.param("development"))
-    req.as_bool(req.param("idle"))
     req.as_int(req.param("min"))
     req.as_int(req.param("max"))
     timeout = req.as_int(req.param("timeout"))
@@ -280,15 +286,13 @@ def release_promote(req: Request, ctx: Ctx) -> Response:
 # --- services ------------------------------------------------------------------------------
 
 
-def service_list(req: Request, ctx: Ctx) -> Response:
-    return Response.json(ctx.state.service_list(req.params["app"]))
+service_list = _json(lambda state: state.service_list, "app")
 
 
 def service_update(req: Request, ctx: Ctx) -> Response:
     count = req.as_int(req.param("count"))
     cpu = req.as_int(req.param("cpu"))
     req.as_int(req.param("gpu"))
-    req.param("gpu-vendor")
     memory = req.as_int(req.param("memory"))
     req.as_int(req.param("min"))
     req.as_int(req.param("max"))
@@ -298,10 +302,7 @@ def service_update(req: Request, ctx: Ctx) -> Response:
     return Response.ok()
 
 
-def service_restart(req: Request, ctx: Ctx) -> Response:
-    ctx.state.service_restart(req.params["app"], req.params["name"])
-    return Response.ok()
-
+service_restart = _ok(lambda state: state.service_restart, "app", "name")
 
 # --- processes -----------------------------------------------------------------------------
 
@@ -314,13 +315,9 @@ def process_list(req: Request, ctx: Ctx) -> Response:
     )
 
 
-def process_get(req: Request, ctx: Ctx) -> Response:
-    return Response.json(ctx.state.process_get(req.params["app"], req.params["pid"]))
+process_get = _json(lambda state: state.process_get, "app", "pid")
 
-
-def process_stop(req: Request, ctx: Ctx) -> Response:
-    ctx.state.process_stop(req.params["app"], req.params["pid"])
-    return Response.ok()
+process_stop = _ok(lambda state: state.process_stop, "app", "pid")
 
 
 def process_run(req: Request, ctx: Ctx) -> Response:
@@ -331,18 +328,13 @@ def process_run(req: Request, ctx: Ctx) -> Response:
     req.as_int(req.header("Cpu-Limit"))
     environment = req.as_map(req.header("Environment")) or {}
     gpu = req.as_int(req.header("Gpu"))
-    req.header("Gpu-Vendor")
     req.as_int(req.header("Height"))
     image = req.header("Image")
     memory = req.as_int(req.header("Memory"))
     req.as_int(req.header("Memory-Limit"))
     release = req.header("Release")
     req.as_map(req.header("Volumes"))
-    req.as_bool(req.header("Use-Service-Volume"))
     req.as_int(req.header("Width"))
-    req.as_bool(req.header("Privileged"))
-    req.header("Node-Labels")
-    req.as_bool(req.header("System-Critical"))
     options = RunOptions(
         command=command,
         release=release,
@@ -363,13 +355,11 @@ def process_files(req: Request, ctx: Ctx) -> Response:
 # --- system, instances, registries, resources, certificates ---------------------------------
 
 
-def system_get(_: Request, ctx: Ctx) -> Response:
-    return Response.json(ctx.state.system())
+system_get = _json(lambda state: state.system)
 
 
 def system_update(req: Request, _: Ctx) -> Response:
     req.as_int(req.param("count"))
-    req.as_bool(req.param("force"))
     req.as_map(req.param("parameters"))
     raise RackError(
         501,
@@ -378,9 +368,7 @@ def system_update(req: Request, _: Ctx) -> Response:
     )
 
 
-def system_processes(req: Request, ctx: Ctx) -> Response:
-    req.as_bool(req.query_param("all"))
-    return Response.json(ctx.state.system_processes())
+system_processes = _json(lambda state: state.system_processes)
 
 
 def system_releases(_: Request, __: Ctx) -> Response:
@@ -423,13 +411,9 @@ def jwt_rotate(req: Request, ctx: Ctx) -> Response:
     return Response.ok()
 
 
-def instance_list(_: Request, ctx: Ctx) -> Response:
-    return Response.json(ctx.state.instance_list())
+instance_list = _json(lambda state: state.instance_list)
 
-
-def instance_terminate(req: Request, ctx: Ctx) -> Response:
-    ctx.state.instance_terminate(req.params["id"])
-    return Response.ok()
+instance_terminate = _ok(lambda state: state.instance_terminate, "id")
 
 
 def registry_add(req: Request, ctx: Ctx) -> Response:
@@ -439,21 +423,13 @@ def registry_add(req: Request, ctx: Ctx) -> Response:
     return Response.json(registry)
 
 
-def registry_list(_: Request, ctx: Ctx) -> Response:
-    return Response.json(ctx.state.registry_list())
+registry_list = _json(lambda state: state.registry_list)
 
+registry_remove = _ok(lambda state: state.registry_remove, "server")
 
-def registry_remove(req: Request, ctx: Ctx) -> Response:
-    ctx.state.registry_remove(req.params["server"])
-    return Response.ok()
+resource_list = _json(lambda state: state.app_resources, "app")
 
-
-def resource_list(req: Request, ctx: Ctx) -> Response:
-    return Response.json(ctx.state.app_resources(req.params["app"]))
-
-
-def resource_get(req: Request, ctx: Ctx) -> Response:
-    return Response.json(ctx.state.app_resource(req.params["app"], req.params["name"]))
+resource_get = _json(lambda state: state.app_resource, "app", "name")
 
 
 def _database(req: Request, ctx: Ctx, action: str) -> str:
@@ -486,17 +462,11 @@ def system_resource_create(req: Request, ctx: Ctx) -> Response:
     return Response.json(ctx.state.webhook_create(name or None, parameters["Url"]))
 
 
-def system_resource_list(_: Request, ctx: Ctx) -> Response:
-    return Response.json(ctx.state.webhook_list())
+system_resource_list = _json(lambda state: state.webhook_list)
 
+system_resource_get = _json(lambda state: state.webhook_get, "name")
 
-def system_resource_get(req: Request, ctx: Ctx) -> Response:
-    return Response.json(ctx.state.webhook_get(req.params["name"]))
-
-
-def system_resource_delete(req: Request, ctx: Ctx) -> Response:
-    ctx.state.webhook_delete(req.params["name"])
-    return Response.ok()
+system_resource_delete = _ok(lambda state: state.webhook_delete, "name")
 
 
 def system_resource_types(_: Request, __: Ctx) -> Response:
@@ -520,15 +490,11 @@ def unavailable_on_v3(_: Request, __: Ctx) -> Response:
     raise RackError(400, "unavailable on v3 racks")
 
 
-def certificate_list(req: Request, ctx: Ctx) -> Response:
-    req.as_bool(req.param("generated"))
-    return Response.json(ctx.state.certificate_list())
+certificate_list = _json(lambda state: state.certificate_list)
 
 
 def certificate_create(req: Request, ctx: Ctx) -> Response:
     pub = req.value("pub")
-    req.value("key")
-    req.param("chain")
     if "BEGIN CERTIFICATE" not in pub:
         raise RackError(500, "failed to decode certificate pem")
     return Response.json(ctx.state.certificate_add("", status="issued"))
@@ -536,28 +502,18 @@ def certificate_create(req: Request, ctx: Ctx) -> Response:
 
 def certificate_generate(req: Request, ctx: Ctx) -> Response:
     domains = [d for d in (req.param("domains") or "").split(",") if d]
-    req.param("issuer")
-    req.param("duration")
     if not domains:
         raise RackError(400, "domains required")
     return Response.json(ctx.state.certificate_add(domains[0], status="pending"))
 
 
-def certificate_delete(req: Request, ctx: Ctx) -> Response:
-    ctx.state.certificate_delete(req.params["id"])
-    return Response.ok()
+certificate_delete = _ok(lambda state: state.certificate_delete, "id")
 
-
-def certificate_renew(req: Request, ctx: Ctx) -> Response:
-    ctx.state.certificate_get(req.params["id"])
-    return Response.ok()
+certificate_renew = _ok(lambda state: state.certificate_get, "id")
 
 
 def event_send(req: Request, _: Ctx) -> Response:
-    req.param("action")
     req.as_map(req.param("data"))
-    req.param("error")
-    req.param("status")
     return Response.ok()
 
 
@@ -567,116 +523,3 @@ def auth_ok(_: Request, __: Ctx) -> Response:
 
 def karpenter_cleanup(_: Request, __: Ctx) -> Response:
     return Response.ok()
-
-
-def http_routes(sockets: dict[str, Route]) -> list[Route]:
-    """All routes in the rack's registration order (*convox/convox pkg/api/routes.go*)."""
-
-    def r(method: str, pattern: str, handler: Any = None, **extra: Any) -> Route:
-        if method == "SOCKET":
-            return sockets[pattern]
-        return Route(method, pattern, handler=handler, **extra)
-
-    return [
-        r("GET", "/auth", auth_ok, authorized=False),
-        r("POST", "/apps/{name}/cancel", app_cancel),
-        r("POST", "/apps", app_create),
-        r("DELETE", "/apps/{name}", app_delete),
-        r("GET", "/apps/{app}/diagnose", _unimplemented),
-        r("GET", "/apps/{name}", app_get),
-        r("GET", "/apps", app_list),
-        r("SOCKET", "/apps/{name}/logs"),
-        r("GET", "/apps/{app}/manifest/services/{service}", manifest_service),
-        r("GET", "/apps/{name}/metrics", _unimplemented),
-        r("GET", "/apps/{app}/metrics-by-service", metrics_by_service),
-        r("PUT", "/apps/{name}", app_update),
-        r("GET", "/apps/{app}/budget", budget_get),
-        r("POST", "/apps/{app}/budget", _unimplemented),
-        r("DELETE", "/apps/{app}/budget", _unimplemented),
-        r("POST", "/apps/{app}/budget/reset", _unimplemented),
-        r("GET", "/apps/{app}/budget/shutdown-state", _unimplemented),
-        r("POST", "/apps/{app}/budget/simulate-shutdown", _unimplemented),
-        r("POST", "/apps/{app}/budget/dismiss-recovery", _unimplemented),
-        r("GET", "/apps/{app}/cost", _unimplemented),
-        r("GET", "/apps/{app}/balancers", balancer_list),
-        r("POST", "/apps/{app}/builds", build_create),
-        r("GET", "/apps/{app}/builds/{id}.tgz", build_export),
-        r("GET", "/apps/{app}/builds/{id}", build_get),
-        r("POST", "/apps/{app}/builds/import", build_import, raw_body=True),
-        r("POST", "/apps/{app}/builds/{id}/image", build_import_image),
-        r("GET", "/apps/{app}/builds", build_list),
-        r("SOCKET", "/apps/{app}/builds/{id}/logs"),
-        r("PUT", "/apps/{app}/builds/{id}", build_update),
-        r("GET", "/apps/{app}/configs", config_list),
-        r("GET", "/apps/{app}/configs/{name}", config_get),
-        r("PUT", "/apps/{app}/configs/{name}", config_set),
-        r("GET", "/system/capacity", system_capacity),
-        r("PUT", "/apps/{app}/ssl/{service}/{port}", _unimplemented),
-        r("POST", "/certificates", certificate_create),
-        r("DELETE", "/certificates/{id}", certificate_delete),
-        r("POST", "/certificates/{id}/renew", certificate_renew),
-        r("POST", "/certificates/generate", certificate_generate),
-        r("GET", "/certificates", certificate_list),
-        r("GET", "/letsencrypt/config", _unimplemented),
-        r("PUT", "/letsencrypt/config", _unimplemented),
-        r("POST", "/events", event_send),
-        r("DELETE", "/apps/{app}/processes/{pid}/files", process_files),
-        r("GET", "/apps/{app}/processes/{pid}/files", process_files),
-        r("POST", "/apps/{app}/processes/{pid}/files", process_files),
-        r("POST", "/instances/keyroll", _unimplemented),
-        r("GET", "/instances", instance_list),
-        r("SOCKET", "/instances/{id}/shell"),
-        r("DELETE", "/instances/{id}", instance_terminate),
-        r("DELETE", "/apps/{app}/objects/{key:.*}", object_delete),
-        r("HEAD", "/apps/{app}/objects/{key:.*}", object_exists),
-        r("GET", "/apps/{app}/objects/{key:.*}", object_fetch),
-        r("GET", "/apps/{app}/objects", object_list),
-        r("POST", "/apps/{app}/objects/{key:.*}", object_store, raw_body=True),
-        r("SOCKET", "/apps/{app}/processes/{pid}/exec"),
-        r("GET", "/apps/{app}/processes/{pid}", process_get),
-        r("GET", "/apps/{app}/processes", process_list),
-        r("SOCKET", "/apps/{app}/processes/{pid}/logs"),
-        r("POST", "/apps/{app}/services/{service}/processes", process_run),
-        r("SOCKET", "/apps/{app}/services/{service}/logs"),
-        r("DELETE", "/apps/{app}/processes/{pid}", process_stop),
-        r("SOCKET", "/proxy/{host}/{port}"),
-        r("POST", "/registries", registry_add),
-        r("GET", "/registries", registry_list),
-        r("ANY", "/v2/{path:.*}", _unimplemented),
-        r("DELETE", "/registries/{server:.*}", registry_remove),
-        r("POST", "/apps/{app}/releases", release_create),
-        r("GET", "/apps/{app}/releases/{id}", release_get),
-        r("GET", "/apps/{app}/releases", release_list),
-        r("POST", "/apps/{app}/releases/{id}/promote", release_promote),
-        r("SOCKET", "/apps/{app}/resources/{name}/console"),
-        r("GET", "/apps/{app}/resources/{name}/data", resource_export),
-        r("GET", "/apps/{app}/resources/{name}", resource_get),
-        r("PUT", "/apps/{app}/resources/{name}/data", resource_import, raw_body=True),
-        r("GET", "/apps/{app}/resources", resource_list),
-        r("GET", "/apps/{app}/services", service_list),
-        r("GET", "/apps/{app}/services/{service}/metrics", _unimplemented),
-        r("POST", "/apps/{app}/services/{name}/restart", service_restart),
-        r("POST", "/apps/{app}/services/{service}/scale-override", _unimplemented),
-        r("POST", "/apps/{app}/services/{service}/triggers/disable", _unimplemented),
-        r("POST", "/apps/{app}/services/{service}/triggers/enable", _unimplemented),
-        r("POST", "/apps/{app}/services/{service}/triggers/threshold", _unimplemented),
-        r("PUT", "/apps/{app}/services/{name}", service_update),
-        r("GET", "/system", system_get),
-        r("SOCKET", "/system/logs"),
-        r("GET", "/system/metrics", _unimplemented),
-        r("PUT", "/system/jwt/rotate", jwt_rotate),
-        r("POST", "/system/jwt/token", jwt_token),
-        r("GET", "/system/processes", system_processes),
-        r("GET", "/system/releases", system_releases),
-        r("POST", "/resources", system_resource_create),
-        r("DELETE", "/resources/{name}", system_resource_delete),
-        r("GET", "/resources/{name}", system_resource_get),
-        r("POST", "/resources/{name}/links", unavailable_on_v3),
-        r("GET", "/resources", system_resource_list),
-        r("OPTIONS", "/resources", system_resource_types),
-        r("DELETE", "/resources/{name}/links/{app}", unavailable_on_v3),
-        r("PUT", "/resources/{name}", unavailable_on_v3),
-        r("PUT", "/system", system_update),
-        r("POST", "/system/karpenter/cleanup", karpenter_cleanup),
-        r("ANY", "/custom/http/proxy/{path:.*}", _unimplemented),
-    ]

@@ -1,5 +1,7 @@
 """WebSocket route handlers: logs, build logs, exec and shells (convox-api.md §6).
 
+Their routes are in ``routes``.
+
 Handlers raise ``RackError`` for the ``ERROR: <message>`` frame; the dispatcher then sends the
 empty binary frame, exactly like stdapi. Options come from headers only.
 """
@@ -9,18 +11,21 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 from .encoding import format_time, format_time_seconds, shell_split
 from .errors import RackError
 from .messages import Request
 from .models import LogEntry
-from .routes import Ctx, Route, SocketHandler
 from .scripts import Invocation
 from .state import ExecRecord, RackState
 from .websocket import OP_BINARY, OP_CLOSE, OP_TEXT, WebSocket
 
-__all__ = ["EXIT_MARKER", "socket_routes"]
+if TYPE_CHECKING:
+    from .routes import Ctx
+
+__all__ = ["EXIT_MARKER"]
 
 EXIT_MARKER = b"F1E49A85-0AD7-4AEF-A618-C249C6E6568D"
 _NS = 1_000_000_000
@@ -46,7 +51,6 @@ class LogOptions:
         req.as_int(req.header("Maxlogrequests"))
         prefix = req.as_bool(req.header("Prefix"))
         since = req.as_duration(req.header("Since") if req.header("Since") is not None else "2m")
-        req.as_bool(req.header("Previous"))
         tail = req.as_int(req.header("Tail"))
         return cls(
             filter=filter_,
@@ -400,7 +404,6 @@ async def instance_shell(req: Request, ctx: Ctx, ws: WebSocket) -> None:
         raise RackError(403, "instance shell requires write access")
     node = req.params["id"]
     command = req.header("Command") or "sh"
-    req.header("Private-Key")
     req.as_int(req.header("Height"))
     req.as_int(req.header("Width"))
     if not ctx.state.instance_exists(node):
@@ -430,21 +433,3 @@ async def resource_console(req: Request, ctx: Ctx, ws: WebSocket) -> None:
 async def unimplemented(_: Request, __: Ctx, ___: WebSocket) -> None:
     """Routes the generic k8s provider does not implement."""
     raise RackError(501, "unimplemented")
-
-
-def socket_routes() -> dict[str, Route]:
-    """SOCKET routes by pattern, to be placed in the route table."""
-    handlers: dict[str, SocketHandler] = {
-        "/apps/{name}/logs": app_logs,
-        "/apps/{app}/builds/{id}/logs": build_logs,
-        "/instances/{id}/shell": instance_shell,
-        "/apps/{app}/processes/{pid}/exec": process_exec,
-        "/apps/{app}/processes/{pid}/logs": process_logs,
-        "/apps/{app}/services/{service}/logs": service_logs,
-        "/proxy/{host}/{port}": unimplemented,
-        "/apps/{app}/resources/{name}/console": resource_console,
-        "/system/logs": unimplemented,
-    }
-    return {
-        pattern: Route("SOCKET", pattern, socket=handler) for pattern, handler in handlers.items()
-    }

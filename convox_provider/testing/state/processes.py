@@ -1,0 +1,307 @@
+"""Processes: the pods of services, builds and one-off runs, and exec into them (§4.6).
+
+A pod is ``pending``, ``running`` after ``Timing.process_start``, then ends (``complete`` or
+``failed``) and is reaped after ``Timing.reap``. Every scheduled step carries the pod's token,
+so a pod removed or ended meanwhile ignores it. Execs received are kept in ``execs``.
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING, Any
+
+from ..encoding import pod_suffix, shell_split
+from ..environment import parse_env
+from ..errors import RackError
+from ..models import Pod
+from ..scripts import CommandResult, Invocation
+from ..timing import seconds_to_ns
+from .clock import AppRecords
+from .releases import parse_manifest
+
+if TYPE_CHECKING:
+    from .rack import RackState
+
+__all__ = ["ExecRecord", "Processes", "RunOptions"]
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    """Options of ``POST /apps/{app}/services/{service}/processes`` (all headers, §4.6)."""
+
+    command: str | None = None
+    release: str | None = None
+    environment: dict[str, str] = field(default_factory=dict)
+    cpu: int | None = None
+    memory: int | None = None
+    gpu: int | None = None
+    image: str | None = None
+
+
+@dataclass
+class ExecRecord:
+    """One exec the rack received, kept so tests can assert what ran and what stdin it got."""
+
+    app: str
+    process: str
+    command: str
+    argv: tuple[str, ...]
+    tty: bool
+    stdin_enabled: bool
+    stdin: bytearray = field(default_factory=bytearray)
+    stdin_closed: bool = False
+    exit_code: int | None = None
+
+
+class Processes(AppRecords[Pod]):
+    """Pods per app, one-off runs and the record of execs."""
+
+    def __init__(self, rack: RackState) -> None:
+        super().__init__(rack)
+        self.execs: list[ExecRecord] = []
+
+    def pods_of(self, app: str) -> list[Pod]:
+        """The app's pods (a copy: callers may remove pods while they go through it)."""
+        return list(self._records.get(app, {}).values())
+
+    def count(self) -> int:
+        """How many pods the rack runs, over all apps."""
+        return sum(len(p) for p in self._records.values())
+
+    # --- pod lifecycle ---------------------------------------------------------------------
+
+    def new_pod(
+        self,
+        app: str,
+        service: str,
+        *,
+        kind: str,
+        release: str,
+        args: list[str],
+        image: str,
+        at: int,
+        template: str | None = None,
+    ) -> Pod:
+        """A ``pending`` pod with a fresh name (``<service>[-<template>]-<suffix>``)."""
+        while True:
+            pid = (
+                f"{service}-{template}-{pod_suffix()}" if template else f"{service}-{pod_suffix()}"
+            )
+            if pid not in self._records[app]:
+                break
+        number = len(self._records[app]) % 250 + 2
+        pod = Pod(
+            id=pid,
+            app=app,
+            service=service,
+            release=release,
+            kind=kind,
+            args=args,
+            image=image,
+            created=at,
+            host=f"10.1.{secrets.randbelow(250) + 1}.{number}",
+            instance=self.rack.rack_system.first_instance(),
+        )
+        self._records[app][pid] = pod
+        return pod
+
+    def alive(self, pod: Pod, token: int) -> bool:
+        """Whether ``pod`` still exists and has not moved on since ``token`` was taken."""
+        return self._records.get(pod.app, {}).get(pod.id) is pod and pod.token == token
+
+    def start_pod(self, pod: Pod, at: int, then: Callable[[int], None] | None = None) -> None:
+        """``running`` after ``Timing.process_start``, then ``then(due)``."""
+        token = pod.token
+
+        def running(due: int) -> None:
+            if self.alive(pod, token):
+                pod.status = "running"
+                if then is not None:
+                    then(due)
+
+        self._at(at + seconds_to_ns(self.timing.process_start), running)
+
+    def end_pod(self, pod: Pod, at: int, exit_code: int) -> None:
+        """The pod's command exited; it is reaped after ``Timing.reap``."""
+        if self._records.get(pod.app, {}).get(pod.id) is not pod:
+            return
+        pod.token += 1
+        token = pod.token
+        pod.status = "complete" if exit_code == 0 else "failed"
+        pod.exit_code = exit_code
+        pod.ended = at
+
+        def reap(_: int) -> None:
+            if self.alive(pod, token):
+                self.remove_pod(pod)
+
+        self._at(at + seconds_to_ns(self.timing.reap), reap)
+
+    def remove_pod(self, pod: Pod) -> None:
+        """Delete the pod now; whatever it had scheduled does nothing."""
+        pods = self._records.get(pod.app, {})
+        if pods.get(pod.id) is pod:
+            del pods[pod.id]
+            pod.token += 1
+
+    def _pod(self, app: str, pid: str) -> Pod:
+        pod = self._records.get(app, {}).get(pid)
+        if pod is None:
+            raise RackError(500, f'pods "{pid}" not found')
+        return pod
+
+    # --- routes ----------------------------------------------------------------------------
+
+    def process_list(
+        self, app: str, *, service: str | None = None, release: str | None = None
+    ) -> list[dict[str, Any]]:
+        """``GET /apps/{app}/processes``: service, one-off and build pods."""
+        with self.locked():
+            self.rack.apps.app(app)
+            pods = [
+                p
+                for p in self._records[app].values()
+                if (service is None or p.service == service)
+                and (release is None or p.release == release)
+            ]
+            return [p.to_wire() for p in sorted(pods, key=lambda p: (p.service, p.id))]
+
+    def process_get(self, app: str, pid: str) -> dict[str, Any]:
+        """``GET /apps/{app}/processes/{pid}``: gone -> 500 ``pods "<pid>" not found``."""
+        with self.locked():
+            return self._pod(app, pid).to_wire()
+
+    def process_stop(self, app: str, pid: str) -> None:
+        """``DELETE /apps/{app}/processes/{pid}``; a service pod is replaced by its deployment."""
+        with self.locked() as now:
+            pod = self._pod(app, pid)
+            self.remove_pod(pod)
+            target = self.rack.apps.app(app)
+            if pod.kind == "service" and pod.release == target.release:
+                self.rack.apps.deploy(target, now, pod.release, only=pod.service)
+
+    def process_run(self, app: str, service: str, options: RunOptions) -> dict[str, Any]:
+        """``POST /apps/{app}/services/{service}/processes``: a one-off pod, ``pending`` first."""
+        with self.locked() as now:
+            target = self.rack.apps.app(app)
+            release_id = options.release or target.release
+            spec = None
+            env: dict[str, str] = {}
+            build_id = ""
+            if release_id:
+                release = self.rack.releases.release(app, release_id)
+                release_id = release.id
+                build_id = release.build
+                manifest = parse_manifest(release.manifest)
+                spec = manifest.service(service)
+                if spec is not None:
+                    env = manifest.service_environment(service, parse_env(release.env))
+            args = shell_split(options.command) if options.command is not None else []
+            if options.command is None and spec is not None and spec.command:
+                args = shell_split(spec.command)
+            image = options.image or (
+                (spec.image or f"{self.rack.apps.registry(app)}:{service}.{build_id}")
+                if spec is not None
+                else ""
+            )
+            if not image:
+                raise RackError(
+                    500,
+                    f'Pod "{service}-{pod_suffix()}" is invalid: '
+                    "spec.containers[0].image: Required value",
+                )
+            pod = self.new_pod(
+                app, service, kind="run", release=release_id, args=args, image=image, at=now
+            )
+            pod.environment = {**env, **options.environment}
+            pod.cpu_request = options.cpu or 0
+            pod.memory_request = options.memory or 0
+            pod.gpu = options.gpu or 0
+            wire = pod.to_wire()
+            self.start_pod(pod, now, then=lambda due: self._run_command(pod, due))
+            return wire
+
+    def _run_command(self, pod: Pod, at: int) -> None:
+        if not pod.args:
+            return
+        if pod.args[0] == "sleep" and len(pod.args) == 2:
+            try:
+                seconds = float(pod.args[1])
+            except ValueError:
+                seconds = None
+            if seconds is not None:
+                token = pod.token
+                self._at(
+                    at + seconds_to_ns(seconds),
+                    lambda due: self.end_pod(pod, due, 0) if self.alive(pod, token) else None,
+                )
+                return
+        invocation = Invocation(
+            command=" ".join(pod.args),
+            argv=tuple(pod.args),
+            app=pod.app,
+            service=pod.service,
+            process=pod.id,
+            mode="run",
+            environment=dict(pod.environment),
+        )
+        result = self.scripts.resolve(invocation)
+        self._schedule_output(pod, at, result)
+
+    def _schedule_output(self, pod: Pod, at: int, result: CommandResult) -> None:
+        token = pod.token
+        duration = self.timing.process_run if result.duration is None else result.duration
+        stream = f"service/{pod.service}/{pod.id}"
+        logs = self.rack.logs
+
+        def emitter(line: bytes) -> Callable[[int], None]:
+            def emit(due: int) -> None:
+                if self.alive(pod, token):
+                    logs.log(pod.app, due, stream, line, pod)
+
+            return emit
+
+        pending = b""
+        for offset, data in result.timeline():
+            pending += data
+            *complete, pending = pending.split(b"\n")
+            for line in complete:
+                self._at(at + seconds_to_ns(min(offset, duration)), emitter(line))
+        if pending:
+            self._at(at + seconds_to_ns(duration), emitter(pending))
+
+        def finish(due: int) -> None:
+            if self.alive(pod, token):
+                self.end_pod(pod, due, result.exit_code)
+
+        self._at(at + seconds_to_ns(duration), finish)
+
+    # --- exec ------------------------------------------------------------------------------
+
+    def exec_target(
+        self, app: str, pid: str, command: str, entrypoint: bool
+    ) -> tuple[Pod, list[str]]:
+        """The pod an exec runs in and the command's argv (``pid`` may name a service, §4.6)."""
+        with self.locked():
+            running = [p for p in self.pods_of(app) if p.service == pid and p.status == "running"]
+            pod = secrets.choice(running) if running else self._pod(app, pid)
+            argv = shell_split(command)
+            if entrypoint:
+                release = self.rack.releases.release(app, pod.release)
+                build = self.rack.builds.build(app, release.build)
+                if build.entrypoint:
+                    argv = shell_split(build.entrypoint) + argv
+            return replace(pod), argv
+
+    def pod_status(self, app: str, pid: str) -> str | None:
+        """A pod's status, None once it is gone."""
+        with self.locked():
+            pod = self._records.get(app, {}).get(pid)
+            return None if pod is None else pod.status
+
+    def service_pods(self, app: str, service: str) -> list[str]:
+        """Ids of ``service``'s pods (service replicas and one-off processes)."""
+        with self.locked():
+            return [p.id for p in self.pods_of(app) if p.service == service]
