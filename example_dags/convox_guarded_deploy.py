@@ -24,7 +24,9 @@ Trigger it with a config: ``{"app": "myapp", "source_dir": "/src/myapp", "check_
 
 Setup: an Airflow connection ``convox_default`` of type ``convox`` (see
 ``convox_deploy_pipeline``). Environment knobs, read when the DAG file is parsed:
-``CONVOX_DEFERRABLE``, ``CONVOX_POLL_INTERVAL`` (default 5), ``CONVOX_SAMPLE_APP_DIR``.
+``CONVOX_DEFERRABLE``, ``CONVOX_POLL_INTERVAL`` (default 5), ``CONVOX_SAMPLE_APP_DIR`` (the
+default ``source_dir``; without it, ``demo/sample-app`` next to this repository's
+``example_dags/``, which a copy of this file in a DAGs folder does not have).
 """
 
 from __future__ import annotations
@@ -45,6 +47,9 @@ from convox_provider.operators.processes import ConvoxRunProcessOperator
 from convox_provider.operators.releases import ConvoxRollbackOperator
 
 CONN_ID = "convox_default"
+# The sample app next to the repository's example_dags/. Copied into a DAGs folder, this file
+# no longer finds it: set CONVOX_SAMPLE_APP_DIR, or give source_dir in the run's config (a
+# missing directory fails the build task with "build source '…' does not exist").
 SAMPLE_APP_DIR = os.environ.get("CONVOX_SAMPLE_APP_DIR") or str(
     Path(__file__).resolve().parent.parent / "demo" / "sample-app"
 )

@@ -25,7 +25,9 @@ Setup: an Airflow connection ``convox_default`` of type ``convox`` (see
 * ``CONVOX_DEFERRABLE``: ``true`` waits for the build and the rollout in the triggerer;
 * ``CONVOX_POLL_INTERVAL``: seconds between status checks (default 5);
 * ``CONVOX_RETRY_DELAY``: seconds before a failed build task is tried again (default 60);
-* ``CONVOX_SAMPLE_APP_DIR``: the default ``source_dir``.
+* ``CONVOX_SAMPLE_APP_DIR``: the default ``source_dir``. Without it the default is
+  ``demo/sample-app`` next to this repository's ``example_dags/``, which a copy of this file in
+  a DAGs folder does not have: set it, or give ``source_dir`` in the run's config.
 """
 
 from __future__ import annotations
@@ -46,6 +48,9 @@ from convox_provider.operators.processes import ConvoxRunProcessOperator
 from convox_provider.operators.releases import ConvoxPromoteReleaseOperator
 
 CONN_ID = "convox_default"
+# The sample app next to the repository's example_dags/. Copied into a DAGs folder, this file
+# no longer finds it: set CONVOX_SAMPLE_APP_DIR, or give source_dir in the run's config (a
+# missing directory fails the build task with "build source '…' does not exist").
 SAMPLE_APP_DIR = os.environ.get("CONVOX_SAMPLE_APP_DIR") or str(
     Path(__file__).resolve().parent.parent / "demo" / "sample-app"
 )

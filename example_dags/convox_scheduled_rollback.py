@@ -12,9 +12,15 @@ closes. Trigger it by hand with a config for an on-demand rollback after a bad d
 2. ``report``: reads the app back through :class:`~convox_provider.hooks.convox.ConvoxHook` and
    returns a summary.
 
+0. ``on_time``: a scheduled run that starts more than ``CONVOX_ROLLBACK_LATE_MINUTES`` (default
+   60) after its slot is skipped. Unpausing a DAG makes Airflow run its most recent past slot at
+   once (``catchup=False`` only drops the older ones), so without this, unpausing the DAG at
+   noon would roll back at noon for the 02:00 slot. Runs triggered by hand always go ahead.
+
 Params: ``app`` (default ``demo``) and ``release_id``, the release to return to; left empty it
 is the release before the active one. The DAG is created paused, so deploying the file never
-rolls anything back by surprise: unpause it once ``app`` and the schedule are what you want.
+rolls anything back by surprise; unpause it once ``app`` and the schedule are what you want:
+nothing is rolled back until the next slot (or a slot that passed less than the limit ago).
 
 Setup: an Airflow connection ``convox_default`` of type ``convox`` (see
 ``convox_deploy_pipeline``). Environment knobs, read when the DAG file is parsed:
@@ -22,13 +28,15 @@ Setup: an Airflow connection ``convox_default`` of type ``convox`` (see
 * ``CONVOX_ROLLBACK_SCHEDULE``: a cron expression (default ``0 2 * * *``, 02:00 UTC daily);
 * ``CONVOX_DEFERRABLE``: ``true`` waits for the rollout in the triggerer (default: Airflow's
   ``[operators] default_deferrable``);
-* ``CONVOX_POLL_INTERVAL``: seconds between status checks (default 5).
+* ``CONVOX_POLL_INTERVAL``: seconds between status checks (default 5);
+* ``CONVOX_ROLLBACK_LATE_MINUTES``: how late a scheduled run may start and still roll back
+  (default 60).
 """
 
 from __future__ import annotations
 
 import os
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from airflow.sdk import Param, dag, task
@@ -47,6 +55,7 @@ DEFERRABLE = os.environ.get(
 ).lower() in {"1", "true", "yes", "on"}
 POLL_INTERVAL = float(os.environ.get("CONVOX_POLL_INTERVAL", "5"))
 ROLLOUT_TIMEOUT = 35 * 60.0  # what `convox releases rollback` allows a rollout
+LATE_LIMIT = timedelta(minutes=float(os.environ.get("CONVOX_ROLLBACK_LATE_MINUTES", "60")))
 
 
 @dag(
@@ -71,7 +80,25 @@ ROLLOUT_TIMEOUT = 35 * 60.0  # what `convox releases rollback` allows a rollout
     },
 )
 def convox_scheduled_rollback() -> None:
-    """Rollback -> report (see the module docstring)."""
+    """On time? -> rollback -> report (see the module docstring)."""
+
+    @task.short_circuit
+    def on_time(**context: Any) -> bool:
+        """False (skip the rollback) for a scheduled run long after its slot: the slot Airflow
+        runs at once when the DAG is unpaused."""
+        run = context["dag_run"]
+        if run.run_type != "scheduled":
+            return True
+        slot = run.logical_date or run.run_after
+        late = datetime.now(timezone.utc) - slot
+        if late > LATE_LIMIT:
+            print(
+                f"The {slot.isoformat()} slot started {late} late (limit {LATE_LIMIT}), most"
+                " likely because the DAG was just unpaused: not rolling back now"
+            )
+            return False
+        return True
+
     rollback = ConvoxRollbackOperator(
         task_id="rollback",
         convox_conn_id=CONN_ID,
@@ -109,7 +136,7 @@ def convox_scheduled_rollback() -> None:
         release_id="{{ ti.xcom_pull(task_ids='rollback', key='release_id') }}",
         rolled_back_to="{{ ti.xcom_pull(task_ids='rollback', key='rolled_back_to') }}",
     )
-    rollback >> summary
+    on_time() >> rollback >> summary
 
 
 scheduled_rollback = convox_scheduled_rollback()

@@ -148,7 +148,11 @@ class SourceArchive:
     ) -> None:
         root = Path(directory).resolve()
         if not root.is_dir():
-            raise ConvoxInputError(f"build source {str(directory)!r} is not a directory")
+            problem = "is not a directory" if root.exists() else "does not exist"
+            raise ConvoxInputError(
+                f"build source {str(directory)!r} {problem}: give the directory that holds the"
+                " app's convox.yml (on the machine that runs the task)"
+            )
         if not 0 <= level <= 9:
             raise ConvoxInputError(f"gzip level must be 0 to 9, got {level}")
         self.root = root

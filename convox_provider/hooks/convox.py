@@ -101,10 +101,14 @@ class ConvoxConnectionConfigError(ConvoxConfigError):
         self.conn_id = conn_id
         self.field = field
         self.detail = detail
-        label = _LABELS.get(field, field)
-        super().__init__(
-            f"Convox connection {conn_id!r}: fix the field {label!r} ({field}): {detail}"
-        )
+        super().__init__(f"Convox connection {conn_id!r}: {self.fix}")
+
+    @property
+    def fix(self) -> str:
+        """What to fix, naming the form field only (the connection form's Test button runs on
+        a copy of the connection under a random id, which would mean nothing to the user)."""
+        label = _LABELS.get(self.field, self.field)
+        return f"fix the field {label!r} ({self.field}): {self.detail}"
 
     def __reduce__(self) -> tuple[object, ...]:
         return (type(self), (self.conn_id, self.field, self.detail))
@@ -553,6 +557,8 @@ def _connected_message(config: ClientConfig, system: Any) -> str:
 
 
 def _failure_message(exc: Exception) -> str:
+    if isinstance(exc, ConvoxConnectionConfigError):
+        return exc.fix[:1].upper() + exc.fix[1:]
     if isinstance(exc, ConvoxAuthError):
         # The advice below replaces the client's own hint.
         detail = str(exc).removesuffix(f"; {exc.hint}") if exc.hint else str(exc)

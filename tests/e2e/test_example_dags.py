@@ -14,6 +14,8 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable
+from datetime import datetime, timedelta, timezone
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -243,7 +245,7 @@ def test_scheduled_rollback_returns_to_the_previous_release_as_a_new_one(
 
     output = capfd.readouterr().out
     assert run.state == "success", exception_lines(output)
-    assert task_states(run) == {"rollback": "success", "report": "success"}
+    assert task_states(run) == {"on_time": "success", "rollback": "success", "report": "success"}
     pushed = xcoms(run)
     new_release = pushed["rollback", "release_id"]
     assert pushed["rollback", "return_value"] == new_release
@@ -278,3 +280,21 @@ def test_scheduled_rollback_to_a_chosen_release(
     new_release = pushed["rollback", "release_id"]
     assert find(rack.releases(app.name), new_release)["build"] == app.build
     assert rack.app(app.name)["release"] == new_release
+
+
+@pytest.mark.parametrize(
+    ("run_type", "late", "goes_ahead"),
+    [
+        ("scheduled", timedelta(minutes=5), True),
+        ("scheduled", timedelta(hours=10), False),  # the slot Airflow runs when unpaused
+        ("manual", timedelta(days=30), True),
+    ],
+)
+def test_scheduled_rollback_skips_a_slot_long_past(
+    example_dag: ExampleDag, run_type: str, late: timedelta, goes_ahead: bool
+) -> None:
+    """Unpausing runs the most recent past slot at once; the rollback waits for the next one."""
+    on_time = example_dag(ROLLBACK, "sync").get_task("on_time")
+    slot = datetime.now(timezone.utc) - late
+    run = SimpleNamespace(run_type=run_type, logical_date=slot, run_after=slot)
+    assert on_time.python_callable(dag_run=run) is goes_ahead

@@ -473,9 +473,19 @@ def test_connection_bad_input_is_reported_not_raised(set_connection: SetConnecti
     set_connection({"host": "http://rack.example.org", "password": KEY})
     ok, message = ConvoxHook().test_connection()
     assert ok is False
-    assert "'convox_default'" in message
-    assert "(host)" in message
+    assert message.startswith("Fix the field 'Console or rack API host' (host): ")
     assert KEY not in message
+
+
+def test_connection_test_never_names_the_forms_transient_id(
+    set_connection: SetConnection,
+) -> None:
+    """The UI's Test button runs on a copy under a random id: naming it would only confuse."""
+    set_connection({"host": "http://rack.example.org", "password": KEY}, conn_id="h2RtelZt")
+    ok, message = ConvoxHook(convox_conn_id="h2RtelZt").test_connection()
+    assert ok is False
+    assert "h2RtelZt" not in message
+    assert "(host)" in message
 
 
 def test_connection_missing_connection() -> None:
