@@ -13,7 +13,7 @@ import json
 import logging
 import re
 import time
-from collections.abc import AsyncIterable, Awaitable, Callable, Generator
+from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Generator, Iterator
 from dataclasses import dataclass
 from typing import Any, Generic, NoReturn, TypeVar, cast
 from urllib.parse import urlencode, urlsplit
@@ -22,6 +22,18 @@ import httpx
 from tenacity import AsyncRetrying, RetryCallState, Retrying
 
 from convox_provider.client.config import ClientConfig
+from convox_provider.client.effects import (
+    DEFAULT_TIMEOUT,
+    Call,
+    Flow,
+    Now,
+    Sleep,
+    Stream,
+    StreamResult,
+    StreamSpec,
+    parse_bytes,
+    parse_json,
+)
 from convox_provider.client.errors import (
     ConvoxAuthError,
     ConvoxConfigError,
@@ -31,19 +43,8 @@ from convox_provider.client.errors import (
     ConvoxTimeoutError,
     error_for_status,
 )
-from convox_provider.client.operation import (
-    DEFAULT_TIMEOUT,
-    Call,
-    Flow,
-    Now,
-    Sleep,
-    Stream,
-    StreamResult,
-    parse_bytes,
-    parse_json,
-)
 from convox_provider.client.retry import RetryPolicy, certificate_error
-from convox_provider.client.websocket import run_async, run_sync
+from convox_provider.client.websocket import open_async, open_sync, run_async, run_sync
 
 __all__ = ["AsyncDriver", "SyncDriver", "Transmit"]
 
@@ -469,6 +470,10 @@ class SyncDriver(_Runner):
     def _stream(self, effect: Stream) -> StreamResult:
         return run_sync(self, effect)
 
+    def open_stream(self, spec: StreamSpec) -> Iterator[bytes]:
+        """The output of a WebSocket route as an iterator (opened on the first ``next``)."""
+        return open_sync(self, spec)
+
     def transmit(self, call: Call[Any]) -> httpx.Response:
         """Send once; hand a retryable outcome to tenacity, which replays it as attempt 1."""
         try:
@@ -547,6 +552,10 @@ class AsyncDriver(_Runner):
 
     async def _stream(self, effect: Stream) -> StreamResult:
         return await run_async(self, effect)
+
+    def open_stream(self, spec: StreamSpec) -> AsyncIterator[bytes]:
+        """The output of a WebSocket route as an async iterator (opened on the first ``next``)."""
+        return open_async(self, spec)
 
     async def transmit(self, call: Call[Any]) -> httpx.Response:
         """Send once; hand a retryable outcome to tenacity, which replays it as attempt 1."""
