@@ -9,6 +9,7 @@ drivers only move bytes and sleep; each runs flows (generators of effects) the s
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import logging
 import re
@@ -21,9 +22,11 @@ from urllib.parse import urlencode, urlsplit
 import httpx
 from tenacity import AsyncRetrying, RetryCallState, Retrying
 
+from convox_provider.client.bodies import async_body, sync_body
 from convox_provider.client.config import ClientConfig
 from convox_provider.client.effects import (
     DEFAULT_TIMEOUT,
+    Body,
     Call,
     Flow,
     Now,
@@ -446,7 +449,7 @@ class SyncDriver(_Runner):
 
     def execute(self, op: Call[T] | Flow[T]) -> T:
         """Run a call or a flow to completion."""
-        flow = self.exchange(op) if isinstance(op, Call) else op
+        flow = self.exchange(with_body(op, sync_body)) if isinstance(op, Call) else op
         done, item = self._settle(flow, None, None)
         while not done:
             try:
@@ -526,8 +529,11 @@ class AsyncDriver(_Runner):
         self._handlers = self.handlers()
 
     def execute(self, op: Call[T] | Flow[T]) -> Awaitable[T]:
-        """Return a coroutine running a call or a flow to completion."""
-        return self._execute(self.exchange(op) if isinstance(op, Call) else op)
+        """Return a coroutine running a call or a flow to completion (a call's body is checked
+        now, before the coroutine is awaited)."""
+        if isinstance(op, Call):
+            return self._execute(self.exchange(with_body(op, async_body)))
+        return self._execute(op)
 
     async def _execute(self, flow: Flow[T]) -> T:
         done, item = self._settle(flow, None, None)
@@ -594,6 +600,14 @@ class AsyncDriver(_Runner):
     async def aclose(self) -> None:
         """Close the connection pool."""
         await self.http.aclose()
+
+
+def with_body(call: Call[T], adapt: Callable[[object], Body]) -> Call[T]:
+    """``call`` with its raw body checked and adapted by the driver's ``adapt``."""
+    if call.content is None:
+        return call
+    content = adapt(call.content)
+    return call if content is call.content else dataclasses.replace(call, content=content)
 
 
 def _async_replay(

@@ -192,7 +192,7 @@ class Builds(BuildWorkflows[D], BuildLogs[D]):
             "POST",
             app_path(app, "builds", "import"),
             parse_model(Build),
-            content=file_body(self, data),
+            content=file_body(data),
             timeout=timeout,
         )
 

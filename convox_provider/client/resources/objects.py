@@ -67,7 +67,7 @@ class Objects(Resource[D]):
         under the same key again leaves the same object (a stream cannot be replayed).
         """
         path = app_path(app, "objects", "") if key is None else _object_path(app, key)
-        body = raw_body(self, data)
+        body = raw_body(data)
         return Call(
             "POST",
             path,
