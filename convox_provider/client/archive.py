@@ -22,15 +22,15 @@ import zlib
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeAlias, cast
+from typing import Any, TypeAlias
 
 from convox_provider.client.bodies import LocalChunks
 from convox_provider.client.dockerignore import DockerIgnore
 from convox_provider.client.errors import ConvoxInputError
 from convox_provider.client.models import Object
 from convox_provider.client.operation import Call, Flow, Resource, call
+from convox_provider.client.resources import objects as object_routes
 from convox_provider.client.resources._common import TRANSFER_TIMEOUT
-from convox_provider.client.resources.objects import Objects
 from convox_provider.client.websocket import console_session
 
 __all__ = [
@@ -274,10 +274,9 @@ def upload_call(
     answer's ``url`` (``object://<app>/<key>``) is what ``builds.create`` takes.
     """
     body = LocalChunks(chunks)
-    request = Objects.store.describe(
-        resource, app, key if key is not None else new_object_key(), body, timeout=timeout
+    return object_routes.store(
+        app, key if key is not None else new_object_key(), body, timeout=timeout
     )
-    return cast("Call[Object]", request)
 
 
 def upload(

@@ -77,9 +77,11 @@ __all__ = [
     "parse_model",
     "parse_ok",
     "parse_text",
+    "route",
     "sleep",
     "stream",
     "stream_operation",
+    "stream_route",
 ]
 
 T = TypeVar("T")
@@ -109,6 +111,9 @@ class _Declaration(Generic[P, R]):
 
     def __set_name__(self, owner: type[Any], name: str) -> None:
         self._name = name
+        if getattr(self._build, "_route", False):  # made by route(): named as a method
+            self._build.__name__ = name
+            self._build.__qualname__ = f"{owner.__qualname__}.{name}"
 
     def _bind(self, obj: Resource[Any], run: Callable[[R], Any]) -> Callable[..., Any]:
         build = self._build
@@ -179,3 +184,30 @@ class stream_operation(_Declaration[P, StreamSpec]):
         if obj is None:
             return self
         return self._bind(obj, obj._driver.open_stream)
+
+
+def _method(build: Callable[P, R]) -> Callable[Concatenate[Any, P], R]:
+    """``build`` as a method of a resource class, which ignores the resource it is found on."""
+
+    @functools.wraps(build)
+    def method(resource: Any, /, *args: P.args, **kwargs: P.kwargs) -> R:
+        return build(*args, **kwargs)
+
+    method._route = True  # type: ignore[attr-defined]
+    return method
+
+
+def route(build: Callable[P, Call[T] | Flow[T]]) -> operation[P, T]:
+    """Declare a module-level route builder as an operation of a resource class.
+
+    Route modules define each route once as a plain function returning its :class:`Call` (or a
+    :data:`Flow`), which workflows yield directly (``yield from call(builds.get(app, id))``); the
+    resource class offers it to the client with ``get = route(get)``.
+    """
+    return operation(_method(build))
+
+
+def stream_route(build: Callable[P, StreamSpec]) -> stream_operation[P]:
+    """Declare a module-level WebSocket route (a function returning its :class:`StreamSpec`) as a
+    :class:`stream_operation` of a resource class, as :func:`route` does for HTTP routes."""
+    return stream_operation(_method(build))

@@ -24,8 +24,10 @@ from convox_provider.client.errors import (
 )
 from convox_provider.client.models import Build
 from convox_provider.client.operation import Call, D, Flow, Resource, call, now, operation, stream
+from convox_provider.client.resources import builds as build_routes
+from convox_provider.client.resources import processes as process_routes
+from convox_provider.client.resources import streams as stream_routes
 from convox_provider.client.status import BuildStatus, ProcessStatus
-from convox_provider.client.workflows import _routes
 from convox_provider.client.workflows.events import (
     BuildCreated,
     BuildLogProgress,
@@ -89,7 +91,7 @@ class _BuildLog:
                 self._deliver(chunk[start:] if start else chunk)
 
         try:
-            spec = _routes.build_logs().logs.describe(self.resource, self.app, self.build_id)
+            spec = stream_routes.build_logs(self.app, self.build_id)
             yield from stream(spec, on_data, timeout=timeout)
         except ConvoxError as exc:
             # A transient answer to the handshake (502 from a proxy) is no worse than a broken
@@ -135,13 +137,12 @@ def _until_ended(
     such a build, §4.3), and at the deadline.
     """
     poller = Poller(f"build {build_id} of app {app}", deadline, poll_interval, max_errors, on_event)
-    get_build = _routes.builds().get
     status: str | None = None
     next_pod_check = 0.0
     lost_since: float | None = None
     while True:
         yield from poller.check()
-        build = yield from poller.fetch(lambda: _routes.send(get_build, resource, app, build_id))
+        build = yield from poller.fetch(lambda: call(build_routes.get(app, build_id)))
         if build is not None:
             if build.status != status:
                 emit(on_event, BuildStatusChanged(app, build_id, build.status, status))
@@ -175,7 +176,7 @@ def _until_ended(
 def _pod_state(resource: Resource[Any], app: str, pid: str) -> Flow[str | None]:
     """Flow: ``None`` while the build pod may still report, else why it cannot (gone, ended)."""
     try:
-        pod = yield from _routes.send(_routes.processes().get, resource, app, pid)
+        pod = yield from call(process_routes.get(app, pid))
     except ConvoxNotFoundError:
         return "gone"
     except ConvoxError as exc:
@@ -321,9 +322,7 @@ class _Build:
 
     def create(self, url: str) -> Call[Build]:
         """The build-create call (raises ``ConvoxInputError`` for a bad option or URL)."""
-        built = _routes.builds().create.describe(self.resource, self.app, url, **self.options)
-        assert isinstance(built, Call)
-        return built
+        return build_routes.create(self.app, url, **self.options)
 
     def run(self, source: Flow[str]) -> Flow[Build]:
         """Flow: the source URL, then the build (created once), followed when ``wait``."""

@@ -15,9 +15,10 @@ from typing import Any
 
 from convox_provider.client.encoding import segment
 from convox_provider.client.errors import ConvoxForbiddenError, ConvoxWorkflowError
-from convox_provider.client.operation import D, Flow, Resource, operation
+from convox_provider.client.operation import D, Flow, Resource, call, operation
+from convox_provider.client.resources import apps as app_routes
+from convox_provider.client.resources import releases as release_routes
 from convox_provider.client.status import AppStatus
-from convox_provider.client.workflows import _routes
 from convox_provider.client.workflows.events import EventCallback, PromoteSubmitted, ReleaseCreated
 from convox_provider.client.workflows.waits import (
     DEFAULT_MAX_ERRORS,
@@ -79,13 +80,13 @@ def promote_release(
     """
     deadline = yield from Deadline.start(options.timeout)
     if release_id is None:
-        newest = yield from _routes.send(_routes.releases().list, resource, app, limit=1)
+        newest = yield from call(release_routes.list(app, limit=1))
         if not newest:
             raise ConvoxWorkflowError(f"app {app} has no release to promote")
         release_id = newest[0].id
     for attempt in range(1, _SUBMIT_ATTEMPTS + 1):
         if wait_first and not options.force:
-            current = yield from _routes.send(_routes.apps().get, resource, app)
+            current = yield from call(app_routes.get(app))
             if current.app_status is not AppStatus.RUNNING:
                 # Someone else's rollout: wait it out, even through its rollback.
                 yield from app_running(
@@ -99,15 +100,15 @@ def promote_release(
                     on_event=options.on_event,
                 )
         try:
-            yield from _routes.send(
-                _routes.promote_request(),
-                resource,
-                app,
-                release_id,
-                force=options.force,
-                timeout=options.rollout_timeout,
-                min_count=options.min_count,
-                max_count=options.max_count,
+            yield from call(
+                release_routes.submit_promote(
+                    app,
+                    release_id,
+                    force=options.force,
+                    timeout=options.rollout_timeout,
+                    min_count=options.min_count,
+                    max_count=options.max_count,
+                )
             )
         except ConvoxForbiddenError as exc:
             # 403 "app is currently updating": a rollout started since the check; the rack
@@ -136,15 +137,13 @@ def promote_release(
 def _rollback(
     resource: Resource[Any], app: str, to_release: str, options: PromoteOptions, wait_first: bool
 ) -> Flow[str]:
-    old = yield from _routes.send(_routes.releases().get, resource, app, to_release)
+    old = yield from call(release_routes.get(app, to_release))
     if not old.build:
         raise ConvoxWorkflowError(
             f"release {to_release} of app {app} has no build; there is nothing to roll back to"
         )
     # The env is copied as the raw string, byte for byte; never the old id promoted (§8 item 2).
-    new = yield from _routes.send(
-        _routes.releases().create, resource, app, build=old.build, env=old.env
-    )
+    new = yield from call(release_routes.create(app, build=old.build, env=old.env))
     emit(options.on_event, ReleaseCreated(app, new.id, new.build, new.description))
     return (yield from promote_release(resource, app, new.id, options, wait_first=wait_first))
 
