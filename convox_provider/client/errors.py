@@ -71,7 +71,19 @@ class ConvoxInputError(ConvoxError, ValueError):
 
 
 class ConvoxConfigError(ConvoxError, ValueError):
-    """The client configuration (host, key, rack, auth file) is unusable."""
+    """The client configuration (host, key, rack, auth file) is unusable.
+
+    ``setting`` names the setting the error is about, as :meth:`ClientConfig.create
+    <convox_provider.client.config.ClientConfig.create>` calls it (``"host"``, ``"api_key"``,
+    ``"username"``, ``"rack"``, ``"timeout"``, ``"verify"``, ``"session"``, ``"actor"``,
+    ``"max_connections"``, ``"keepalive_seconds"``, ``"retry"``), ``"allow_insecure_http"`` for
+    the refusal of plain ``http://`` to a remote host, ``"config_dir"`` for the Convox CLI's
+    settings files; ``None`` when no one setting is at fault.
+    """
+
+    def __init__(self, message: str, *, setting: str | None = None) -> None:
+        super().__init__(message)
+        self.setting = setting
 
 
 class ConvoxConnectionError(ConvoxError):

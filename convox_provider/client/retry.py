@@ -53,9 +53,11 @@ class RetryConfig:
 
     def __post_init__(self) -> None:
         if self.max_retries < 0:
-            raise ConvoxConfigError("RetryConfig.max_retries must be 0 or more")
+            raise ConvoxConfigError("RetryConfig.max_retries must be 0 or more", setting="retry")
         if not (self.backoff_base >= 0 and self.backoff_max >= 0):
-            raise ConvoxConfigError("RetryConfig backoff values must be 0 or more seconds")
+            raise ConvoxConfigError(
+                "RetryConfig backoff values must be 0 or more seconds", setting="retry"
+            )
         object.__setattr__(self, "retryable_status_codes", frozenset(self.retryable_status_codes))
 
 

@@ -209,9 +209,9 @@ class _Exchange:
         if response.headers.get("content-type", "").lower().startswith("text/html") and (
             status >= 300 or not raw
         ):
-            raise ConvoxConfigError(_html_hint(self.config, status))
+            raise ConvoxConfigError(_html_hint(self.config, status), setting="host")
         if 300 <= status < 400:
-            raise ConvoxConfigError(_redirect_hint(self.config, response))
+            raise ConvoxConfigError(_redirect_hint(self.config, response), setting="host")
         if status >= 400:
             message = error_message(response)
             raise error_for_status(
