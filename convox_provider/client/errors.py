@@ -59,6 +59,7 @@ __all__ = [
     "ConvoxWaitTimeoutError",
     "ConvoxWorkflowError",
     "error_for_status",
+    "is_not_found_500",
 ]
 
 
@@ -236,6 +237,14 @@ _BY_STATUS: dict[int, type[ConvoxAPIError]] = {
 }
 
 
+def is_not_found_500(status_code: int, message: str) -> bool:
+    """Whether an error answer is a 500 whose message contains ``not found``: how the rack
+    reports missing releases, builds and processes (convox-api.md §3.3). Such a 500 is a
+    :class:`ConvoxNotFoundError`, is never retried, and is no sign that a write may have acted.
+    The one place this rule lives (errors, retries, and the transport's hints use it)."""
+    return status_code == 500 and "not found" in message.lower()
+
+
 def error_for_status(
     status_code: int,
     message: str,
@@ -250,7 +259,7 @@ def error_for_status(
     A 500 whose message contains ``not found`` becomes :class:`ConvoxNotFoundError`: the rack
     reports missing releases, builds and processes that way (convox-api.md §3.3).
     """
-    if status_code == 500 and "not found" in message.lower():
+    if is_not_found_500(status_code, message):
         cls: type[ConvoxAPIError] = ConvoxNotFoundError
     elif status_code in _BY_STATUS:
         cls = _BY_STATUS[status_code]

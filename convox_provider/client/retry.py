@@ -23,7 +23,7 @@ from typing import Any
 import httpx
 from tenacity import RetryCallState, stop_after_attempt
 
-from convox_provider.client.errors import ConvoxConfigError
+from convox_provider.client.errors import ConvoxConfigError, is_not_found_500
 
 __all__ = ["RetryConfig", "RetryPolicy", "certificate_error", "retry_after"]
 
@@ -74,7 +74,7 @@ class RetryPolicy:
         status = response.status_code
         if status not in self._statuses:
             return False
-        if status == 500 and b"not found" in response.content.lower():
+        if is_not_found_500(status, response.content.decode("latin-1")):  # the raw body
             return False
         delay = retry_after(response)
         return delay is None or delay <= self.config.backoff_max

@@ -45,6 +45,7 @@ from convox_provider.client.errors import (
     ConvoxResponseError,
     ConvoxTimeoutError,
     error_for_status,
+    is_not_found_500,
 )
 from convox_provider.client.retry import RetryPolicy, certificate_error
 from convox_provider.client.websocket import open_async, open_sync, run_async, run_sync
@@ -104,6 +105,8 @@ class _Exchange:
         self.config = config
         self.policy = RetryPolicy(config.retry)
         self.session_id = config.session
+        #: One TLS context for the HTTP pool and every WebSocket stream (``ClientConfig.verify``).
+        self.ssl_context = config.ssl_context()
         self._tenacity = {
             idempotent: self.policy.tenacity_kwargs(idempotent=idempotent)
             for idempotent in (True, False)
@@ -114,7 +117,7 @@ class _Exchange:
         return {
             "base_url": self.config.base_url,
             "headers": self.config.headers(),
-            "verify": self.config.ssl_context(),
+            "verify": self.ssl_context,
             "timeout": self.config.httpx_timeout(self.config.timeout),
             "follow_redirects": False,
             "trust_env": False,
@@ -338,7 +341,7 @@ def _status_hint(config: ClientConfig, call: Call[Any], status: int, message: st
             "the request was refused, and a write is never sent again automatically: try again "
             "later"
         )
-    if status in (502, 503, 504) or (status == 500 and "not found" not in message.lower()):
+    if status in (502, 503, 504) or (status == 500 and not is_not_found_500(status, message)):
         return MAY_HAVE_ACTED
     return ""
 

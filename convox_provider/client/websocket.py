@@ -17,8 +17,6 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
-import functools
-import os
 import socket
 import ssl
 import time
@@ -33,7 +31,6 @@ from collections.abc import (
 )
 from typing import TYPE_CHECKING, Protocol, TypeVar, cast, overload
 
-import certifi
 import httpx
 from websockets.client import ClientProtocol
 from websockets.exceptions import InvalidStatus
@@ -72,6 +69,11 @@ class StreamDriver(Protocol):
 
     @property
     def session_id(self) -> str | None: ...
+
+    @property
+    def ssl_context(self) -> ssl.SSLContext:
+        """The TLS context of the driver's HTTP connections, used for ``wss://`` too."""
+        ...
 
     def finish(self, call: Call[T], response: httpx.Response) -> T:
         """Read an HTTP answer as the driver does (here: a refused upgrade)."""
@@ -136,23 +138,6 @@ def console_session(driver: StreamDriver, path: str) -> Flow[None]:
             raise
 
 
-@functools.lru_cache(maxsize=8)
-def _ssl_context(verify: bool | str | ssl.SSLContext) -> ssl.SSLContext:
-    """The TLS context for ``ClientConfig.verify``, as the HTTP driver builds it (no env)."""
-    if isinstance(verify, ssl.SSLContext):
-        return verify
-    if verify is False:
-        context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
-        context.check_hostname = False
-        context.verify_mode = ssl.CERT_NONE
-        return context
-    if isinstance(verify, str):
-        if os.path.isdir(verify):
-            return ssl.create_default_context(capath=verify)
-        return ssl.create_default_context(cafile=verify)
-    return ssl.create_default_context(cafile=certifi.where())
-
-
 class _Connection:
     """One stream without I/O: handshake, frames in and out, and what they mean."""
 
@@ -173,7 +158,7 @@ class _Connection:
 
     @property
     def tls(self) -> ssl.SSLContext | None:
-        return _ssl_context(self.driver.config.verify) if self.uri.secure else None
+        return self.driver.ssl_context if self.uri.secure else None
 
     @property
     def finished(self) -> bool:
