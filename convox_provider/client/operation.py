@@ -27,62 +27,15 @@ import functools
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from typing import TYPE_CHECKING, Any, Concatenate, Generic, ParamSpec, TypeVar, overload
 
-from convox_provider.client.effects import (
-    DEFAULT_TIMEOUT,
-    Body,
-    Call,
-    Effect,
-    Flow,
-    Now,
-    Pairs,
-    Sleep,
-    Stream,
-    StreamResult,
-    StreamSpec,
-    call,
-    now,
-    parse_bytes,
-    parse_json,
-    parse_list,
-    parse_model,
-    parse_ok,
-    parse_text,
-    sleep,
-    stream,
-)
+from convox_provider.client import effects
+from convox_provider.client.effects import *  # noqa: F403 - re-exported (see the module doc)
+from convox_provider.client.effects import Call, Flow, StreamSpec
 
 if TYPE_CHECKING:
     from convox_provider.client.transport import AsyncDriver, SyncDriver
 
-__all__ = [
-    "DEFAULT_TIMEOUT",
-    "Body",
-    "Call",
-    "D",
-    "Effect",
-    "Flow",
-    "Now",
-    "Pairs",
-    "Resource",
-    "Sleep",
-    "Stream",
-    "StreamResult",
-    "StreamSpec",
-    "call",
-    "now",
-    "operation",
-    "parse_bytes",
-    "parse_json",
-    "parse_list",
-    "parse_model",
-    "parse_ok",
-    "parse_text",
-    "route",
-    "sleep",
-    "stream",
-    "stream_operation",
-    "stream_route",
-]
+__all__ = ["D", "Resource", "operation", "route", "stream_operation", "stream_route"]
+__all__ += effects.__all__
 
 T = TypeVar("T")
 P = ParamSpec("P")
