@@ -179,18 +179,26 @@ class LineDecoder:
     """Split output bytes into text lines, across frame boundaries.
 
     UTF-8 characters split between chunks are joined; invalid bytes become U+FFFD. The line
-    ending (``\\n``, or ``\\r\\n`` from a TTY) is removed.
+    ending (``\\n``, or ``\\r\\n`` from a TTY) is removed. With ``max_line_chars``, no more
+    than that many characters of an unfinished line are held: beyond that, it is returned in
+    pieces of that length (output that never sends a line break cannot grow without bound).
     """
 
-    def __init__(self) -> None:
+    def __init__(self, *, max_line_chars: int | None = None) -> None:
         self._decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
         self._partial = ""
+        self._limit = max_line_chars
 
     def feed(self, data: bytes) -> list[str]:
-        """Return the lines that ``data`` completes."""
+        """Return the lines that ``data`` completes (and pieces of an over-long line)."""
         text = self._partial + self._decoder.decode(data)
         lines = text.split("\n")
-        self._partial = lines.pop()
+        rest = lines.pop()
+        if self._limit is not None:
+            while len(rest) > self._limit:
+                lines.append(rest[: self._limit])
+                rest = rest[self._limit :]
+        self._partial = rest
         return [line[:-1] if line.endswith("\r") else line for line in lines]
 
     def flush(self) -> list[str]:

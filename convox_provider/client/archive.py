@@ -22,16 +22,15 @@ import zlib
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeAlias, cast
+from typing import Any, TypeAlias
 
-import httpx
-
+from convox_provider.client.bodies import LocalChunks
 from convox_provider.client.dockerignore import DockerIgnore
 from convox_provider.client.errors import ConvoxInputError
 from convox_provider.client.models import Object
 from convox_provider.client.operation import Call, Flow, Resource, call
-from convox_provider.client.resources._common import TRANSFER_TIMEOUT, InThread
-from convox_provider.client.resources.objects import Objects
+from convox_provider.client.resources import objects as object_routes
+from convox_provider.client.resources._common import TRANSFER_TIMEOUT
 from convox_provider.client.websocket import console_session
 
 __all__ = [
@@ -278,11 +277,10 @@ def upload_call(
     will send the call: on the async client the chunks are produced in a worker thread. The
     answer's ``url`` (``object://<app>/<key>``) is what ``builds.create`` takes.
     """
-    body: Any = InThread(chunks) if isinstance(resource._driver.http, httpx.AsyncClient) else chunks
-    request = Objects.store.describe(
-        resource, app, key if key is not None else new_object_key(), body, timeout=timeout
+    body = LocalChunks(chunks)
+    return object_routes.store(
+        app, key if key is not None else new_object_key(), body, timeout=timeout
     )
-    return cast("Call[Object]", request)
 
 
 def upload(

@@ -11,19 +11,14 @@ import httpx
 from typing_extensions import Self
 
 from convox_provider.client.config import ClientConfig
+from convox_provider.client.groups import Apps, Builds, Environment, Processes, Releases, Services
 from convox_provider.client.operation import D
 from convox_provider.client.resources.api import Api
-from convox_provider.client.resources.apps import Apps
-from convox_provider.client.resources.builds import Builds
 from convox_provider.client.resources.certificates import Certificates
-from convox_provider.client.resources.environment import Environment
 from convox_provider.client.resources.instances import Instances
 from convox_provider.client.resources.objects import Objects
-from convox_provider.client.resources.processes import Processes
 from convox_provider.client.resources.registries import Registries
-from convox_provider.client.resources.releases import Releases
 from convox_provider.client.resources.resources import Resources
-from convox_provider.client.resources.services import Services
 from convox_provider.client.resources.system import SystemResource
 from convox_provider.client.retry import RetryConfig
 from convox_provider.client.transport import AsyncDriver, SyncDriver

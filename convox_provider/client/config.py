@@ -94,17 +94,25 @@ class ClientConfig:
         ``allow_insecure_http`` is set: the key would cross the network unencrypted.
         """
         if isinstance(max_connections, bool) or not isinstance(max_connections, int):
-            raise ConvoxConfigError(f"max_connections must be an int, got {max_connections!r}")
+            raise ConvoxConfigError(
+                f"max_connections must be an int, got {max_connections!r}",
+                setting="max_connections",
+            )
         if max_connections < 1:
-            raise ConvoxConfigError(f"max_connections must be 1 or more, got {max_connections}")
+            raise ConvoxConfigError(
+                f"max_connections must be 1 or more, got {max_connections}",
+                setting="max_connections",
+            )
         if not keepalive_seconds >= 0:
             raise ConvoxConfigError(
-                f"keepalive_seconds must be 0 or more, got {keepalive_seconds!r}"
+                f"keepalive_seconds must be 0 or more, got {keepalive_seconds!r}",
+                setting="keepalive_seconds",
             )
         if not isinstance(host, str) or not host.strip():
             raise ConvoxConfigError(
                 "Convox host is empty: pass the console host (console.convox.com) or the rack "
-                "API URL (https://api.<rack-domain>)"
+                "API URL (https://api.<rack-domain>)",
+                setting="host",
             )
         raw = host.strip()
         if "://" not in raw:
@@ -112,23 +120,27 @@ class ClientConfig:
         parts = urlsplit(raw)
         if parts.scheme not in ("http", "https"):
             raise ConvoxConfigError(
-                f"Convox host must be an http(s) URL or a host name, got scheme {parts.scheme!r}"
+                f"Convox host must be an http(s) URL or a host name, got scheme {parts.scheme!r}",
+                setting="host",
             )
         hostname = parts.hostname
         if not hostname:
             raise ConvoxConfigError(
-                "Convox host has no host name; expected e.g. console.convox.com"
+                "Convox host has no host name; expected e.g. console.convox.com",
+                setting="host",
             )
         if not _header_safe(hostname) or " " in hostname:
             raise ConvoxConfigError(
                 "Convox host name contains whitespace or control characters; expected e.g. "
-                "console.convox.com"
+                "console.convox.com",
+                setting="host",
             )
         try:
             port = parts.port
         except ValueError:
             raise ConvoxConfigError(
-                f"Convox host {hostname!r} has an invalid port; expected a number from 1 to 65535"
+                f"Convox host {hostname!r} has an invalid port; expected a number from 1 to 65535",
+                setting="host",
             ) from None
         url_user = unquote(parts.username) if parts.username else None
         url_password = unquote(parts.password) if parts.password else None
@@ -136,41 +148,50 @@ class ClientConfig:
         if key is None or not key.strip():
             raise ConvoxConfigError(
                 "Convox API key is empty: pass the rack password, a deploy key, or a CLI token "
-                "(CONVOX_PASSWORD)"
+                "(CONVOX_PASSWORD)",
+                setting="api_key",
             )
         if key != key.strip() or any(ord(c) < 32 or ord(c) == 127 for c in key):
             raise ConvoxConfigError(
                 "Convox API key contains whitespace or control characters; check how it was "
-                "copied (a trailing newline is common)"
+                "copied (a trailing newline is common)",
+                setting="api_key",
             )
         user = username or url_user or "convox"
         if ":" in user or not _header_safe(user) or " " in user:
             raise ConvoxConfigError(
                 "Convox username must not contain ':', whitespace or control characters "
-                "(use 'convox', or 'jwt' for a rack JWT)"
+                "(use 'convox', or 'jwt' for a rack JWT)",
+                setting="username",
             )
         if parts.scheme == "http" and not allow_insecure_http and not _is_loopback(hostname):
             raise ConvoxConfigError(
                 f"Refusing plain http:// for {hostname}: the API key would be sent unencrypted. "
-                "Use https://, or pass allow_insecure_http=True for a trusted private network"
+                "Use https://, or pass allow_insecure_http=True for a trusted private network",
+                setting="allow_insecure_http",
             )
         if parts.path not in ("", "/") or parts.query or parts.fragment:
             raise ConvoxConfigError(
-                "Convox host must not contain a path or query; the client adds the API paths"
+                "Convox host must not contain a path or query; the client adds the API paths",
+                setting="host",
             )
         if rack is not None:
             rack = rack.strip()
             if not rack or not _header_safe(rack) or " " in rack:
                 raise ConvoxConfigError(
-                    "Convox rack must be a non-empty '<org>/<rack>' name without whitespace"
+                    "Convox rack must be a non-empty '<org>/<rack>' name without whitespace",
+                    setting="rack",
                 )
         for name, value in (("session", session), ("actor", actor)):
             if value is not None and not _header_safe(value):
                 raise ConvoxConfigError(
-                    f"Convox {name} must be printable ASCII (it is sent as an HTTP header)"
+                    f"Convox {name} must be printable ASCII (it is sent as an HTTP header)",
+                    setting=name,
                 )
         if timeout is not None and not timeout > 0:
-            raise ConvoxConfigError("Convox timeout must be a positive number of seconds or None")
+            raise ConvoxConfigError(
+                "Convox timeout must be a positive number of seconds or None", setting="timeout"
+            )
         netloc = hostname if ":" not in hostname else f"[{hostname}]"
         if port is not None:
             netloc = f"{netloc}:{port}"
@@ -204,7 +225,8 @@ class ClientConfig:
         if key is None and "@" not in host:
             raise ConvoxConfigError(
                 "CONVOX_PASSWORD is not set: export the deploy key or rack password "
-                "(or RACK_URL=https://convox:<password>@api.<domain> for a direct rack)"
+                "(or RACK_URL=https://convox:<password>@api.<domain> for a direct rack)",
+                setting="api_key",
             )
         return cls.create(host, key, rack=rack, **overrides)
 
@@ -262,7 +284,8 @@ class ClientConfig:
                 looked = ", ".join(str(d / "auth") for d in candidates)
                 raise ConvoxConfigError(
                     f"No Convox CLI login found (looked for {looked}). Run `convox login <host>`, "
-                    "or pass config_dir= (or set CONVOX_CONFIG) to the CLI's settings directory"
+                    "or pass config_dir= (or set CONVOX_CONFIG) to the CLI's settings directory",
+                    setting="config_dir",
                 )
             settings = _CliSettings(candidates[0])
 
@@ -274,7 +297,8 @@ class ClientConfig:
             raise ConvoxConfigError(
                 f"The Convox CLI has no current host in {settings.directory} (no 'console' or "
                 f"'host' file) and CONVOX_HOST is not set. Pass host= (the auth file "
-                f"{_listing(known)}) or run `convox login <host>`"
+                f"{_listing(known)}) or run `convox login <host>`",
+                setting="host",
             )
         key_host = _host_key(wanted)
         if password is None:
@@ -287,7 +311,8 @@ class ClientConfig:
             if key_host == DEFAULT_CONSOLE_HOST or (from_file and settings.text("console")):
                 raise ConvoxConfigError(
                     f"No rack selected for the console {key_host}: pass rack='<org>/<rack>', set "
-                    "CONVOX_RACK, or run `convox switch <org>/<rack>`"
+                    "CONVOX_RACK, or run `convox switch <org>/<rack>`",
+                    setting="rack",
                 )
 
         if "://" in wanted:
@@ -339,7 +364,8 @@ class ClientConfig:
                 return ssl.create_default_context(cafile=verify)
             except (OSError, ssl.SSLError) as exc:
                 raise ConvoxConfigError(
-                    f"Cannot load the CA certificates from {verify}: {exc}"
+                    f"Cannot load the CA certificates from {verify}: {exc}",
+                    setting="verify",
                 ) from None
         return _standard_context(verify)
 
@@ -371,11 +397,14 @@ def _check_verify(
         if not os.path.exists(path):
             raise ConvoxConfigError(
                 f"CA bundle {path} does not exist; pass verify=True (system CAs), a CA file or "
-                "directory, an ssl.SSLContext, or verify=False"
+                "directory, an ssl.SSLContext, or verify=False",
+                setting="verify",
             )
         return path
     raise ConvoxConfigError(
-        f"verify must be a bool, a CA bundle path or an ssl.SSLContext, not {type(verify).__name__}"
+        "verify must be a bool, a CA bundle path or an ssl.SSLContext, not"
+        f" {type(verify).__name__}",
+        setting="verify",
     )
 
 
@@ -444,10 +473,13 @@ class _CliSettings:
         except FileNotFoundError:
             return None
         except UnicodeDecodeError:
-            raise ConvoxConfigError(f"Convox CLI settings file {path} is not UTF-8 text") from None
+            raise ConvoxConfigError(
+                f"Convox CLI settings file {path} is not UTF-8 text", setting="config_dir"
+            ) from None
         except OSError as exc:
             raise ConvoxConfigError(
-                f"Cannot read Convox CLI settings file {path}: {exc.strerror}"
+                f"Cannot read Convox CLI settings file {path}: {exc.strerror}",
+                setting="config_dir",
             ) from None
         return value or None
 
@@ -465,14 +497,16 @@ class _CliSettings:
         if problem is not None:
             raise ConvoxConfigError(
                 f"Convox CLI settings file {path} is not valid JSON ({problem}); fix it or run "
-                "`convox login` again"
+                "`convox login` again",
+                setting="config_dir",
             )
         if not isinstance(data, dict) or not all(
             isinstance(k, str) and isinstance(v, str) for k, v in data.items()
         ):
             raise ConvoxConfigError(
                 f"Convox CLI settings file {path} is not a JSON object of strings; fix it or run "
-                "`convox login` again"
+                "`convox login` again",
+                setting="config_dir",
             )
         return data
 
@@ -487,12 +521,14 @@ class _CliSettings:
             raise ConvoxConfigError(
                 f"Convox CLI auth file {path} has no password for {host!r} "
                 f"(it {_listing(sorted(auth))}). Run `convox login {host}`, or pass one of those "
-                "as host="
+                "as host=",
+                setting="config_dir",
             )
         if not auth[host].strip():
             raise ConvoxConfigError(
                 f"Convox CLI auth file {path} has an empty password for {host!r}; run "
-                f"`convox login {host}` again"
+                f"`convox login {host}` again",
+                setting="config_dir",
             )
         return auth[host]
 
@@ -519,7 +555,8 @@ class _CliSettings:
                 f"The Convox CLI's current rack {current.get('name', '')!r} "
                 f"({self.directory / 'current'}) is a {kind} rack whose API URL is kept in its "
                 "terraform state, not in the settings files. Set RACK_URL to the rack URL "
-                "(`terraform output api` in its directory), or pass host= and rack="
+                "(`terraform output api` in its directory), or pass host= and rack=",
+                setting="config_dir",
             )
 
     def _current(self) -> dict[str, str]:

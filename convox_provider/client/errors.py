@@ -61,6 +61,7 @@ __all__ = [
     "ConvoxWaitTimeoutError",
     "ConvoxWorkflowError",
     "error_for_status",
+    "is_not_found_500",
 ]
 
 
@@ -73,7 +74,19 @@ class ConvoxInputError(ConvoxError, ValueError):
 
 
 class ConvoxConfigError(ConvoxError, ValueError):
-    """The client configuration (host, key, rack, auth file) is unusable."""
+    """The client configuration (host, key, rack, auth file) is unusable.
+
+    ``setting`` names the setting the error is about, as :meth:`ClientConfig.create
+    <convox_provider.client.config.ClientConfig.create>` calls it (``"host"``, ``"api_key"``,
+    ``"username"``, ``"rack"``, ``"timeout"``, ``"verify"``, ``"session"``, ``"actor"``,
+    ``"max_connections"``, ``"keepalive_seconds"``, ``"retry"``), ``"allow_insecure_http"`` for
+    the refusal of plain ``http://`` to a remote host, ``"config_dir"`` for the Convox CLI's
+    settings files; ``None`` when no one setting is at fault.
+    """
+
+    def __init__(self, message: str, *, setting: str | None = None) -> None:
+        super().__init__(message)
+        self.setting = setting
 
 
 class ConvoxConnectionError(ConvoxError):
@@ -245,6 +258,14 @@ _BY_STATUS: dict[int, type[ConvoxAPIError]] = {
 }
 
 
+def is_not_found_500(status_code: int, message: str) -> bool:
+    """Whether an error answer is a 500 whose message contains ``not found``: how the rack
+    reports missing releases, builds and processes (convox-api.md §3.3). Such a 500 is a
+    :class:`ConvoxNotFoundError`, is never retried, and is no sign that a write may have acted.
+    The one place this rule lives (errors, retries, and the transport's hints use it)."""
+    return status_code == 500 and "not found" in message.lower()
+
+
 def error_for_status(
     status_code: int,
     message: str,
@@ -259,7 +280,7 @@ def error_for_status(
     A 500 whose message contains ``not found`` becomes :class:`ConvoxNotFoundError`: the rack
     reports missing releases, builds and processes that way (convox-api.md §3.3).
     """
-    if status_code == 500 and "not found" in message.lower():
+    if is_not_found_500(status_code, message):
         cls: type[ConvoxAPIError] = ConvoxNotFoundError
     elif status_code in _BY_STATUS:
         cls = _BY_STATUS[status_code]

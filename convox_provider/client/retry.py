@@ -23,7 +23,7 @@ from typing import Any
 import httpx
 from tenacity import RetryCallState, stop_after_attempt
 
-from convox_provider.client.errors import ConvoxConfigError
+from convox_provider.client.errors import ConvoxConfigError, is_not_found_500
 
 __all__ = ["RetryConfig", "RetryPolicy", "certificate_error", "retry_after"]
 
@@ -53,9 +53,11 @@ class RetryConfig:
 
     def __post_init__(self) -> None:
         if self.max_retries < 0:
-            raise ConvoxConfigError("RetryConfig.max_retries must be 0 or more")
+            raise ConvoxConfigError("RetryConfig.max_retries must be 0 or more", setting="retry")
         if not (self.backoff_base >= 0 and self.backoff_max >= 0):
-            raise ConvoxConfigError("RetryConfig backoff values must be 0 or more seconds")
+            raise ConvoxConfigError(
+                "RetryConfig backoff values must be 0 or more seconds", setting="retry"
+            )
         object.__setattr__(self, "retryable_status_codes", frozenset(self.retryable_status_codes))
 
 
@@ -72,7 +74,7 @@ class RetryPolicy:
         status = response.status_code
         if status not in self._statuses:
             return False
-        if status == 500 and b"not found" in response.content.lower():
+        if is_not_found_500(status, response.content.decode("latin-1")):  # the raw body
             return False
         delay = retry_after(response)
         return delay is None or delay <= self.config.backoff_max

@@ -9,11 +9,12 @@ drivers only move bytes and sleep; each runs flows (generators of effects) the s
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import logging
 import re
 import time
-from collections.abc import AsyncIterable, Awaitable, Callable, Generator
+from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Generator, Iterator
 from dataclasses import dataclass
 from typing import Any, Generic, NoReturn, TypeVar, cast
 from urllib.parse import urlencode, urlsplit
@@ -21,7 +22,21 @@ from urllib.parse import urlencode, urlsplit
 import httpx
 from tenacity import AsyncRetrying, RetryCallState, Retrying
 
+from convox_provider.client.bodies import async_body, sync_body
 from convox_provider.client.config import ClientConfig
+from convox_provider.client.effects import (
+    DEFAULT_TIMEOUT,
+    Body,
+    Call,
+    Flow,
+    Now,
+    Sleep,
+    Stream,
+    StreamResult,
+    StreamSpec,
+    parse_bytes,
+    parse_json,
+)
 from convox_provider.client.errors import (
     ConvoxAuthError,
     ConvoxConfigError,
@@ -30,20 +45,10 @@ from convox_provider.client.errors import (
     ConvoxResponseError,
     ConvoxTimeoutError,
     error_for_status,
-)
-from convox_provider.client.operation import (
-    DEFAULT_TIMEOUT,
-    Call,
-    Flow,
-    Now,
-    Sleep,
-    Stream,
-    StreamResult,
-    parse_bytes,
-    parse_json,
+    is_not_found_500,
 )
 from convox_provider.client.retry import RetryPolicy, certificate_error
-from convox_provider.client.websocket import run_async, run_sync
+from convox_provider.client.websocket import open_async, open_sync, run_async, run_sync
 
 __all__ = ["AsyncDriver", "SyncDriver", "Transmit"]
 
@@ -100,6 +105,8 @@ class _Exchange:
         self.config = config
         self.policy = RetryPolicy(config.retry)
         self.session_id = config.session
+        #: One TLS context for the HTTP pool and every WebSocket stream (``ClientConfig.verify``).
+        self.ssl_context = config.ssl_context()
         self._tenacity = {
             idempotent: self.policy.tenacity_kwargs(idempotent=idempotent)
             for idempotent in (True, False)
@@ -110,7 +117,7 @@ class _Exchange:
         return {
             "base_url": self.config.base_url,
             "headers": self.config.headers(),
-            "verify": self.config.ssl_context(),
+            "verify": self.ssl_context,
             "timeout": self.config.httpx_timeout(self.config.timeout),
             "follow_redirects": False,
             "trust_env": False,
@@ -205,9 +212,9 @@ class _Exchange:
         if response.headers.get("content-type", "").lower().startswith("text/html") and (
             status >= 300 or not raw
         ):
-            raise ConvoxConfigError(_html_hint(self.config, status))
+            raise ConvoxConfigError(_html_hint(self.config, status), setting="host")
         if 300 <= status < 400:
-            raise ConvoxConfigError(_redirect_hint(self.config, response))
+            raise ConvoxConfigError(_redirect_hint(self.config, response), setting="host")
         if status >= 400:
             message = error_message(response)
             raise error_for_status(
@@ -334,7 +341,7 @@ def _status_hint(config: ClientConfig, call: Call[Any], status: int, message: st
             "the request was refused, and a write is never sent again automatically: try again "
             "later"
         )
-    if status in (502, 503, 504) or (status == 500 and "not found" not in message.lower()):
+    if status in (502, 503, 504) or (status == 500 and not is_not_found_500(status, message)):
         return MAY_HAVE_ACTED
     return ""
 
@@ -445,7 +452,7 @@ class SyncDriver(_Runner):
 
     def execute(self, op: Call[T] | Flow[T]) -> T:
         """Run a call or a flow to completion."""
-        flow = self.exchange(op) if isinstance(op, Call) else op
+        flow = self.exchange(with_body(op, sync_body)) if isinstance(op, Call) else op
         done, item = self._settle(flow, None, None)
         while not done:
             try:
@@ -468,6 +475,10 @@ class SyncDriver(_Runner):
 
     def _stream(self, effect: Stream) -> StreamResult:
         return run_sync(self, effect)
+
+    def open_stream(self, spec: StreamSpec) -> Iterator[bytes]:
+        """The output of a WebSocket route as an iterator (opened on the first ``next``)."""
+        return open_sync(self, spec)
 
     def transmit(self, call: Call[Any]) -> httpx.Response:
         """Send once; hand a retryable outcome to tenacity, which replays it as attempt 1."""
@@ -521,8 +532,11 @@ class AsyncDriver(_Runner):
         self._handlers = self.handlers()
 
     def execute(self, op: Call[T] | Flow[T]) -> Awaitable[T]:
-        """Return a coroutine running a call or a flow to completion."""
-        return self._execute(self.exchange(op) if isinstance(op, Call) else op)
+        """Return a coroutine running a call or a flow to completion (a call's body is checked
+        now, before the coroutine is awaited)."""
+        if isinstance(op, Call):
+            return self._execute(self.exchange(with_body(op, async_body)))
+        return self._execute(op)
 
     async def _execute(self, flow: Flow[T]) -> T:
         done, item = self._settle(flow, None, None)
@@ -547,6 +561,10 @@ class AsyncDriver(_Runner):
 
     async def _stream(self, effect: Stream) -> StreamResult:
         return await run_async(self, effect)
+
+    def open_stream(self, spec: StreamSpec) -> AsyncIterator[bytes]:
+        """The output of a WebSocket route as an async iterator (opened on the first ``next``)."""
+        return open_async(self, spec)
 
     async def transmit(self, call: Call[Any]) -> httpx.Response:
         """Send once; hand a retryable outcome to tenacity, which replays it as attempt 1."""
@@ -585,6 +603,14 @@ class AsyncDriver(_Runner):
     async def aclose(self) -> None:
         """Close the connection pool."""
         await self.http.aclose()
+
+
+def with_body(call: Call[T], adapt: Callable[[object], Body]) -> Call[T]:
+    """``call`` with its raw body checked and adapted by the driver's ``adapt``."""
+    if call.content is None:
+        return call
+    content = adapt(call.content)
+    return call if content is call.content else dataclasses.replace(call, content=content)
 
 
 def _async_replay(

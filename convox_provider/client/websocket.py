@@ -17,8 +17,6 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
-import functools
-import os
 import socket
 import ssl
 import time
@@ -26,13 +24,13 @@ from collections.abc import (
     AsyncGenerator,
     AsyncIterable,
     AsyncIterator,
+    Awaitable,
     Generator,
     Iterable,
     Iterator,
 )
-from typing import TYPE_CHECKING, cast, overload
+from typing import TYPE_CHECKING, Protocol, TypeVar, cast, overload
 
-import certifi
 import httpx
 from websockets.client import ClientProtocol
 from websockets.exceptions import InvalidStatus
@@ -41,14 +39,7 @@ from websockets.http11 import Response
 from websockets.uri import parse_uri
 
 from convox_provider.client._frames import LineDecoder, StreamDecoder
-from convox_provider.client.errors import (
-    ConvoxAPIError,
-    ConvoxAuthError,
-    ConvoxConnectionError,
-    ConvoxTimeoutError,
-    ConvoxWaitTimeoutError,
-)
-from convox_provider.client.operation import (
+from convox_provider.client.effects import (
     Call,
     Flow,
     Stream,
@@ -56,15 +47,64 @@ from convox_provider.client.operation import (
     StreamSpec,
     parse_ok,
 )
+from convox_provider.client.errors import (
+    ConvoxAPIError,
+    ConvoxAuthError,
+    ConvoxConnectionError,
+    ConvoxTimeoutError,
+    ConvoxWaitTimeoutError,
+)
 
 if TYPE_CHECKING:
-    from convox_provider.client.transport import AsyncDriver, SyncDriver
+    from convox_provider.client.config import ClientConfig
+
+T = TypeVar("T")
+
+
+class StreamDriver(Protocol):
+    """What a stream needs of the driver it runs on (both drivers have it)."""
+
+    @property
+    def config(self) -> ClientConfig: ...
+
+    @property
+    def session_id(self) -> str | None: ...
+
+    @property
+    def ssl_context(self) -> ssl.SSLContext:
+        """The TLS context of the driver's HTTP connections, used for ``wss://`` too."""
+        ...
+
+    def finish(self, call: Call[T], response: httpx.Response) -> T:
+        """Read an HTTP answer as the driver does (here: a refused upgrade)."""
+        ...
+
+
+class SyncStreamDriver(StreamDriver, Protocol):
+    """A driver running flows to completion (:class:`~.transport.SyncDriver`)."""
+
+    def execute(self, op: Call[T] | Flow[T]) -> T:
+        """Run a call or a flow."""
+        ...
+
+
+class AsyncStreamDriver(StreamDriver, Protocol):
+    """A driver running flows as coroutines (:class:`~.transport.AsyncDriver`)."""
+
+    def execute(self, op: Call[T] | Flow[T]) -> Awaitable[T]:
+        """Run a call or a flow."""
+        ...
+
 
 __all__ = [
     "PING_INTERVAL",
     "console_session",
     "lines",
-    "open_stream",
+    "AsyncStreamDriver",
+    "StreamDriver",
+    "SyncStreamDriver",
+    "open_async",
+    "open_sync",
     "run_async",
     "run_sync",
 ]
@@ -80,7 +120,7 @@ _EXEC_UNSURE = (
 _MAX_FRAME = 16 * 1024 * 1024
 
 
-def console_session(driver: SyncDriver | AsyncDriver, path: str) -> Flow[None]:
+def console_session(driver: StreamDriver, path: str) -> Flow[None]:
     """Flow: on a console without a session yet, make the throw-away GET that opens one.
 
     A WebSocket upgrade cannot answer the console's session challenge, so like the Go client
@@ -98,27 +138,10 @@ def console_session(driver: SyncDriver | AsyncDriver, path: str) -> Flow[None]:
             raise
 
 
-@functools.lru_cache(maxsize=8)
-def _ssl_context(verify: bool | str | ssl.SSLContext) -> ssl.SSLContext:
-    """The TLS context for ``ClientConfig.verify``, as the HTTP driver builds it (no env)."""
-    if isinstance(verify, ssl.SSLContext):
-        return verify
-    if verify is False:
-        context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
-        context.check_hostname = False
-        context.verify_mode = ssl.CERT_NONE
-        return context
-    if isinstance(verify, str):
-        if os.path.isdir(verify):
-            return ssl.create_default_context(capath=verify)
-        return ssl.create_default_context(cafile=verify)
-    return ssl.create_default_context(cafile=certifi.where())
-
-
 class _Connection:
     """One stream without I/O: handshake, frames in and out, and what they mean."""
 
-    def __init__(self, driver: SyncDriver | AsyncDriver, spec: StreamSpec) -> None:
+    def __init__(self, driver: StreamDriver, spec: StreamSpec) -> None:
         self.driver = driver
         self.spec = spec
         base = driver.config.base_url
@@ -135,7 +158,7 @@ class _Connection:
 
     @property
     def tls(self) -> ssl.SSLContext | None:
-        return _ssl_context(self.driver.config.verify) if self.uri.secure else None
+        return self.driver.ssl_context if self.uri.secure else None
 
     @property
     def finished(self) -> bool:
@@ -255,7 +278,7 @@ class _Connection:
 # -- sync I/O -----------------------------------------------------------------------------------
 
 
-def _sync_chunks(driver: SyncDriver, conn: _Connection) -> Generator[bytes, None, None]:
+def _sync_chunks(driver: SyncStreamDriver, conn: _Connection) -> Generator[bytes, None, None]:
     driver.execute(console_session(driver, conn.spec.path))
     timeout = driver.config.timeout
     try:
@@ -290,7 +313,7 @@ def _sync_chunks(driver: SyncDriver, conn: _Connection) -> Generator[bytes, None
         sock.close()
 
 
-def run_sync(driver: SyncDriver, effect: Stream) -> StreamResult:
+def run_sync(driver: SyncStreamDriver, effect: Stream) -> StreamResult:
     """Perform a :class:`Stream` effect on the sync driver."""
     conn = _Connection(driver, effect.spec)
     deliver = _Delivery(effect, conn)
@@ -305,7 +328,7 @@ def run_sync(driver: SyncDriver, effect: Stream) -> StreamResult:
     return conn.result()
 
 
-def _sync_iterator(driver: SyncDriver, conn: _Connection) -> Iterator[bytes]:
+def _sync_iterator(driver: SyncStreamDriver, conn: _Connection) -> Iterator[bytes]:
     for chunk in _sync_chunks(driver, conn):
         if chunk:
             yield chunk
@@ -429,7 +452,9 @@ class _Receiver(asyncio.Protocol):
         return True
 
 
-async def _async_chunks(driver: AsyncDriver, conn: _Connection) -> AsyncGenerator[bytes, None]:
+async def _async_chunks(
+    driver: AsyncStreamDriver, conn: _Connection
+) -> AsyncGenerator[bytes, None]:
     await driver.execute(console_session(driver, conn.spec.path))
     timeout = driver.config.timeout
     host, port = conn.address
@@ -468,7 +493,7 @@ async def _async_chunks(driver: AsyncDriver, conn: _Connection) -> AsyncGenerato
         transport.close()
 
 
-async def run_async(driver: AsyncDriver, effect: Stream) -> StreamResult:
+async def run_async(driver: AsyncStreamDriver, effect: Stream) -> StreamResult:
     """Perform a :class:`Stream` effect on the async driver."""
     conn = _Connection(driver, effect.spec)
     deliver = _Delivery(effect, conn)
@@ -482,7 +507,7 @@ async def run_async(driver: AsyncDriver, effect: Stream) -> StreamResult:
     return conn.result()
 
 
-async def _async_iterator(driver: AsyncDriver, conn: _Connection) -> AsyncIterator[bytes]:
+async def _async_iterator(driver: AsyncStreamDriver, conn: _Connection) -> AsyncIterator[bytes]:
     chunks = _async_chunks(driver, conn)
     async with contextlib.aclosing(chunks):
         async for chunk in chunks:
@@ -494,27 +519,20 @@ async def _async_iterator(driver: AsyncDriver, conn: _Connection) -> AsyncIterat
 # -- public entry points ------------------------------------------------------------------------
 
 
-@overload
-def open_stream(driver: SyncDriver, spec: StreamSpec) -> Iterator[bytes]: ...
-
-
-@overload
-def open_stream(driver: AsyncDriver, spec: StreamSpec) -> AsyncIterator[bytes]: ...
-
-
-def open_stream(
-    driver: SyncDriver | AsyncDriver, spec: StreamSpec
-) -> Iterator[bytes] | AsyncIterator[bytes]:
-    """The output of ``spec`` as an iterator on the sync driver, an async iterator on the async.
+def open_sync(driver: SyncStreamDriver, spec: StreamSpec) -> Iterator[bytes]:
+    """The output of ``spec`` as an iterator (``SyncDriver.open_stream``).
 
     Nothing is sent until the first ``next``. The iterator ends after the rack's end frame and
     raises ``ConvoxStreamError`` (``ERROR:`` end frame) or ``ConvoxConnectionError`` (cut before
     the end frame) at the end of the output.
     """
-    conn = _Connection(driver, spec)
-    if isinstance(driver.http, httpx.AsyncClient):
-        return _async_iterator(driver, conn)
-    return _sync_iterator(driver, conn)
+    return _sync_iterator(driver, _Connection(driver, spec))
+
+
+def open_async(driver: AsyncStreamDriver, spec: StreamSpec) -> AsyncIterator[bytes]:
+    """The output of ``spec`` as an async iterator (``AsyncDriver.open_stream``); as
+    :func:`open_sync` otherwise."""
+    return _async_iterator(driver, _Connection(driver, spec))
 
 
 @overload

@@ -179,9 +179,9 @@ class ConvoxHook(BaseHook):
         client is created for the hooks that come after. Release it with :meth:`aclose`.
         """
         loop = asyncio.get_running_loop()
-        for lease in self._leases:
-            if lease.loop() is loop and not lease.released:
-                return lease.shared.client
+        for held in self._leases:
+            if held.loop() is loop and not held.released:
+                return held.shared.client
         config = await self.aget_config()
         lease = _acquire(self.convox_conn_id, config, loop)
         if lease is None:
@@ -375,6 +375,12 @@ def config_from_connection(conn: Connection) -> ClientConfig:
         raise ConvoxConnectionConfigError(conn_id, exc.field, detail) from None
 
 
+_SETTING_FIELDS = {"host": "host", "allow_insecure_http": "host", "rack": "rack"}
+"""The connection field of each :class:`ClientConfig` setting (``ConvoxConfigError.setting``)
+that a connection can get wrong past the checks of the fields themselves; the key, and anything
+else, is reported on the password field."""
+
+
 def _config(conn: Connection) -> ClientConfig:
     extra = _extras(conn.extra)
     host = _host(conn.host, conn.port)
@@ -383,13 +389,6 @@ def _config(conn: Connection) -> ClientConfig:
     if login is not None and (":" in login or any(c.isspace() for c in login)):
         raise _FieldError("login", "the Basic-auth user must not contain ':' or whitespace")
     rack = _string(extra, "rack")
-    _check("rack", lambda: ClientConfig.create("https://rack.invalid", "key", rack=rack))
-    if rack is not None and not _is_org_rack(rack):
-        raise _FieldError(
-            "rack",
-            "the rack must be '<org>/<rack>' without whitespace (e.g. acme/production); "
-            "leave it empty for a direct rack API URL",
-        )
     verify_ssl = _boolean(extra, "verify_ssl", default=True)
     ca_bundle = _string(extra, "ca_bundle")
     if ca_bundle is not None and not os.path.isfile(ca_bundle):
@@ -400,37 +399,32 @@ def _config(conn: Connection) -> ClientConfig:
         retry_on_500=_boolean(extra, "retry_on_500", default=False),
     )
     verify: bool | str = ca_bundle if verify_ssl and ca_bundle else verify_ssl
-
-    _check_host(host)
-    if key is not None:
-        _check("password", lambda: ClientConfig.create("https://rack.invalid", key))
-    return _check(
-        "password",
-        lambda: ClientConfig.create(
+    try:
+        config = ClientConfig.create(
             host, key, rack=rack, username=login, verify=verify, timeout=timeout, retry=retry
-        ),
-    )
-
-
-def _check(field: str, build: Callable[[], ClientConfig]) -> ClientConfig:
-    try:
-        return build()
+        )
     except ConvoxConfigError as exc:
-        raise _FieldError(field, str(exc)) from None
-
-
-def _check_host(host: str) -> None:
-    """Check the host alone. A connection cannot set the client's ``allow_insecure_http``, so
-    its refusal of plain ``http://`` gets advice a connection can follow."""
-    _check("host", lambda: ClientConfig.create(host, "key", allow_insecure_http=True))
-    try:
-        ClientConfig.create(host, "key")
-    except ConvoxConfigError:  # the one check left: http:// to a host that is not loopback
+        raise _field_error(exc, host) from None
+    if rack is not None and not _is_org_rack(rack):
         raise _FieldError(
+            "rack",
+            "the rack must be '<org>/<rack>' without whitespace (e.g. acme/production); "
+            "leave it empty for a direct rack API URL",
+        )
+    return config
+
+
+def _field_error(exc: ConvoxConfigError, host: str) -> _FieldError:
+    """The connection field to fix for ``exc``. A connection cannot set the client's
+    ``allow_insecure_http``, so its refusal of plain ``http://`` gets advice a connection can
+    follow."""
+    if exc.setting == "allow_insecure_http":
+        return _FieldError(
             "host",
             f"Refusing plain http:// for {urlsplit(host).hostname}: the key would be sent "
             "unencrypted. Use https://; plain http:// is accepted for loopback hosts only",
-        ) from None
+        )
+    return _FieldError(_SETTING_FIELDS.get(exc.setting or "", "password"), str(exc))
 
 
 def _host(host: str | None, port: int | None) -> str:

@@ -14,7 +14,7 @@ __all__ = ["ConvoxPromoteReleaseOperator", "ConvoxRollbackOperator"]
 class _ReleaseOperator(ConvoxBaseOperator):
     """A rollout of a release, waited for here, on the triggerer, or not at all."""
 
-    template_fields = ("convox_conn_id", "app", "release_id")
+    template_fields: tuple[str, ...] = ("convox_conn_id", "app", "release_id")
     ui_color = "#d5ecd4"
 
     default_timeout = ROLLOUT_TIMEOUT

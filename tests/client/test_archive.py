@@ -151,7 +151,7 @@ def test_not_a_directory(tmp_path: Path) -> None:
     (tmp_path / "file").write_text("x")
     with pytest.raises(ConvoxInputError, match="not a directory"):
         SourceArchive(tmp_path / "file")
-    with pytest.raises(ConvoxInputError, match="not a directory"):
+    with pytest.raises(ConvoxInputError, match=r"'.*missing' does not exist: give the directory"):
         SourceArchive(tmp_path / "missing")
 
 

@@ -222,7 +222,9 @@ class TestPromote:
                 lambda f: f.builds.build_from_directory("demo", source, **FAST)
             )
             rack.scripts.fail_next_promote("demo")
-            with pytest.raises(ConvoxRollbackError, match="being rolled back"):
+            with pytest.raises(
+                ConvoxRollbackError, match=r"its rollout failed \(status 'rollback'\)"
+            ):
                 await flows(lambda f: f.releases.promote("demo", build.release, **ROLLOUT))
         finally:
             await _close(flows.client)

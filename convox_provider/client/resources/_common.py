@@ -1,33 +1,30 @@
 """What every route module shares: path building, field packing, raw bodies, file bodies and
-downloads, long timeouts."""
+downloads, long timeouts. Nothing here depends on the driver that will send a call: raw bodies
+are checked and adapted by the driver (:mod:`convox_provider.client.bodies`)."""
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import io
 import os
 import tempfile
-from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable, Iterator
-from typing import IO, Any, TypeAlias, TypeVar
+from collections.abc import Callable
+from typing import IO, TypeAlias, TypeVar
 
 import httpx
 from pydantic import TypeAdapter
 
+from convox_provider.client.bodies import FileSource, file_body, raw_body
 from convox_provider.client.encoding import Fields, segment
 from convox_provider.client.errors import ConvoxInputError
 from convox_provider.client.models import ConvoxModel
-from convox_provider.client.operation import Body, Call, Flow, Pairs, Resource, call, parse_list
-from convox_provider.client.transport import AsyncDriver
+from convox_provider.client.operation import Call, Flow, Pairs, call, parse_list
 
 __all__ = [
-    "FILE_CHUNK_SIZE",
     "TRANSFER_TIMEOUT",
     "Destination",
-    "FileChunks",
     "FileSource",
     "Hidden",
-    "InThread",
     "app_path",
     "counting",
     "download",
@@ -46,12 +43,6 @@ TRANSFER_TIMEOUT = 3600.0
 (connecting stays bounded by the client's timeout). The rack has no handler timeout
 (convox-api.md §1.6), and build import answers only after every image was pushed, so the wait
 for its first response byte can be long."""
-
-FILE_CHUNK_SIZE = 1024 * 1024
-"""Bytes read from a file per chunk of a request body."""
-
-FileSource: TypeAlias = str | os.PathLike[str] | IO[bytes]
-"""A file to send as a raw body: its path, or a binary file object open for reading."""
 
 Destination: TypeAlias = Callable[[bytes], None] | str | os.PathLike[str] | IO[bytes]
 """Where a download goes: a callable taking each chunk, a path, or a binary file object."""
@@ -108,123 +99,6 @@ def header_pairs(fields: Fields, *, secret: bool = False) -> Pairs:
                 " non-ASCII characters)"
             )
     return hidden(fields) if secret else pairs(fields)
-
-
-def raw_body(resource: Resource[Any], data: object) -> Body:
-    """Check a raw request body (convox-api.md §2.4) against the client that will send it.
-
-    Both clients take ``bytes``; the sync client also an iterable of ``bytes`` chunks, the async
-    client an async iterable of them (streamed with chunked transfer encoding, never held whole).
-    """
-    if isinstance(data, (bytes, bytearray, memoryview)):
-        return bytes(data)
-    is_async = isinstance(resource._driver, AsyncDriver)
-    if is_async and isinstance(data, AsyncIterable):
-        return data
-    if not is_async and isinstance(data, Iterable) and not isinstance(data, str):
-        return data
-    kind, chunks = ("async", "an async iterable") if is_async else ("sync", "an iterable")
-    raise ConvoxInputError(
-        f"invalid request body: the {kind} client takes bytes or {chunks} of bytes,"
-        f" got {type(data).__name__}"
-    )
-
-
-class InThread:
-    """Chunks of a sync iterable, each advanced in a worker thread (for the async client).
-
-    Re-iterable when the iterable is (like :class:`FileChunks`), so a resent request sends
-    the whole body again.
-    """
-
-    def __init__(self, chunks: Iterable[bytes]) -> None:
-        self._chunks = chunks
-
-    def __aiter__(self) -> AsyncIterator[bytes]:
-        return self._run()
-
-    async def _run(self) -> AsyncIterator[bytes]:
-        iterator = iter(self._chunks)
-        try:
-            while True:
-                chunk = await asyncio.to_thread(next, iterator, None)
-                if chunk is None:
-                    return
-                yield chunk
-        finally:
-            close = getattr(iterator, "close", None)
-            if close is not None:
-                with contextlib.suppress(ValueError):  # still running in its thread
-                    close()
-
-
-class FileChunks:
-    """A file's contents in chunks of ``chunk_size`` bytes, never held whole.
-
-    A path is opened afresh for every iteration. A file object is read from the position it had
-    when given; when it is seekable, every iteration starts again from there (a resent request
-    sends the whole file again), otherwise it can be read only once.
-    """
-
-    def __init__(self, source: FileSource, *, chunk_size: int = FILE_CHUNK_SIZE) -> None:
-        self._chunk_size = chunk_size
-        self._path: str | None = None
-        self._file: IO[bytes] | None = None
-        self._start: int | None = None
-        self._used = False
-        if isinstance(source, (str, os.PathLike)):
-            path = os.fspath(source)
-            if not os.path.isfile(path):
-                raise ConvoxInputError(f"invalid request body: {path!r} is not a file")
-            self._path = path
-            return
-        if isinstance(source, io.TextIOBase) or not callable(getattr(source, "read", None)):
-            raise ConvoxInputError(
-                f"invalid request body: expected a binary file open for reading, got"
-                f" {type(source).__name__}"
-            )
-        self._file = source
-        with contextlib.suppress(OSError, ValueError, AttributeError):
-            if source.seekable():
-                self._start = source.tell()
-
-    def __iter__(self) -> Iterator[bytes]:
-        if self._path is not None:
-            return self._read_path(self._path)
-        assert self._file is not None
-        if self._start is not None:
-            self._file.seek(self._start)
-        elif self._used:
-            raise ConvoxInputError(
-                "the request body is an unseekable file that was already read: it cannot be"
-                " sent again"
-            )
-        self._used = True
-        return self._read(self._file)
-
-    def _read_path(self, path: str) -> Iterator[bytes]:
-        with open(path, "rb") as file:
-            yield from self._read(file)
-
-    def _read(self, file: IO[bytes]) -> Iterator[bytes]:
-        while chunk := file.read(self._chunk_size):
-            if not isinstance(chunk, bytes):
-                raise ConvoxInputError(
-                    f"invalid request body: the file gave {type(chunk).__name__}, not bytes"
-                )
-            yield chunk
-
-
-def file_body(resource: Resource[Any], data: object) -> Body:
-    """:func:`raw_body`, plus a file: a path (``str`` or ``os.PathLike``) or a binary file
-    object, read in chunks of :data:`FILE_CHUNK_SIZE` bytes as it is sent (by a worker thread
-    on the async client, so its event loop never waits on the disk)."""
-    if isinstance(data, (bytes, bytearray, memoryview)):
-        return bytes(data)
-    if isinstance(data, (str, os.PathLike)) or callable(getattr(data, "read", None)):
-        chunks = FileChunks(data)  # type: ignore[arg-type]  # duck-typed file object
-        return InThread(chunks) if isinstance(resource._driver, AsyncDriver) else chunks
-    return raw_body(resource, data)
 
 
 def download(path: str, sink: object, *, timeout: float | None) -> Call[int] | Flow[int]:

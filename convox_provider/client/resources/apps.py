@@ -12,102 +12,117 @@ from convox_provider.client.models import App, AppConfig
 from convox_provider.client.operation import (
     Call,
     D,
-    operation,
     parse_list,
     parse_model,
     parse_ok,
+    route,
 )
 from convox_provider.client.resources._common import app_path, hidden, pairs, whole_numbers
 from convox_provider.client.resources.streams import AppLogs
-from convox_provider.client.workflows.waits import AppWorkflows
 
-__all__ = ["Apps"]
+__all__ = [
+    "AppRoutes",
+    "cancel",
+    "config_get",
+    "config_list",
+    "config_set",
+    "create",
+    "delete",
+    "get",
+    "list",
+    "update",
+]
 
 
 def _config_path(app: str, name: str) -> str:
     return app_path(app, "configs", segment(name, kind="config name"))
 
 
-class Apps(AppWorkflows[D], AppLogs[D]):
-    """``client.apps``.
+def list() -> Call[builtins.list[App]]:
+    """All apps, sorted by name. Status comes from a cached annotation (may lag a moment)."""
+    return Call("GET", "/apps", parse_list(App))
 
-    Not offered: ``metrics`` (501 ``unimplemented`` on the generic Kubernetes provider,
-    convox-api.md §8 item 10) and the console-only budget/cost routes.
+
+def get(name: str) -> Call[App]:
+    """One app. ``release`` is the current rollout target, not proof of success (§5.1)."""
+    return Call("GET", app_path(name), parse_model(App))
+
+
+def create(name: str, *, timeout: int | None = None) -> Call[App]:
+    """Create an app; it is ``updating`` until its empty first release settles.
+
+    ``timeout`` is the rollout deadline of that first deploy in seconds (server default 300).
+    Not retried: a second POST after a lost answer would get 409 ``app already exists``.
     """
+    validate_app_name(name)
+    whole_numbers(timeout=timeout)
+    form = Fields().add("name", name).add("generation", "2").add("timeout", timeout)
+    return Call("POST", "/apps", parse_model(App), form=pairs(form))
 
-    @operation
-    def list(self) -> Call[builtins.list[App]]:
-        """All apps, sorted by name. Status comes from a cached annotation (may lag a moment)."""
-        return Call("GET", "/apps", parse_list(App))
 
-    @operation
-    def get(self, name: str) -> Call[App]:
-        """One app. ``release`` is the current rollout target, not proof of success (§5.1)."""
-        return Call("GET", app_path(name), parse_model(App))
+def update(
+    name: str,
+    *,
+    parameters: Mapping[str, str] | None = None,
+    lock: bool | None = None,
+) -> Call[None]:
+    """Set app parameters (``BuildCpu``, ``BuildMem``, ``BuildLabels``) and/or the lock.
 
-    @operation
-    def create(self, name: str, *, timeout: int | None = None) -> Call[App]:
-        """Create an app; it is ``updating`` until its empty first release settles.
+    Unlike the official SDK, ``parameters`` travel as ONE form field holding an url-encoded
+    string, the only form the server reads (convox-api.md §2.2, §8 item 3); the SDK's
+    ``parameters[KEY]`` fields are silently ignored. The server drops unknown keys, and
+    re-applies the current release as a side effect, so the app briefly goes ``updating``.
+    """
+    form = Fields().add("lock", lock).add_map("parameters", parameters)
+    return Call("PUT", app_path(name), parse_ok, form=pairs(form))
 
-        ``timeout`` is the rollout deadline of that first deploy in seconds (server default 300).
-        Not retried: a second POST after a lost answer would get 409 ``app already exists``.
-        """
-        validate_app_name(name)
-        whole_numbers(timeout=timeout)
-        form = Fields().add("name", name).add("generation", "2").add("timeout", timeout)
-        return Call("POST", "/apps", parse_model(App), form=pairs(form))
 
-    @operation
-    def update(
-        self,
-        name: str,
-        *,
-        parameters: Mapping[str, str] | None = None,
-        lock: bool | None = None,
-    ) -> Call[None]:
-        """Set app parameters (``BuildCpu``, ``BuildMem``, ``BuildLabels``) and/or the lock.
+def delete(name: str) -> Call[None]:
+    """Delete an app (asynchronous: ``deleting``, then 404); 409 when locked."""
+    return Call("DELETE", app_path(name), parse_ok)
 
-        Unlike the official SDK, ``parameters`` travel as ONE form field holding an url-encoded
-        string, the only form the server reads (convox-api.md §2.2, §8 item 3); the SDK's
-        ``parameters[KEY]`` fields are silently ignored. The server drops unknown keys, and
-        re-applies the current release as a side effect, so the app briefly goes ``updating``.
-        """
-        form = Fields().add("lock", lock).add_map("parameters", parameters)
-        return Call("PUT", app_path(name), parse_ok, form=pairs(form))
 
-    @operation
-    def delete(self, name: str) -> Call[None]:
-        """Delete an app (asynchronous: ``deleting``, then 404); 409 when locked."""
-        return Call("DELETE", app_path(name), parse_ok)
+def cancel(name: str) -> Call[None]:
+    """Cancel a rollout in progress, which then rolls back; 403 unless ``updating``.
 
-    @operation
-    def cancel(self, name: str) -> Call[None]:
-        """Cancel a rollout in progress, which then rolls back; 403 unless ``updating``.
+    Unlike ``convox apps cancel``, this does not copy the newest release afterwards (§7.9).
+    """
+    return Call("POST", app_path(name, "cancel"), parse_ok)
 
-        Unlike ``convox apps cancel``, this does not copy the newest release afterwards (§7.9).
-        """
-        return Call("POST", app_path(name, "cancel"), parse_ok)
 
-    @operation
-    def config_list(self, app: str) -> Call[builtins.list[AppConfig]]:
-        """The app's named configs (the CLI keeps its env mask list under ``cli-env-mask``)."""
-        return Call("GET", app_path(app, "configs"), parse_list(AppConfig))
+def config_list(app: str) -> Call[builtins.list[AppConfig]]:
+    """The app's named configs (the CLI keeps its env mask list under ``cli-env-mask``)."""
+    return Call("GET", app_path(app, "configs"), parse_list(AppConfig))
 
-    @operation
-    def config_get(self, app: str, name: str) -> Call[AppConfig]:
-        """One config; its ``value`` is the stored text itself (not base64); 404 when unset."""
-        return Call("GET", _config_path(app, name), parse_model(AppConfig))
 
-    @operation
-    def config_set(self, app: str, name: str, value: str | bytes) -> Call[None]:
-        """Store ``value`` (text is stored as UTF-8) under ``name``, replacing any earlier value.
+def config_get(app: str, name: str) -> Call[AppConfig]:
+    """One config; its ``value`` is the stored text itself (not base64); 404 when unset."""
+    return Call("GET", _config_path(app, name), parse_model(AppConfig))
 
-        The rack wants the value base64-encoded and answers it decoded (see :meth:`config_get`);
-        the encoding is done here, so pass the plain value, not base64 as the official SDK's
-        ``value_base64``. Retried like a GET: writing the same value twice leaves the same config.
-        """
-        data = value.encode("utf-8") if isinstance(value, str) else value
-        if not isinstance(data, bytes):
-            raise ConvoxInputError(f"config value must be str or bytes, got {type(data).__name__}")
-        form = Fields().add("value", base64.b64encode(data).decode("ascii"))
-        return Call("PUT", _config_path(app, name), parse_ok, form=hidden(form), retry_safe=True)
+
+def config_set(app: str, name: str, value: str | bytes) -> Call[None]:
+    """Store ``value`` (text is stored as UTF-8) under ``name``, replacing any earlier value.
+
+    The rack wants the value base64-encoded and answers it decoded (see :meth:`config_get`);
+    the encoding is done here, so pass the plain value, not base64 as the official SDK's
+    ``value_base64``. Retried like a GET: writing the same value twice leaves the same config.
+    """
+    data = value.encode("utf-8") if isinstance(value, str) else value
+    if not isinstance(data, bytes):
+        raise ConvoxInputError(f"config value must be str or bytes, got {type(data).__name__}")
+    form = Fields().add("value", base64.b64encode(data).decode("ascii"))
+    return Call("PUT", _config_path(app, name), parse_ok, form=hidden(form), retry_safe=True)
+
+
+class AppRoutes(AppLogs[D]):
+    """The routes of ``client.apps`` (its workflows: :mod:`..workflows.waits`)."""
+
+    list = route(list)
+    get = route(get)
+    create = route(create)
+    update = route(update)
+    delete = route(delete)
+    cancel = route(cancel)
+    config_list = route(config_list)
+    config_get = route(config_get)
+    config_set = route(config_set)

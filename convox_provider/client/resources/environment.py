@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 from convox_provider.client.models import Release
-from convox_provider.client.operation import Call, D, Flow, call, operation
-from convox_provider.client.resources.releases import get_release, list_releases
-from convox_provider.client.workflows.environment import EnvironmentWorkflows
+from convox_provider.client.operation import Call, D, Flow, Resource, call, operation
+from convox_provider.client.resources import releases
 
-__all__ = ["Environment", "read_environment"]
+__all__ = ["EnvironmentRoutes", "read_environment"]
 
 
 def read_environment(
@@ -20,8 +19,8 @@ def read_environment(
     app without releases. Arguments are checked now, before the flow runs.
     """
     if release is None:
-        return _read(app, list_releases(app, limit=1), None)
-    return _read(app, None, get_release(app, release))
+        return _read(app, releases.list(app, limit=1), None)
+    return _read(app, None, releases.get(app, release))
 
 
 def _read(
@@ -29,10 +28,10 @@ def _read(
 ) -> Flow[tuple[Release | None, dict[str, str]]]:
     if chosen is None:
         assert newest is not None
-        releases = yield from call(newest)
-        if not releases:
+        found_releases = yield from call(newest)
+        if not found_releases:
             return None, {}
-        chosen = get_release(app, releases[0].id)
+        chosen = releases.get(app, found_releases[0].id)
     found = yield from call(chosen)
     return found, found.environment
 
@@ -42,15 +41,8 @@ def _env_only(flow: Flow[tuple[Release | None, dict[str, str]]]) -> Flow[dict[st
     return env
 
 
-class Environment(EnvironmentWorkflows[D]):
-    """``client.environment``.
-
-    Reads start from the NEWEST release, as the CLI does, not from the active one as the
-    official SDK does (§8 item 5): a newer unpromoted release (e.g. from a build) is what the
-    rack forks the next release from, so an edit based on the active release would silently
-    drop its changes or deploy its unpromoted build. Writes (set, unset, promote) are
-    workflows on :func:`read_environment`, pinning ``parent-release`` to the release read.
-    """
+class EnvironmentRoutes(Resource[D]):
+    """The reads of ``client.environment`` (its writes: :mod:`..workflows.environment`)."""
 
     @operation
     def get(self, app: str, release: str | None = None) -> Flow[dict[str, str]]:

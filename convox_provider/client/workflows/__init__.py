@@ -1,10 +1,12 @@
 """Multi-step workflows, written once as flows and run by both clients.
 
-Each group is a mixin for the resource group it belongs to: :class:`AppWorkflows` (apps),
+Each group holds the workflows of one resource group: :class:`AppWorkflows` (apps),
 :class:`BuildWorkflows` (builds), :class:`ReleaseWorkflows` (releases),
 :class:`EnvironmentWorkflows` (environment), :class:`ProcessWorkflows` (processes) and
-:class:`ServiceWorkflows` (services). Progress is reported through ``on_event`` callbacks with
-the dataclasses of :mod:`.events`.
+:class:`ServiceWorkflows` (services). Workflows build their requests with the module-level
+route functions of :mod:`convox_provider.client.resources` (``build_routes.get(app, id)``);
+the client's classes in :mod:`convox_provider.client.groups` compose both. Progress is reported
+through ``on_event`` callbacks with the dataclasses of :mod:`.events`.
 """
 
 from __future__ import annotations

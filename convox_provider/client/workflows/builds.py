@@ -24,8 +24,10 @@ from convox_provider.client.errors import (
 )
 from convox_provider.client.models import Build
 from convox_provider.client.operation import Call, D, Flow, Resource, call, now, operation, stream
+from convox_provider.client.resources import builds as build_routes
+from convox_provider.client.resources import processes as process_routes
+from convox_provider.client.resources import streams as stream_routes
 from convox_provider.client.status import BuildStatus, ProcessStatus
-from convox_provider.client.workflows import _routes
 from convox_provider.client.workflows.events import (
     BuildCreated,
     BuildLogProgress,
@@ -116,7 +118,7 @@ class _BuildLog:
             {"pause_after": LOG_PAUSE_AFTER, "pause_idle": LOG_PAUSE_IDLE} if pause else {}
         )
         try:
-            spec = _routes.build_logs().logs.describe(self.resource, self.app, self.build_id)
+            spec = stream_routes.build_logs(self.app, self.build_id)
             result = yield from stream(spec, on_data, timeout=timeout, **pauses)
             ended = result.ended
         except ConvoxError as exc:
@@ -191,10 +193,7 @@ class _BuildWatch:
         ended, else None."""
         yield from self.poller.check()
         app, build_id = self.app, self.build_id
-        get_build = _routes.builds().get
-        build = yield from self.poller.fetch(
-            lambda: _routes.send(get_build, self.resource, app, build_id)
-        )
+        build = yield from self.poller.fetch(lambda: call(build_routes.get(app, build_id)))
         if build is None:
             return None
         if build.status != self.status:
@@ -229,7 +228,7 @@ class _BuildWatch:
 def _pod_state(resource: Resource[Any], app: str, pid: str) -> Flow[str | None]:
     """Flow: ``None`` while the build pod may still report, else why it cannot (gone, ended)."""
     try:
-        pod = yield from _routes.send(_routes.processes().get, resource, app, pid)
+        pod = yield from call(process_routes.get(app, pid))
     except ConvoxNotFoundError:
         return "gone"
     except ConvoxError as exc:
@@ -385,9 +384,7 @@ class _Build:
 
     def create(self, url: str) -> Call[Build]:
         """The build-create call (raises ``ConvoxInputError`` for a bad option or URL)."""
-        built = _routes.builds().create.describe(self.resource, self.app, url, **self.options)
-        assert isinstance(built, Call)
-        return built
+        return build_routes.create(self.app, url, **self.options)
 
     def run(self, source: Flow[str]) -> Flow[Build]:
         """Flow: the source URL, then the build (created once), followed when ``wait``."""
@@ -412,12 +409,12 @@ def resumable_build(
 ) -> Flow[Build | None]:
     """Flow: :meth:`BuildWorkflows.resumable`."""
     if build_id is None and marker is not None:
-        newest = yield from _routes.send(_routes.builds().list, resource, app, limit=MARKER_SEARCH)
+        newest = yield from call(build_routes.list(app, limit=MARKER_SEARCH))
         build_id = next((b.id for b in newest if marker in b.description), None)
     if build_id is None:
         return None
     try:
-        build = yield from _routes.send(_routes.builds().get, resource, app, build_id)
+        build = yield from call(build_routes.get(app, build_id))
     except ConvoxNotFoundError:
         return None
     state = build.build_status

@@ -18,8 +18,9 @@ from typing import Any
 from convox_provider.client.encoding import segment, validate_env, validate_env_key
 from convox_provider.client.errors import ConvoxInputError, ConvoxWorkflowError
 from convox_provider.client.models import Release
-from convox_provider.client.operation import Call, D, Flow, Resource, operation
-from convox_provider.client.workflows import _routes
+from convox_provider.client.operation import Call, D, Flow, Resource, call, operation
+from convox_provider.client.resources import releases as release_routes
+from convox_provider.client.resources.environment import read_environment
 from convox_provider.client.workflows.events import (
     EnvironmentConflict,
     EventCallback,
@@ -83,10 +84,6 @@ class EnvironmentChange:
 
 
 def _read(resource: Resource[Any], app: str, release: str | None) -> Flow[Release | None]:
-    from convox_provider.client.resources.environment import (  # noqa: PLC0415 - see _routes
-        read_environment,
-    )
-
     found, _ = yield from read_environment(app, release)
     return found
 
@@ -116,17 +113,16 @@ def _check_overtaken(
     releases created between ``base`` and ours, which ours (forked from ``base``) overwrote.
     ``own`` holds the ids of every release this write created.
     """
-    recent = yield from _routes.send(_routes.releases().list, resource, app, limit=_RECENT)
+    recent = yield from call(release_routes.list(app, limit=_RECENT))
     others = _newer_than(recent, base, own)
     if not others:
         return new.id, None
-    get = _routes.releases().get
     if recent[0].id not in own:
-        newest = yield from _routes.send(get, resource, app, recent[0].id)
+        newest = yield from call(release_routes.get(app, recent[0].id))
         if change.applied_in(newest.environment):
             return newest.id, None  # a later writer built on this change
         return "", newest
-    between = yield from _routes.send(get, resource, app, others[0])
+    between = yield from call(release_routes.get(app, others[0]))
     if between.build == new.build and change.apply(between.environment) == new.environment:
         return new.id, None  # ours already holds everything the other release had
     return "", between
@@ -147,7 +143,6 @@ def change_environment(
     When the release read already has the change, nothing is created and its id is returned.
     With an explicit ``release`` the base is that release and other writers are not merged.
     """
-    create = _routes.releases().create
     base: Release | None = None
     if not change.replace:
         base = yield from _read(resource, app, release)
@@ -157,8 +152,8 @@ def change_environment(
     own: set[str] = set()
     for attempt in range(1, max_attempts + 1):
         env = change.apply({} if base is None else base.environment)
-        new = yield from _routes.send(
-            create, resource, app, env=env, parent_release=None if base is None else base.id
+        new = yield from call(
+            release_routes.create(app, env=env, parent_release=None if base is None else base.id)
         )
         emit(on_event, ReleaseCreated(app, new.id, new.build, new.description))
         own.add(new.id)

@@ -19,9 +19,10 @@ from convox_provider.client.errors import (
     ConvoxSupersededError,
     ConvoxWorkflowError,
 )
-from convox_provider.client.operation import D, Flow, Resource, operation
+from convox_provider.client.operation import D, Flow, Resource, call, operation
+from convox_provider.client.resources import apps as app_routes
+from convox_provider.client.resources import releases as release_routes
 from convox_provider.client.status import AppStatus
-from convox_provider.client.workflows import _routes
 from convox_provider.client.workflows.events import (
     EventCallback,
     PromoteSubmitted,
@@ -95,13 +96,13 @@ def promote_release(
     """
     deadline = yield from Deadline.start(options.timeout)
     if release_id is None:
-        newest = yield from _routes.send(_routes.releases().list, resource, app, limit=1)
+        newest = yield from call(release_routes.list(app, limit=1))
         if not newest:
             raise ConvoxWorkflowError(f"app {app} has no release to promote")
         release_id = newest[0].id
     for attempt in range(1, _SUBMIT_ATTEMPTS + 1):
         if wait_first and not options.force:
-            current = yield from _routes.send(_routes.apps().get, resource, app)
+            current = yield from call(app_routes.get(app))
             if current.app_status is not AppStatus.RUNNING:
                 # Someone else's rollout: wait it out, even through its rollback.
                 yield from app_running(
@@ -115,15 +116,15 @@ def promote_release(
                     on_event=options.on_event,
                 )
         try:
-            yield from _routes.send(
-                _routes.promote_request(),
-                resource,
-                app,
-                release_id,
-                force=options.force,
-                timeout=options.rollout_timeout,
-                min_count=options.min_count,
-                max_count=options.max_count,
+            yield from call(
+                release_routes.submit_promote(
+                    app,
+                    release_id,
+                    force=options.force,
+                    timeout=options.rollout_timeout,
+                    min_count=options.min_count,
+                    max_count=options.max_count,
+                )
             )
         except ConvoxForbiddenError as exc:
             # 403 "app is currently updating": a rollout started since the check; the rack
@@ -156,9 +157,9 @@ ROLLBACK_SEARCH = 100
 def release_before_active(resource: Resource[Any], app: str) -> Flow[str]:
     """Flow: the release listed just before the app's active one (newest first, §5.10): what a
     rollback goes back to when it is not told."""
-    current = yield from _routes.send(_routes.apps().get, resource, app)
+    current = yield from call(app_routes.get(app))
     active = current.release
-    newest = yield from _routes.send(_routes.releases().list, resource, app, limit=ROLLBACK_SEARCH)
+    newest = yield from call(release_routes.list(app, limit=ROLLBACK_SEARCH))
     listed = [release.id for release in newest]
     if active not in listed:
         raise ConvoxWorkflowError(
@@ -176,7 +177,7 @@ def release_before_active(resource: Resource[Any], app: str) -> Flow[str]:
 def _refuse_over_newer(resource: Resource[Any], app: str, undoing: str) -> Flow[None]:
     """Flow: raise :class:`ConvoxSupersededError` when the app runs a release newer than
     ``undoing``, the release a rollback was asked to undo (someone deployed since)."""
-    current = yield from _routes.send(_routes.apps().get, resource, app)
+    current = yield from call(app_routes.get(app))
     active = current.release
     if active and (yield from is_newer_release(resource, app, active, than=undoing)):
         raise ConvoxSupersededError(
@@ -203,15 +204,13 @@ def _rollback(
     if to_release is None:
         to_release = yield from release_before_active(resource, app)
     emit(options.on_event, RollbackTargetChosen(app, to_release))
-    old = yield from _routes.send(_routes.releases().get, resource, app, to_release)
+    old = yield from call(release_routes.get(app, to_release))
     if not old.build:
         raise ConvoxWorkflowError(
             f"release {to_release} of app {app} has no build; there is nothing to roll back to"
         )
     # The env is copied as the raw string, byte for byte; never the old id promoted (§8 item 2).
-    new = yield from _routes.send(
-        _routes.releases().create, resource, app, build=old.build, env=old.env
-    )
+    new = yield from call(release_routes.create(app, build=old.build, env=old.env))
     emit(options.on_event, ReleaseCreated(app, new.id, new.build, new.description))
     return (yield from promote_release(resource, app, new.id, options, wait_first=wait_first))
 

@@ -22,9 +22,10 @@ from convox_provider.client.errors import (
     ConvoxWorkflowError,
 )
 from convox_provider.client.models import Process
-from convox_provider.client.operation import D, Flow, Resource, operation
+from convox_provider.client.operation import D, Flow, Resource, call, operation
+from convox_provider.client.resources import processes as process_routes
+from convox_provider.client.resources import streams as stream_routes
 from convox_provider.client.status import ProcessStatus
-from convox_provider.client.workflows import _routes
 from convox_provider.client.workflows.events import (
     EventCallback,
     ProcessCleanupFailed,
@@ -79,14 +80,13 @@ def _wait_running(
     poller = Poller(
         f"process {pid} of app {app} to run", deadline, poll_interval, max_errors, on_event
     )
-    get_process = _routes.processes().get
     status: str | None = None
     streak = 0
     yield from poller.pause()
     while True:
         yield from poller.check()
         try:
-            pod = yield from poller.fetch(lambda: _routes.send(get_process, resource, app, pid))
+            pod = yield from poller.fetch(lambda: call(process_routes.get(app, pid)))
         except ConvoxNotFoundError:
             raise ConvoxWorkflowError(
                 f"process {pid} of app {app} disappeared before the command could start"
@@ -119,10 +119,9 @@ def _delete(
     A transient failure is tried once more (a repeated DELETE at worst finds the pod gone). A pod
     left behind ends by itself when its ``sleep`` runs out.
     """
-    delete = _routes.processes().delete
     for attempt in (1, 2):
         try:
-            yield from _routes.send(delete, resource, app, pid)
+            yield from call(process_routes.delete(app, pid))
         except ConvoxNotFoundError:
             break  # already gone
         except ConvoxError as exc:
@@ -163,9 +162,7 @@ def _run(
             on_event=on_event,
         )
         return (
-            yield from _routes.send(
-                _routes.process_streams().exec,
-                resource,
+            yield from stream_routes.process_exec(
                 app,
                 pod.id,
                 command,
@@ -231,8 +228,7 @@ class ProcessWorkflows(Resource[D]):
         )
         if environment is not None:
             validate_env(environment)
-        start_call = _routes.processes().run_detached.describe(
-            self,
+        start_call = process_routes.run_detached(
             app,
             service,
             command=f"sleep {timeout}",
@@ -249,7 +245,7 @@ class ProcessWorkflows(Resource[D]):
         )
 
         def start() -> Flow[Process]:
-            return _routes.perform(start_call)
+            return call(start_call)
 
         return _run(
             self,

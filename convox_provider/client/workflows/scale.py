@@ -6,8 +6,8 @@ from typing import Any
 
 from convox_provider.client.errors import ConvoxInputError
 from convox_provider.client.models import App
-from convox_provider.client.operation import Call, D, Flow, Resource, operation
-from convox_provider.client.workflows import _routes
+from convox_provider.client.operation import Call, D, Flow, Resource, call, operation
+from convox_provider.client.resources import services as service_routes
 from convox_provider.client.workflows.events import EventCallback
 from convox_provider.client.workflows.waits import (
     DEFAULT_MAX_ERRORS,
@@ -38,7 +38,7 @@ def _scale(
     **waiting: Any,
 ) -> Flow[App | None]:
     deadline = yield from Deadline.start(timeout)
-    yield from _routes.perform(update)
+    yield from call(update)
     if not wait:
         return None
     return (yield from app_running(resource, app, deadline, **waiting))
@@ -86,8 +86,7 @@ class ServiceWorkflows(Resource[D]):
         if min is not None and max is not None and min > max:
             raise ConvoxInputError(f"invalid range: min {min} is above max {max}")
         check_wait_options(timeout=timeout, poll_interval=poll_interval, max_errors=max_errors)
-        update = _routes.services().update.describe(
-            self,
+        update = service_routes.update(
             app,
             service,
             count=count,
@@ -98,7 +97,6 @@ class ServiceWorkflows(Resource[D]):
             min=min,
             max=max,
         )
-        assert isinstance(update, Call)
         return _scale(
             self,
             app,

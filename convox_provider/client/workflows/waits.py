@@ -28,9 +28,11 @@ from convox_provider.client.errors import (
     ConvoxWorkflowError,
 )
 from convox_provider.client.models import App, Process
-from convox_provider.client.operation import D, Flow, Resource, now, operation, sleep
+from convox_provider.client.operation import D, Flow, Resource, call, now, operation, sleep
+from convox_provider.client.resources import apps as app_routes
+from convox_provider.client.resources import processes as process_routes
+from convox_provider.client.resources import releases as release_routes
 from convox_provider.client.status import AppStatus
-from convox_provider.client.workflows import _routes
 from convox_provider.client.workflows.events import (
     AppStatusChanged,
     EventCallback,
@@ -167,7 +169,7 @@ class _PodWatch:
     def poll(self) -> Flow[None]:
         """Flow: list the pods and report changes; errors are ignored (the app status decides)."""
         try:
-            found = yield from _routes.send(_routes.processes().list, self.resource, self.app)
+            found = yield from call(process_routes.list(self.app))
         except ConvoxError:
             return
         self.update(found)
@@ -212,11 +214,10 @@ def is_newer_release(resource: Resource[Any], app: str, release_id: str, than: s
     Releases are ordered by ``created`` (convox-api.md §5.3, §5.10: lists are newest first);
     a release without a creation time is taken as the older one.
     """
-    get_release = _routes.releases().get
     if release_id == than:
         return False
-    one = yield from _routes.send(get_release, resource, app, release_id)
-    other = yield from _routes.send(get_release, resource, app, than)
+    one = yield from call(release_routes.get(app, release_id))
+    other = yield from call(release_routes.get(app, than))
     if one.created is None:
         return False
     return other.created is None or one.created > other.created
@@ -283,13 +284,12 @@ def app_running(
     """
     poller = Poller(f"app {app} to be running", deadline, poll_interval, max_errors, on_event)
     pods = _PodWatch(resource, app, on_event) if watch_processes else None
-    get_app = _routes.apps().get
     yield from poller.pause(initial_delay)
     streak = 0
     last: App | None = None
     while True:
         yield from poller.check()
-        found = yield from poller.fetch(lambda: _routes.send(get_app, resource, app))
+        found = yield from poller.fetch(lambda: call(app_routes.get(app)))
         if pods is not None:
             yield from pods.poll()
         if found is not None:
