@@ -95,7 +95,8 @@ class TestBuildFromDirectory:
             "description": "first",
         }
         assert [spec.path for spec in rack.streams] == [LOGS, LOGS]
-        assert rack.sleeps == [1.0]
+        # the interval counts from the poll's start: the fake's build and pod GETs took 0.02 s
+        assert rack.sleeps == pytest.approx([0.98])
         uploaded = rack.events_of(SourceUploaded)
         assert uploaded[0].size == len(upload.body or b"")
         assert rack.events_of(BuildCreated) == [BuildCreated("myapp", "B1", "build-abc")]
@@ -185,7 +186,9 @@ class TestWaitForBuild:
         rack.on("GET", f"{APP}/builds/B1", RUNNING, RUNNING, COMPLETE)
         rack.on("GET", f"{APP}/processes/build-abc", Process(status="running"))
         assert builds(rack).wait_for_build("myapp", "B1").release == "R1"
-        assert rack.sleeps == [1.0, 1.0]
+        # polls start a second apart: each sleep is the second minus the poll's requests
+        # (0.01 s each in the fake: build and pod, then the build alone)
+        assert rack.sleeps == pytest.approx([0.98, 0.99])
         assert rack.streams == []
 
     def test_failed_reads_the_stored_log_for_the_tail(self, rack: FakeRack) -> None:
@@ -226,9 +229,10 @@ class TestWaitForBuild:
         rack.on("GET", f"{APP}/builds/B1", RUNNING)
         rack.on("GET", f"{APP}/processes/build-abc", pod)
         rack.on_stream(LOGS, StreamScript([]))
+        started = rack.clock
         with pytest.raises(ConvoxBuildFailedError, match="build pod build-abc") as info:
             builds(rack).wait_for_build("myapp", "B1", lost_pod_grace=20)
-        assert 20 <= sum(rack.sleeps) <= 30
+        assert 20 <= rack.clock - started <= 30
         assert "§4.3" in str(info.value)
 
     def test_an_open_silent_log_stream_does_not_hide_a_lost_pod(self, rack: FakeRack) -> None:

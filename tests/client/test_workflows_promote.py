@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime, timedelta, timezone
+from itertools import pairwise
 from typing import Any
 
 import pytest
@@ -70,8 +71,9 @@ class TestPromote:
         assert rack.keys.count(PROMOTE_R2) == 1
         assert rack.requests("POST")[0].form == {"force": "false"}
         assert rack.keys.count(("GET", APP)) == 4  # pre-check, updating, running, running
-        # first check after the initial delay, then every poll interval
-        assert rack.sleeps[:3] == [5.0, 5.0, 5.0]
+        # first check after the initial delay, then one every poll interval (from the start of
+        # the previous check, whose GETs of the app and its pods took 0.02 s in the fake)
+        assert rack.sleeps[:3] == pytest.approx([5.0, 4.98, 4.98])
         assert rack.events_of(PromoteSubmitted) == [PromoteSubmitted("myapp", "R2", False)]
 
     def test_updating_app_is_waited_for_before_the_promote(self, rack: FakeRack) -> None:
@@ -273,10 +275,32 @@ class TestWaitForAppRunning:
     def test_first_check_after_the_initial_delay(self, rack: FakeRack) -> None:
         rack.on("GET", APP, app("running"))
         assert self.wait(rack, initial_delay=7.0, poll_interval=2.0).status == "running"
-        assert rack.sleeps == [7.0, 2.0]
+        assert rack.sleeps == pytest.approx([7.0, 1.99])  # the first GET took 0.01 s
         assert rack.events_of(AppStatusChanged) == [
             AppStatusChanged("myapp", "running", None, "R2")
         ]
+
+    def test_polls_start_an_interval_apart_and_a_slow_one_never_causes_a_burst(
+        self, rack: FakeRack
+    ) -> None:
+        started: list[float] = []
+
+        def reading(status: str, takes: float) -> object:
+            def answer(sent: object) -> App:
+                started.append(rack.clock - 0.01)  # the fake already added a request's 0.01 s
+                rack.clock += takes
+                return app(status)
+
+            return answer
+
+        rack.on("GET", APP, reading("updating", 0.5), reading("updating", 3.0))
+        rack.on("GET", APP, reading("running", 0.0), reading("running", 0.0))
+        self.wait(rack, initial_delay=0.0, poll_interval=2.0)
+        # 2 s from each poll's start: 1.49 s after the 0.51 s poll, none after the 3.01 s one
+        # (never a negative sleep), and no catch-up: the next poll then waits a full interval
+        assert rack.sleeps == pytest.approx([1.49, 1.99])
+        gaps = [later - earlier for earlier, later in pairwise(started)]
+        assert gaps == pytest.approx([2.0, 3.01, 2.0])
 
     def test_running_must_be_read_twice_in_a_row(self, rack: FakeRack) -> None:
         rack.on("GET", APP, app("running"), app("updating"), app("running"), app("running"))

@@ -90,7 +90,8 @@ class TestRun:
         }
         assert exec_spec.exit_code
         assert rack.keys.count(("GET", POD)) == 3  # pending, running, running
-        assert rack.sleeps == [1.0, 1.0, 1.0]
+        # one check a second, from each check's start (its GET took 0.01 s in the fake)
+        assert rack.sleeps == pytest.approx([1.0, 0.99, 0.99])
         assert deleted(rack)
         assert rack.events_of(ProcessStarted) == [ProcessStarted("myapp", "run-1", "web")]
         assert rack.events_of(ProcessDeleted) == [ProcessDeleted("myapp", "run-1")]

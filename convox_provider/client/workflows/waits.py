@@ -118,6 +118,8 @@ class Poller:
     on_event: EventCallback | None = None
     failures: int = 0
     state: str = field(default="not yet seen")
+    #: When the current poll started (:meth:`check`), on the flow's clock; ``None`` before.
+    started: float | None = None
 
     def fetch(self, op: Callable[[], Flow[T]]) -> Flow[T | None]:
         """Flow: run ``op``; ``None`` when it failed transiently and the wait may go on.
@@ -141,18 +143,27 @@ class Poller:
         return result
 
     def check(self) -> Flow[None]:
-        """Flow: raise :class:`ConvoxWaitTimeoutError` once the deadline has passed."""
-        left = yield from self.deadline.remaining()
-        if left <= 0:
+        """Flow: raise :class:`ConvoxWaitTimeoutError` once the deadline has passed; else a
+        poll starts now (the default :meth:`pause` counts from here)."""
+        self.started = yield from now()
+        if self.started >= self.deadline.at:
             raise ConvoxWaitTimeoutError(
                 f"gave up waiting for {self.waiting_for} after {self.deadline.timeout:g}s"
                 f" (last seen: {self.state})"
             )
 
     def pause(self, seconds: float | None = None) -> Flow[None]:
-        """Flow: sleep ``seconds`` (default: the interval), never past the deadline."""
-        left = yield from self.deadline.remaining()
-        wanted = self.interval if seconds is None else seconds
+        """Flow: sleep ``seconds``, never past the deadline; by default until ``interval`` after
+        the last poll started, so polls start ``interval`` apart however long each took (a
+        slower poll is followed at once, never sooner and with no catch-up)."""
+        current = yield from now()
+        left = max(0.0, self.deadline.at - current)
+        if seconds is not None:
+            wanted = seconds
+        elif self.started is None:
+            wanted = self.interval
+        else:
+            wanted = self.interval - (current - self.started)
         if wanted > 0 and left > 0:
             yield from sleep(min(wanted, left))
 
