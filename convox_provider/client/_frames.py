@@ -1,4 +1,4 @@
-"""The rack's WebSocket stream format, without sockets (convox-api.md §6.3-§6.6).
+"""The rack's WebSocket stream format, without sockets (docs/rack-api.md §6.3-§6.6).
 
 :class:`StreamDecoder` turns the frames of a log, build-log or exec stream into output bytes, an
 exit code, or an error; :class:`LineDecoder` turns output bytes into text lines. Both are fed by
@@ -24,7 +24,7 @@ _ERROR = b"ERROR: "
 class StreamDecoder:
     """Decode one stream's frames; ``feed`` returns the output each frame releases.
 
-    Rules (convox-api.md §6.3, §6.5): text frames carry raw bytes, never decoded or validated;
+    Rules (docs/rack-api.md §6.3, §6.5): text frames carry raw bytes, never decoded or validated;
     a binary frame (the rack sends an empty one) ends the stream; a text message starting with
     ``ERROR: `` is the server's error only when it is the last text message before that end
     frame, so such a message is held back until the next frame decides. With ``exit_code``

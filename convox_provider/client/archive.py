@@ -1,4 +1,4 @@
-"""Build sources: a directory as a streamed ``.tgz``, and its upload (convox-api.md §7.1, §4.2).
+"""Build sources: a directory as a streamed ``.tgz``, and its upload (docs/rack-api.md §7.1, §4.2).
 
 :class:`SourceArchive` packages a directory the way ``convox build`` does (§7.1 step 3): ``.`` is
 the root, ``.dockerignore`` is honoured and nothing else is excluded, symlinks are stored as
@@ -294,7 +294,7 @@ def upload(
     """Flow: :func:`upload_call`, after opening the console session if one is needed.
 
     The session is opened first with a small GET because a challenge answered on the upload
-    itself would mean streaming the whole archive twice (convox-api.md §1.5).
+    itself would mean streaming the whole archive twice (docs/rack-api.md §1.5).
     """
     upload_request = upload_call(resource, app, chunks, key=key, timeout=timeout)
     yield from console_session(resource._driver, upload_request.path)

@@ -1,4 +1,4 @@
-"""Raw request bodies (convox-api.md §2.4): the file chunker, and what each driver accepts.
+"""Raw request bodies (docs/rack-api.md §2.4): the file chunker, and what each driver accepts.
 
 A route leaves a raw body as the caller gave it, except that bytes-like data becomes ``bytes``
 and a file (a path or a binary file object) becomes :class:`FileChunks`; chunks produced by

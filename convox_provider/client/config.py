@@ -1,4 +1,4 @@
-"""Where the rack is and how to authenticate to it (convox-api.md §1).
+"""Where the rack is and how to authenticate to it (docs/rack-api.md §1).
 
 Two kinds of connection share every path:
 
@@ -7,7 +7,7 @@ Two kinds of connection share every path:
 * **console** — ``https://console.convox.com`` (or a self-hosted console) with a deploy key or CLI
   token, plus ``Rack: <org>/<rack>`` on every request and a ``convox.go/`` User-Agent, since the
   console serves its browser UI on the same host and answers HTML to anything that does not look
-  like the CLI (convox-api.md §1.4).
+  like the CLI (docs/rack-api.md §1.4).
 """
 
 from __future__ import annotations
@@ -34,7 +34,7 @@ from convox_provider.client.retry import RetryConfig
 __all__ = ["DEFAULT_CONSOLE_HOST", "ClientConfig"]
 
 DEFAULT_CONSOLE_HOST = "console.convox.com"
-#: What released Go CLIs send (convox-api.md §1.4); consoles key on the ``convox.go/`` prefix.
+#: What released Go CLIs send (docs/rack-api.md §1.4); consoles key on the ``convox.go/`` prefix.
 CONSOLE_USER_AGENT = "convox.go/dev"
 DIRECT_USER_AGENT = f"airflow-provider-convox/{__version__}"
 
@@ -45,7 +45,7 @@ class ClientConfig:
 
     ``base_url`` never contains credentials; ``api_key`` and ``session`` are kept out of
     ``repr()``. ``verify`` is ``True`` (certifi's CAs), ``False`` (no verification: the rack's
-    in-cluster certificate is self-signed, convox-api.md §1.1), a CA bundle file or directory
+    in-cluster certificate is self-signed, docs/rack-api.md §1.1), a CA bundle file or directory
     path, or an ``ssl.SSLContext``. ``timeout`` (seconds) applies to connect, read, write and
     pool waits; calls that need longer (uploads, imports) pass their own, but connecting never
     waits longer than ``timeout``. Environment proxies and ``SSL_CERT_FILE`` are not used (like

@@ -1,4 +1,4 @@
-""".dockerignore rules, as Docker applies them to a build context (convox-api.md §7.1 step 3).
+""".dockerignore rules, as Docker applies them to a build context (docs/rack-api.md §7.1 step 3).
 
 Semantics of Docker's reader and of moby's ``patternmatcher``, written from their documented
 behaviour (docs.docker.com, "Build context", ".dockerignore files"):

@@ -75,9 +75,9 @@ class Call(Generic[T]):
 
     ``path`` is already escaped (see :func:`~convox_provider.client.encoding.segment`).
     ``form`` becomes an ``application/x-www-form-urlencoded`` body, ``content`` a raw
-    ``application/octet-stream`` body (convox-api.md §2.4); never both. ``retry_safe`` says
+    ``application/octet-stream`` body (docs/rack-api.md §2.4); never both. ``retry_safe`` says
     whether the request may be sent again after a failure that might have reached the rack:
-    by default only ``GET`` is (convox-api.md §8 item 8). ``sink``, when set, receives the
+    by default only ``GET`` is (docs/rack-api.md §8 item 8). ``sink``, when set, receives the
     response body chunk by chunk instead of it being held in memory (object fetch, build
     export); ``parse`` then sees a response whose body was consumed.
     """
@@ -115,7 +115,7 @@ class Now:
 
 @dataclass(frozen=True)
 class StreamSpec:
-    """One WebSocket stream of the rack (logs, build logs, exec; convox-api.md §6).
+    """One WebSocket stream of the rack (logs, build logs, exec; docs/rack-api.md §6).
 
     ``path`` is already escaped; ``headers`` are the route's option headers (the rack reads no
     query string on these routes). ``exit_code`` asks for the exec exit-code marker to be parsed
@@ -222,7 +222,7 @@ def parse_list(model: type[M]) -> Callable[[httpx.Response], list[M]]:
 
 
 def parse_ok(response: httpx.Response) -> None:
-    """Accept the rack's ``ok\\n`` action answer (convox-api.md §3.1); the body is not JSON."""
+    """Accept the rack's ``ok\\n`` action answer (docs/rack-api.md §3.1); the body is not JSON."""
 
 
 def parse_json(response: httpx.Response) -> Any:

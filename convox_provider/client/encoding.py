@@ -1,6 +1,6 @@
 """Request encoding exactly as the rack parses it, and the rack's environment format.
 
-Rules (convox-api.md):
+Rules (docs/rack-api.md):
 
 * §2.2 values: booleans ``true``/``false`` (anything but ``true`` is false on the server); ints in
   base 10; durations in Go syntax (``1m30s``; a bare number other than ``0`` is a 500); times as
@@ -340,7 +340,7 @@ def encode_build_args(args: Mapping[str, str] | Iterable[str]) -> str:
             raise ConvoxInputError(
                 f"invalid build arg {key!r}: its value contains a comma, whitespace, a quote, a"
                 " backslash or a control character, which the builder's shell-style command line"
-                " cannot carry (convox-api.md §4.3)"
+                " cannot carry (docs/rack-api.md §4.3)"
             )
     return ",".join(f"{key}={value}" for key, value in pairs)
 

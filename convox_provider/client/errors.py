@@ -17,7 +17,7 @@ checks, stream errors)::
     └── ConvoxAPIError                       the rack answered with an error status
         ├── ConvoxAuthError                  401
         ├── ConvoxForbiddenError             403 (``app is currently updating``, role missing)
-        ├── ConvoxNotFoundError              404, and 500 "… not found" (convox-api.md §3.3)
+        ├── ConvoxNotFoundError              404, and 500 "… not found" (docs/rack-api.md §3.3)
         ├── ConvoxValidationError            400 and 422
         ├── ConvoxConflictError              409 (app exists, app locked, budget cap)
         ├── ConvoxServerError                other 5xx
@@ -161,7 +161,7 @@ def _rebuild(cls: type[Exception], args: tuple[object, ...], kwargs: dict[str, A
 
 
 class ConvoxStreamError(ConvoxError):
-    """The rack ended a WebSocket stream with an ``ERROR:`` frame (convox-api.md §6.5)."""
+    """The rack ended a WebSocket stream with an ``ERROR:`` frame (docs/rack-api.md §6.5)."""
 
 
 class ConvoxAPIError(ConvoxError):
@@ -202,7 +202,7 @@ class ConvoxAPIError(ConvoxError):
 
 
 class ConvoxAuthError(ConvoxAPIError):
-    """401: the key is wrong, expired, or lacks the role (convox-api.md §1.2-§1.3)."""
+    """401: the key is wrong, expired, or lacks the role (docs/rack-api.md §1.2-§1.3)."""
 
 
 class ConvoxForbiddenError(ConvoxAPIError):
@@ -211,7 +211,7 @@ class ConvoxForbiddenError(ConvoxAPIError):
 
 class ConvoxNotFoundError(ConvoxAPIError):
     """404, or a 500 whose message says ``not found`` (how the rack reports missing builds,
-    releases and processes, convox-api.md §3.3)."""
+    releases and processes, docs/rack-api.md §3.3)."""
 
 
 class ConvoxValidationError(ConvoxAPIError):
@@ -260,7 +260,7 @@ _BY_STATUS: dict[int, type[ConvoxAPIError]] = {
 
 def is_not_found_500(status_code: int, message: str) -> bool:
     """Whether an error answer is a 500 whose message contains ``not found``: how the rack
-    reports missing releases, builds and processes (convox-api.md §3.3). Such a 500 is a
+    reports missing releases, builds and processes (docs/rack-api.md §3.3). Such a 500 is a
     :class:`ConvoxNotFoundError`, is never retried, and is no sign that a write may have acted.
     The one place this rule lives (errors, retries, and the transport's hints use it)."""
     return status_code == 500 and "not found" in message.lower()
@@ -278,7 +278,7 @@ def error_for_status(
     """Build the typed error for an error response.
 
     A 500 whose message contains ``not found`` becomes :class:`ConvoxNotFoundError`: the rack
-    reports missing releases, builds and processes that way (convox-api.md §3.3).
+    reports missing releases, builds and processes that way (docs/rack-api.md §3.3).
     """
     if is_not_found_500(status_code, message):
         cls: type[ConvoxAPIError] = ConvoxNotFoundError

@@ -31,7 +31,7 @@ class Apps(AppWorkflows[D], AppRoutes[D]):
     :class:`~.workflows.waits.AppWorkflows`.
 
     Not offered: ``metrics`` (501 ``unimplemented`` on the generic Kubernetes provider,
-    convox-api.md §8 item 10) and the console-only budget/cost routes.
+    docs/rack-api.md §8 item 10) and the console-only budget/cost routes.
     """
 
 

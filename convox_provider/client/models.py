@@ -1,4 +1,4 @@
-"""Pydantic models of the rack's JSON objects (convox-api.md §5), including what the SDK drops.
+"""Pydantic models of the rack's JSON objects (docs/rack-api.md §5), including what the SDK drops.
 
 Rules:
 

@@ -3,7 +3,7 @@
 One :class:`RetryPolicy` serves the sync and the async driver: it builds the keyword arguments
 of ``tenacity.Retrying`` and ``tenacity.AsyncRetrying`` alike.
 
-The rule (convox-api.md §8 item 8): a request that may already have reached the rack is retried
+The rule (docs/rack-api.md §8 item 8): a request that may already have reached the rack is retried
 only when it is idempotent (``GET`` by default). A non-idempotent request (build create, release
 create, promote, run, upload) is retried only when it provably never left this machine: the TCP
 connection could not be opened, or no pooled connection became free. Nothing is done twice.
@@ -40,7 +40,7 @@ class RetryConfig:
     A ``Retry-After`` header (seconds or HTTP date) is honoured exactly; when it asks for more
     than ``backoff_max`` the error is raised at once instead of blocking for that long.
     ``retry_on_500`` adds 500 to ``retryable_status_codes``, except 500 "… not found", which is
-    the rack's way of saying a build, release or process does not exist (convox-api.md §3.3).
+    the rack's way of saying a build, release or process does not exist (docs/rack-api.md §3.3).
     """
 
     max_retries: int = 3

@@ -2,7 +2,7 @@
 
 Models keep the rack's raw ``status`` string; these enums interpret it. ``parse`` never raises:
 a value the rack may add in a later version maps to the ``UNKNOWN`` member, and the raw string
-stays available on the model. Values and meanings: convox-api.md §5.1 (app), §5.2 (build),
+stays available on the model. Values and meanings: docs/rack-api.md §5.1 (app), §5.2 (build),
 §5.5 (process).
 """
 
@@ -33,7 +33,7 @@ class _Status(str, Enum):
 
 
 class AppStatus(_Status):
-    """``App.status`` (convox-api.md §5.1).
+    """``App.status`` (docs/rack-api.md §5.1).
 
     ``RUNNING`` means idle, **not** that the last deploy succeeded: after a rolled-back rollout
     the app is ``running`` again with ``release`` pointing back at the previous release. Confirm
@@ -52,13 +52,13 @@ class AppStatus(_Status):
         """A rollout is in flight (``updating`` or ``rollback``).
 
         Wait for ``RUNNING`` before promoting: in any other status the rack answers a promote
-        without ``force`` with 403 ``app is currently updating`` (convox-api.md §4.4).
+        without ``force`` with 403 ``app is currently updating`` (docs/rack-api.md §4.4).
         """
         return self is AppStatus.UPDATING or self is AppStatus.ROLLBACK
 
 
 class BuildStatus(_Status):
-    """``Build.status`` (convox-api.md §5.2).
+    """``Build.status`` (docs/rack-api.md §5.2).
 
     ``UNKNOWN`` is not a value the rack sends; ``parse`` returns it for anything unrecognised.
     """
@@ -78,8 +78,9 @@ class BuildStatus(_Status):
     def is_terminal(self) -> bool:
         """Waiting is over: ``complete``, ``failed``, or an unrecognised status.
 
-        Like the CLI (convox-api.md §7.1 step 7), an unrecognised status ends the wait; it is not a
-        success. A build whose pod died stays ``running`` forever (§4.3): watch its process too.
+        Like the CLI (docs/rack-api.md §7.1 step 7), an unrecognised status ends the wait; it is
+        not a success. A build whose pod died stays ``running`` forever (§4.3): watch its
+        process too.
         """
         return not self.is_active
 
@@ -90,7 +91,7 @@ class BuildStatus(_Status):
 
 
 class ProcessStatus(_Status):
-    """``Process.status`` (convox-api.md §5.5).
+    """``Process.status`` (docs/rack-api.md §5.5).
 
     Finished pods (``complete``/``failed``) are deleted by the rack about 5 s later, after which a
     GET answers 500 ``pods "…" not found``. ``UNKNOWN`` is also a value the rack itself reports

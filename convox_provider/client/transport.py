@@ -2,7 +2,7 @@
 
 Everything that is not I/O lives once in :class:`_Exchange`: building the HTTP request from a
 :class:`~convox_provider.client.operation.Call`, the console session challenge
-(convox-api.md §1.5), error mapping (§3), and the decision to retry (:mod:`.retry`). The two
+(docs/rack-api.md §1.5), error mapping (§3), and the decision to retry (:mod:`.retry`). The two
 drivers only move bytes and sleep; each runs flows (generators of effects) the same way.
 """
 
@@ -202,7 +202,7 @@ class _Exchange:
         """Map an error status to a typed error, refuse HTML and redirects, then parse.
 
         The rack never answers its API with HTML, except as the sniffed type of a raw download
-        (an ``.html`` object, convox-api.md §3.1), so HTML anywhere else means the host is a web
+        (an ``.html`` object, docs/rack-api.md §3.1), so HTML anywhere else means the host is a web
         page or a console that did not take the request for a CLI call (§1.4). A parser's
         ``ValueError`` becomes :class:`ConvoxResponseError`, described without the body's values.
         """
@@ -302,7 +302,7 @@ def session_challenge(response: httpx.Response) -> tuple[str, bool] | None:
 
 
 def error_message(response: httpx.Response) -> str:
-    """The rack's message: ``{"error": …}`` JSON, else the trimmed text (convox-api.md §3.2)."""
+    """The rack's message: ``{"error": …}`` JSON, else the trimmed text (docs/rack-api.md §3.2)."""
     content = response.content
     if content[:1] == b"{":
         try:
@@ -318,7 +318,7 @@ def error_message(response: httpx.Response) -> str:
 
 
 def _auth_hint(config: ClientConfig, message: str) -> str:
-    """What to check after a 401 (convox-api.md §1.2-§1.3): the key, or the role it carries."""
+    """What to check after a 401 (docs/rack-api.md §1.2-§1.3): the key, or the role it carries."""
     if "unauthorized to access" in message:
         return (
             "the credential is valid, but its role may not make this call: use a key or rack "

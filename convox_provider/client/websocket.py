@@ -1,4 +1,4 @@
-"""WebSocket streams of the rack: logs, build logs, exec (convox-api.md §6).
+"""WebSocket streams of the rack: logs, build logs, exec (docs/rack-api.md §6).
 
 The handshake and the framing run on ``websockets``' sans-I/O :class:`ClientProtocol`, driven by
 a blocking socket for :class:`~convox_provider.client.transport.SyncDriver` and by an asyncio
@@ -125,7 +125,7 @@ def console_session(driver: StreamDriver, path: str) -> Flow[None]:
 
     A WebSocket upgrade cannot answer the console's session challenge, so like the Go client
     this first GETs ``/machines`` (paths under ``/app``) or ``/racks`` through the HTTP driver,
-    which answers the challenge (convox-api.md §1.5). Its error statuses are ignored except 401:
+    which answers the challenge (docs/rack-api.md §1.5). Its error statuses are ignored except 401:
     a key the console refuses would fail the stream too, with a vaguer message.
     """
     if not driver.config.console or driver.session_id is not None:

@@ -237,9 +237,10 @@ class ConvoxHook(BaseHook):
     def test_connection(self) -> tuple[bool, str]:
         """Check the connection with one authenticated ``GET /system``; never raises.
 
-        ``GET /system`` is what ``convox rack`` calls, which deploy keys are allowed (convox-api.md
-        §1.2). The check does not retry and gives up after ``TEST_CONNECTION_TIMEOUT`` seconds, so
-        the Airflow UI answers quickly. The message never contains the key.
+        ``GET /system`` is what ``convox rack`` calls, which deploy keys are allowed
+        (docs/rack-api.md §1.2). The check does not retry and gives up after
+        ``TEST_CONNECTION_TIMEOUT`` seconds, so the Airflow UI answers quickly. The message never
+        contains the key.
         """
         secret: str | None = None
         try:

@@ -87,10 +87,10 @@ __all__ = [
 ]
 
 BUILD_TIMEOUT = 60 * 60.0
-"""The CLI's limit for a build wait, in seconds (convox-api.md §7.9)."""
+"""The CLI's limit for a build wait, in seconds (docs/rack-api.md §7.9)."""
 
 ROLLOUT_TIMEOUT = 35 * 60.0
-"""The CLI's limit for a rollout wait, in seconds (convox-api.md §7.9)."""
+"""The CLI's limit for a rollout wait, in seconds (docs/rack-api.md §7.9)."""
 
 MAX_ERRORS = 5
 """Consecutive failed polls that end a wait, in the worker as in the triggerer."""
@@ -368,7 +368,7 @@ class ConvoxBaseOperator(ConvoxTask):
 
         The deadline is fixed before the submit: ``timeout`` covers the wait for another rollout
         to end (promote without force) as well as this one. The first status poll comes one
-        ``poll_interval`` after the promote, since the app's status lags it (convox-api.md §5.1).
+        ``poll_interval`` after the promote, since the app's status lags it (docs/rack-api.md §5.1).
         """
         from convox_provider.triggers.releases import ConvoxReleaseTrigger  # noqa: PLC0415
 

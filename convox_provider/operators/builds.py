@@ -44,7 +44,7 @@ class ConvoxBuildOperator(ConvoxBaseOperator):
 
     Exactly one source: ``source_dir`` is packed as ``convox build`` does (``.dockerignore``
     honoured, streamed) and uploaded through the objects API; ``object_url`` is an ``object://``
-    URL already uploaded (build pods cannot fetch ``https://``, convox-api.md §4.3);
+    URL already uploaded (build pods cannot fetch ``https://``, docs/rack-api.md §4.3);
     ``import_archive`` is the path of a ``convox builds export`` archive, imported synchronously
     (nothing to wait for or defer). The build's output goes to the task log (to the triggerer's
     log when deferred), unless ``follow_logs=False``.

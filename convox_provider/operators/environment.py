@@ -144,7 +144,7 @@ class ConvoxEnvSetOperator(EnvironmentOperator):
 
     The change starts from the newest release (or ``release_id``); the new release pins
     ``parent-release`` to it, and a concurrent writer's release is merged instead of
-    overwritten (``client.environment.set``, convox-api.md §7.3). Keys and values are
+    overwritten (``client.environment.set``, docs/rack-api.md §7.3). Keys and values are
     validated before any request: an invalid one fails the task with a message naming the key,
     never the value. When the newest release already has the change, no release is created and
     that release is used; so a retried task never creates a second release. With ``promote``,

@@ -1,7 +1,7 @@
 """``ConvoxRunProcessOperator``: run a one-off command, as ``convox run`` does.
 
 Runs are not deferrable. The command's output and its exit code come only through the exec
-WebSocket (convox-api.md §6.6), so the stream would have to stay open in the triggerer; a
+WebSocket (docs/rack-api.md §6.6), so the stream would have to stay open in the triggerer; a
 triggerer restart or a trigger moved to another triggerer cancels and re-creates the trigger,
 which would either lose the exit code or run the command a second time. The command therefore
 runs while the task holds its worker slot; a deferrable wait is only offered where the rack can
@@ -28,13 +28,13 @@ RUN_TIMEOUT = 3600
 """The CLI's default limit for a one-off command, in seconds (``convox run --timeout``)."""
 
 START_TIMEOUT = 5 * 60.0
-"""The CLI's limit for the one-off pod to start running, in seconds (convox-api.md §7.9)."""
+"""The CLI's limit for the one-off pod to start running, in seconds (docs/rack-api.md §7.9)."""
 
 
 class ConvoxRunProcessOperator(EnvironmentOperator):
     """Run a one-off command in a new process of a service and fail unless it exits 0.
 
-    As ``convox run`` (convox-api.md §7.6): a pod of ``service`` running ``sleep <timeout>`` is
+    As ``convox run`` (docs/rack-api.md §7.6): a pod of ``service`` running ``sleep <timeout>`` is
     started (on ``release_id``, default the active release), the command is exec'd in it once it
     runs, its output (stdout and stderr merged) goes to the task log line by line as it arrives,
     and the pod is deleted afterwards in every case: success, a non-zero exit, an error, the

@@ -36,7 +36,7 @@ class ConvoxPromoteReleaseOperator(_ReleaseOperator):
 
     Unless ``force``, the promote waits for the app to be ``running`` first (the rack refuses a
     promote during another rollout); then the app must read ``running`` twice in a row on this
-    release (convox-api.md §7.4). A rollout that was rolled back raises ``AirflowFailException``
+    release (docs/rack-api.md §7.4). A rollout that was rolled back raises ``AirflowFailException``
     naming the app, the release promoted and the release the app is back on. A rollout that a
     newer release replaced (someone promoted over it) skips the task (``AirflowSkipException``):
     nothing was rolled back, and what follows in the DAG is not about the app's release.
@@ -79,7 +79,7 @@ class ConvoxPromoteReleaseOperator(_ReleaseOperator):
 class ConvoxRollbackOperator(_ReleaseOperator):
     """Roll back as ``convox releases rollback`` does: a NEW release from an older release's
     build and environment, promoted and waited for (the rack refuses to promote an older
-    release itself, convox-api.md §7.5).
+    release itself, docs/rack-api.md §7.5).
 
     Unlike the CLI, and like :class:`ConvoxPromoteReleaseOperator`, the promote waits for a
     rollout in progress to end first (unless ``force``): a rollback task that runs right after a

@@ -29,7 +29,7 @@ class ConvoxScaleServiceOperator(ConvoxBaseOperator):
     """Change a service's process count, CPU or memory, and wait for the rollout.
 
     ``PUT /apps/{app}/services/{service}`` patches the running deployment: no release is
-    created (convox-api.md §4.5). The app then rolls out and is waited for as after a promote:
+    created (docs/rack-api.md §4.5). The app then rolls out and is waited for as after a promote:
     ``running`` twice in a row, still on the same release; a ``rollback`` raises
     ``AirflowFailException``. Scaling is idempotent, so a retried task simply scales again.
 

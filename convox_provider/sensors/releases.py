@@ -29,7 +29,7 @@ class ConvoxReleaseSensor(ConvoxBaseSensor):
     this release's rollout was seen, was promoted over it: the sensor is skipped
     (``AirflowSkipException``), since nothing was rolled back. In poke mode, an app ``running``
     on another release is "not yet" (the promote may not be registered yet: status and
-    ``release`` lag, convox-api.md §5.1), except:
+    ``release`` lag, docs/rack-api.md §5.1), except:
 
     * once this sensor has seen ``app.release == release_id`` (the rollout of its release
       started), ``running`` on another release is a rollback that finished between two pokes

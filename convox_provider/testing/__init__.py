@@ -1,6 +1,6 @@
 """A local Convox v3 rack for tests and demos: what moto is for AWS, for Convox.
 
-``RackEmulator`` speaks the rack's real HTTP and WebSocket protocol on 127.0.0.1 (convox-api.md
+``RackEmulator`` speaks the rack's real HTTP and WebSocket protocol on 127.0.0.1 (docs/rack-api.md
 is the reference it follows), so the official CLI, this package's client and users' own DAGs run
 against it unchanged. Its pieces, in Convox's words:
 

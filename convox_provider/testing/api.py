@@ -1,6 +1,6 @@
 """The rack's middleware: console gate, authentication, authorization, handler call, errors.
 
-Mirrors *pkg/api/api.go* and *vendor/github.com/convox/stdapi/router.go* (convox-api.md §1-§3):
+Mirrors *pkg/api/api.go* and *vendor/github.com/convox/stdapi/router.go* (docs/rack-api.md §1-§3):
 every routed response carries ``Request-Id``, ``X-Content-Type-Options`` and
 ``X-Frame-Options``; a handler failure becomes its status (500 when untyped) with the message.
 """

@@ -28,7 +28,7 @@ class RackEmulator:
     :param password: the rack API password (Basic password, any username but ``jwt``);
         None accepts every request, like a rack started without a password.
     :param console: run as a Console: every request must carry ``Rack: <this org/rack>``;
-        without it the answer is the console's HTML page (convox-api.md §1.4).
+        without it the answer is the console's HTML page (docs/rack-api.md §1.4).
     :param session: console session challenge: None, ``"challenge"`` (``token="false"``) or
         ``"token"`` (``token="true"``, which headless clients must refuse), §1.5.
     :param timing: durations of builds, rollouts and processes (default: instant).

@@ -1,7 +1,7 @@
 """Go wire formats the rack produces and parses: JSON, times, ids, option values, shell words.
 
 Each function reproduces one behaviour of the Go server (stdapi, strconv, time, go-shellquote),
-so the emulator answers byte for byte the way a rack does (convox-api.md §2.2, §3.1, §5.10).
+so the emulator answers byte for byte the way a rack does (docs/rack-api.md §2.2, §3.1, §5.10).
 """
 
 from __future__ import annotations
@@ -92,7 +92,7 @@ def render_error_json(message: str) -> bytes:
 
 
 def new_id(prefix: str) -> str:
-    """Build/release id: prefix plus 10 random upper-case letters (convox-api.md §2.5)."""
+    """Build/release id: prefix plus 10 random upper-case letters (docs/rack-api.md §2.5)."""
     return prefix + "".join(secrets.choice(_ID_ALPHABET) for _ in range(10))
 
 
@@ -102,7 +102,7 @@ def pod_suffix(length: int = 5) -> str:
 
 
 def new_request_id() -> str:
-    """Request-Id: 12 lowercase hex characters (convox-api.md §3.4)."""
+    """Request-Id: 12 lowercase hex characters (docs/rack-api.md §3.4)."""
     return secrets.token_hex(6)
 
 

@@ -1,4 +1,4 @@
-"""Release environment strings as the rack parses and compares them (convox-api.md §5.3)."""
+"""Release environment strings as the rack parses and compares them (docs/rack-api.md §5.3)."""
 
 from __future__ import annotations
 
@@ -37,7 +37,7 @@ def render_env(env: dict[str, str]) -> str:
 
 
 def env_diff(old: str, new: str) -> str:
-    """Release description fragment ``add:K1 change:K2 remove:K3`` (convox-api.md §4.4)."""
+    """Release description fragment ``add:K1 change:K2 remove:K3`` (docs/rack-api.md §4.4)."""
     before = parse_env(old.strip())
     after = parse_env(new.strip())
     adds = sorted(k for k in after if k not in before)

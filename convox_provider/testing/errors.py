@@ -8,7 +8,7 @@ __all__ = ["RackError"]
 class RackError(Exception):
     """A failure the rack reports to its client as ``status`` with ``message``.
 
-    Over HTTP it becomes the error body of convox-api.md §3.2; on WebSocket routes it becomes the
+    Over HTTP it becomes the error body of docs/rack-api.md §3.2; on WebSocket routes it becomes the
     ``ERROR: <message>`` frame of §6.5. Untyped server failures are 500, like the real rack.
     """
 

@@ -1,7 +1,7 @@
 """HTTP route handlers: turn a parsed request into state calls, like the rack's controllers.
 
 Option parsing happens where the Go controller does it, so the order of errors matches (for
-example promote checks run before its options are parsed, convox-api.md §4.4). Options the rack
+example promote checks run before its options are parsed, docs/rack-api.md §4.4). Options the rack
 accepts but the emulator ignores are still parsed when parsing them can fail (ints, durations,
 maps), so a bad value gives the rack's error; the others are not read at all. The route table
 that maps paths to these handlers is in ``routes``.

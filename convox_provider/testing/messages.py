@@ -1,6 +1,6 @@
 """Requests as the rack's option parser sees them, and responses as its handlers write them.
 
-Option lookup follows stdapi (convox-api.md §2.1): ``param`` reads the url-encoded or multipart
+Option lookup follows stdapi (docs/rack-api.md §2.1): ``param`` reads the url-encoded or multipart
 body of POST/PUT/PATCH (body wins) and then the query; ``query`` reads only the query; ``header``
 reads only headers; only the first value of a repeated key counts.
 """

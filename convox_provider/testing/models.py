@@ -1,4 +1,4 @@
-"""Records the emulated rack keeps, and their JSON shapes (convox-api.md §5)."""
+"""Records the emulated rack keeps, and their JSON shapes (docs/rack-api.md §5)."""
 
 from __future__ import annotations
 

@@ -2,7 +2,7 @@
 
 Keep-alive, chunked and content-length request bodies; raw bodies (object store, build import,
 resource import) are spooled to a file chunk by chunk, never held in memory; form bodies are
-parsed as stdapi does (convox-api.md §2.1, §2.4); file responses stream in 64 KiB chunks.
+parsed as stdapi does (docs/rack-api.md §2.1, §2.4); file responses stream in 64 KiB chunks.
 Faults from the ``FaultPlan`` are applied here, and every request is recorded before it is
 answered.
 """

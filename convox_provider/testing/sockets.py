@@ -1,4 +1,4 @@
-"""WebSocket route handlers: logs, build logs, exec and shells (convox-api.md §6).
+"""WebSocket route handlers: logs, build logs, exec and shells (docs/rack-api.md §6).
 
 Their routes are in ``routes``.
 

@@ -12,7 +12,7 @@ class Timing:
     """Durations in seconds of every asynchronous thing the rack does.
 
     ``Timing()`` is instant (every transition is visible on the next request) except ``reap``,
-    which keeps finished pods observable for the rack's real ~5 s (convox-api.md §4.6).
+    which keeps finished pods observable for the rack's real ~5 s (docs/rack-api.md §4.6).
     ``Timing.demo()`` is slow enough to watch a deploy happen.
 
     :param build: how long a build pod runs before the build is ``complete``/``failed``.

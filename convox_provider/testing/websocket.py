@@ -1,4 +1,4 @@
-"""RFC 6455 handshake and framing, written for the rack's quirks (convox-api.md §6).
+"""RFC 6455 handshake and framing, written for the rack's quirks (docs/rack-api.md §6).
 
 Server frames are unmasked TEXT frames whose payload is raw bytes (split UTF-8 and invalid
 UTF-8 allowed); end of stream is an empty BINARY frame; no close frame is ever sent. Pings are

@@ -203,7 +203,7 @@ def build_pod_to_delete(build: Build) -> str | None:
     """The build pod to delete to stop ``build``, or None when the build is no longer active.
 
     Deleting the pod is the only way to stop a build. The build record then stays ``running``
-    forever (convox-api.md §4.3); the client's build waits give up once its pod is gone.
+    forever (docs/rack-api.md §4.3); the client's build waits give up once its pod is gone.
     """
     from convox_provider.client.status import BuildStatus  # noqa: PLC0415 - module doc
 

@@ -22,7 +22,7 @@ class ConvoxBuildTrigger(ConvoxTrigger):
     Events: ``{"status": "success", "app", "build_id", "release_id"}``; ``{"status": "failed",
     "message", "build_id", "logs_tail"}``; ``timeout`` and ``error`` (see
     :class:`~convox_provider.triggers._base.ConvoxTrigger`). A build whose pod died while the build
-    still reads ``running`` (it never ends by itself, convox-api.md §4.3) is ``failed``.
+    still reads ``running`` (it never ends by itself, docs/rack-api.md §4.3) is ``failed``.
 
     :param convox_conn_id: the Airflow connection of the rack.
     :param app: the app the build belongs to.

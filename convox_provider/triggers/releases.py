@@ -16,7 +16,7 @@ __all__ = ["ConvoxReleaseTrigger"]
 class ConvoxReleaseTrigger(ConvoxTrigger):
     """Wait until ``app`` runs release ``release_id``: ``running`` twice in a row, on that release.
 
-    As the CLI's rollout wait (convox-api.md §7.4, §7.9): a ``rollback`` reading, or a final
+    As the CLI's rollout wait (docs/rack-api.md §7.4, §7.9): a ``rollback`` reading, or a final
     reading on another release (a rollback that finished between polls), ends the wait with
     ``{"status": "rollback", "message", "release_id", "active_release"}``. Success is
     ``{"status": "success", "app", "release_id"}``; also ``timeout`` and ``error`` (see

@@ -1,4 +1,4 @@
-"""Source archives: what goes in, in what form, and in how much memory (convox-api.md §7.1)."""
+"""Source archives: what goes in, in what form, and in how much memory (docs/rack-api.md §7.1)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Request encoding (convox-api.md §2) and the rack's environment format (§5.3, §8 item 6)."""
+"""Request encoding (docs/rack-api.md §2) and the rack's environment format (§5.3, §8 item 6)."""
 
 from __future__ import annotations
 

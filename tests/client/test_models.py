@@ -1,4 +1,4 @@
-"""Models of the rack's JSON objects, checked against the examples of convox-api.md §5."""
+"""Models of the rack's JSON objects, checked against the examples of docs/rack-api.md §5."""
 
 from __future__ import annotations
 
@@ -36,7 +36,7 @@ from convox_provider.client.models import (
 )
 from convox_provider.client.status import AppStatus, BuildStatus, ProcessStatus
 
-# The JSON examples of convox-api.md §5, verbatim: they are the spec.
+# The JSON examples of docs/rack-api.md §5, verbatim: they are the spec.
 
 APP_JSON = """
 {

@@ -1,4 +1,4 @@
-"""What is sent again, when, and how long the client waits first (convox-api.md §8 item 8)."""
+"""What is sent again, when, and how long the client waits first (docs/rack-api.md §8 item 8)."""
 
 from __future__ import annotations
 

@@ -143,7 +143,7 @@ async def test_sink_receives_nothing_from_an_error_answer(rack) -> None:
     [(True, [("no-cache", "false")]), (False, [("no-cache", "true")]), (None, [])],
 )
 async def test_no_cache_is_sent_inverted(rack, no_cache: bool | None, wire: list[Any]) -> None:
-    # The rack reads ``no-cache`` as "use the cache" (convox-api.md §4.3).
+    # The rack reads ``no-cache`` as "use the cache" (docs/rack-api.md §4.3).
     rack.reply(json=BUILD)
 
     await rack(lambda c: c.builds.create("myapp", "object://myapp/s.tgz", no_cache=no_cache))

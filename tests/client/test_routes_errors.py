@@ -1,4 +1,4 @@
-"""How the rack's error answers reach callers of the routes (convox-api.md §3.2, §3.3)."""
+"""How the rack's error answers reach callers of the routes (docs/rack-api.md §3.2, §3.3)."""
 
 from __future__ import annotations
 

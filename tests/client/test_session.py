@@ -1,4 +1,4 @@
-"""Authentication: Basic credentials and the console session challenge (convox-api.md §1.5)."""
+"""Authentication: Basic credentials and the console session challenge (docs/rack-api.md §1.5)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Status enums: the rack's values (convox-api.md §5.1, §5.2, §5.5), tolerant parsing, helpers."""
+"""Status enums: the rack's values (docs/rack-api.md §5.1, §5.2, §5.5), parsing, helpers."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""WebSocket streams over real sockets, against a scripted peer on 127.0.0.1 (convox-api.md §6).
+"""WebSocket streams over real sockets, against a scripted peer on 127.0.0.1 (docs/rack-api.md §6).
 
 The peer is written with ``websockets``' sans-I/O ``ServerProtocol`` and plays the rack's part
 frame by frame, so each test pins one behaviour: end frame, ``ERROR:`` frame, exit-code marker,

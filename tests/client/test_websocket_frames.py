@@ -1,4 +1,4 @@
-"""The rack's stream format, decoded without sockets (convox-api.md §6.3-§6.6)."""
+"""The rack's stream format, decoded without sockets (docs/rack-api.md §6.3-§6.6)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Environment set/unset, driven without sockets (convox-api.md §4.4, §7.3, §8 items 5-6)."""
+"""Environment set/unset, driven without sockets (docs/rack-api.md §4.4, §7.3, §8 items 5-6)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Promote, rollback and the rollout wait without sockets (convox-api.md §7.4, §7.5, §7.9)."""
+"""Promote, rollback and the rollout wait without sockets (docs/rack-api.md §7.4, §7.5, §7.9)."""
 
 from __future__ import annotations
 

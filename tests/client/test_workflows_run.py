@@ -1,4 +1,4 @@
-"""One-off runs (sleep pod + exec) and scaling, without sockets (convox-api.md §6.9, §7.6, §7.7)."""
+"""One-off runs (sleep pod + exec) and scaling, without sockets (rack-api.md §6.9, §7.6, §7.7)."""
 
 from __future__ import annotations
 

@@ -217,7 +217,7 @@ def test_a_killed_build_is_not_reattached_a_cleared_task_builds_again(
     rack: RackEmulator, source: Path, with_store: bool, capfd: pytest.CaptureFixture[str]
 ) -> None:
     """Marked failed in the UI: ``on_kill`` deletes the build pod, so the build reads
-    ``running`` forever (convox-api.md §4.3). The cleared task must build anew, at once."""
+    ``running`` forever (docs/rack-api.md §4.3). The cleared task must build anew, at once."""
     slow_builds(rack, 0.5)
     store = StateStore() if with_store else None
     first = build_op(source)

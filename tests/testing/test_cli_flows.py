@@ -1,4 +1,4 @@
-"""The official CLI's call sequences (convox-api.md §7), replayed with raw httpx and websockets.
+"""The official CLI's call sequences (docs/rack-api.md §7), replayed with raw httpx and websockets.
 
 Each test sends what the Go CLI sends, in its order, with its headers, and checks the answers
 are what the CLI expects. Waits use the CLI's algorithms with intervals scaled down.

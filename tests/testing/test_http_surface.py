@@ -1,4 +1,4 @@
-"""The HTTP surface of convox-api.md §1-§3: auth, errors, headers, option encodings, console."""
+"""The HTTP surface of docs/rack-api.md §1-§3: auth, errors, headers, option encodings, console."""
 
 from __future__ import annotations
 

@@ -154,7 +154,7 @@ def test_process_start_and_run_durations(convox_rack_factory: RackFactory) -> No
 def test_build_whose_pod_was_deleted_reads_running_forever(
     convox_rack_factory: RackFactory,
 ) -> None:
-    """Only the build pod finishes its build (convox-api.md §4.3): delete the pod, and the
+    """Only the build pod finishes its build (docs/rack-api.md §4.3): delete the pod, and the
     build neither completes nor fails, writes no more output and makes no release."""
     rack = convox_rack_factory(timing=Timing(build=0.3, process_start=0.05, reap=0.05))
     rack.create_app("demo")

@@ -1,4 +1,4 @@
-"""Each route of convox-api.md §4: happy path, statuses and messages."""
+"""Each route of docs/rack-api.md §4: happy path, statuses and messages."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""WebSocket framing and the socket routes (convox-api.md §6)."""
+"""WebSocket framing and the socket routes (docs/rack-api.md §6)."""
 
 from __future__ import annotations
 

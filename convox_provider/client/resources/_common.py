@@ -41,7 +41,7 @@ __all__ = [
 TRANSFER_TIMEOUT = 3600.0
 """Seconds allowed for each read, write and pool wait of an upload, an import or a download
 (connecting stays bounded by the client's timeout). The rack has no handler timeout
-(convox-api.md §1.6), and build import answers only after every image was pushed, so the wait
+(docs/rack-api.md §1.6), and build import answers only after every image was pushed, so the wait
 for its first response byte can be long."""
 
 Destination: TypeAlias = Callable[[bytes], None] | str | os.PathLike[str] | IO[bytes]

@@ -1,4 +1,4 @@
-"""Apps: list, create, read, update, lock, delete, cancel, configs (convox-api.md §4.1)."""
+"""Apps: list, create, read, update, lock, delete, cancel, configs (docs/rack-api.md §4.1)."""
 
 from __future__ import annotations
 
@@ -69,7 +69,7 @@ def update(
     """Set app parameters (``BuildCpu``, ``BuildMem``, ``BuildLabels``) and/or the lock.
 
     Unlike the official SDK, ``parameters`` travel as ONE form field holding an url-encoded
-    string, the only form the server reads (convox-api.md §2.2, §8 item 3); the SDK's
+    string, the only form the server reads (docs/rack-api.md §2.2, §8 item 3); the SDK's
     ``parameters[KEY]`` fields are silently ignored. The server drops unknown keys, and
     re-applies the current release as a side effect, so the app briefly goes ``updating``.
     """

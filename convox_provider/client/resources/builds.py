@@ -1,6 +1,8 @@
-"""Builds: create from an uploaded source, list, read, update, export, import (convox-api.md §4.3).
+"""Builds: create from an uploaded source, list, read, update, export, import.
 
-Build logs are a WebSocket route (§6.7); they live with the other streams, not here.
+Routes of docs/rack-api.md §4.3.
+
+Build logs are a WebSocket route (§4.7); they live with the other streams, not here.
 """
 
 from __future__ import annotations

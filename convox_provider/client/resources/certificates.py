@@ -1,4 +1,4 @@
-"""Certificates: TLS certificates stored on the rack (convox-api.md §4.11)."""
+"""Certificates: TLS certificates stored on the rack (docs/rack-api.md §4.11)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The environment of an app, read the way the CLI reads it (convox-api.md §5.3, §7.3)."""
+"""The environment of an app, read the way the CLI reads it (docs/rack-api.md §5.3, §7.3)."""
 
 from __future__ import annotations
 

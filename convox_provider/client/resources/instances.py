@@ -1,4 +1,4 @@
-"""Instances: the rack's cluster nodes (convox-api.md §4.10)."""
+"""Instances: the rack's cluster nodes (docs/rack-api.md §4.10)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Objects: the app's upload area, where build sources go before a build (convox-api.md §4.2)."""
+"""Objects: the app's upload area, where build sources go before a build (docs/rack-api.md §4.2)."""
 
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
-"""Processes: list, read, stop, and start one-off processes (convox-api.md §4.6).
+"""Processes: list, read, stop, and start one-off processes (docs/rack-api.md §4.6).
 
-Exec and process logs are WebSocket routes (§6.6); attached runs with an exit code are a
+Exec and process logs are WebSocket routes (§4.6, §4.7); attached runs with an exit code are a
 workflow over them.
 """
 

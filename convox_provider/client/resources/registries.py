@@ -1,4 +1,4 @@
-"""Registries: credentials for private image registries (convox-api.md §4.11)."""
+"""Registries: credentials for private image registries (docs/rack-api.md §4.11)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Releases: create, list, read, promote (convox-api.md §4.4).
+"""Releases: create, list, read, promote (docs/rack-api.md §4.4).
 
 Each route is a module-level function building its call: the ``client.releases`` methods, and
 what workflows (environment reads, promote and wait, rollback) yield.

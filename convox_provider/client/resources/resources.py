@@ -1,4 +1,4 @@
-"""Resources: the app's databases and caches, and rack-level webhooks (convox-api.md §4.9)."""
+"""Resources: the app's databases and caches, and rack-level webhooks (docs/rack-api.md §4.9)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Services: list, scale and resize, restart (convox-api.md §4.5)."""
+"""Services: list, scale and resize, restart (docs/rack-api.md §4.5)."""
 
 from __future__ import annotations
 

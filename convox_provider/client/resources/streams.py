@@ -1,4 +1,6 @@
-"""The WebSocket routes: app, service, process and build logs, and exec (convox-api.md §4.6-§4.7).
+"""The WebSocket routes: app, service, process and build logs, and exec.
+
+Routes of docs/rack-api.md §4.6-§4.7.
 
 Each route is a module-level function building its stream (or, for exec, the flow reading its
 exit code), which workflows yield directly; each group is a mixin for the resource it belongs to
@@ -208,7 +210,7 @@ def process_exec(
     if stdin is not None and not tty:
         raise ConvoxInputError(
             "exec with stdin needs tty=True: the rack mishandles a non-TTY exec with stdin "
-            "(convox-api.md §6.6)"
+            "(docs/rack-api.md §6.6)"
         )
     if stdin is not None and not isinstance(stdin, bytes):
         raise ConvoxInputError(f"stdin must be bytes, got {type(stdin).__name__}")

@@ -1,4 +1,4 @@
-"""System: the rack itself, its credentials check and JWTs (convox-api.md §1.6, §4.8)."""
+"""System: the rack itself, its credentials check and JWTs (docs/rack-api.md §1.6, §4.8)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Builds from a directory or an uploaded object, followed and waited on (convox-api.md §7.1).
+"""Builds from a directory or an uploaded object, followed and waited on (docs/rack-api.md §7.1).
 
 The CLI's sequence: upload the source tarball through the objects API, create the build from the
 returned ``object://`` URL, copy the build-log stream to the output, poll the build every second
@@ -56,7 +56,7 @@ __all__ = [
 ]
 
 BUILD_TIMEOUT = 60 * 60.0
-"""The CLI's limit for a build wait, in seconds (convox-api.md §7.9)."""
+"""The CLI's limit for a build wait, in seconds (docs/rack-api.md §7.9)."""
 
 LOST_POD_GRACE = 60.0
 """Seconds a build may still read ``running`` after its pod was seen gone or finished."""
@@ -219,7 +219,7 @@ class _BuildWatch:
                 raise ConvoxBuildFailedError(
                     f"build {build_id} of app {app} still reads 'running', but its build pod"
                     f" {build.process} is {pod} since {clock - self.lost_since:.0f}s; the rack"
-                    " never finishes such a build (convox-api.md §4.3). Start a new build",
+                    " never finishes such a build (docs/rack-api.md §4.3). Start a new build",
                     build_id=build_id,
                 )
         return None

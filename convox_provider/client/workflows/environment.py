@@ -1,4 +1,4 @@
-"""Set and unset environment variables safely (convox-api.md §4.4, §5.3, §7.3, §8 items 5-6).
+"""Set and unset environment variables safely (docs/rack-api.md §4.4, §5.3, §7.3, §8 items 5-6).
 
 A change is a new release: read the NEWEST release (or the one asked for), apply the change,
 create a release with the whole environment and ``parent-release`` pinned to the release read, so

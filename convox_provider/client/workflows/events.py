@@ -61,7 +61,7 @@ class AppStatusChanged:
 class ProcessStateChanged:
     """A pod of the app changed status while a rollout was watched (``previous`` None: new pod).
 
-    Pods already ``running`` when first seen are not reported, like the CLI (convox-api.md §7.4).
+    Pods already ``running`` when first seen are not reported, like the CLI (docs/rack-api.md §7.4).
     """
 
     app: str

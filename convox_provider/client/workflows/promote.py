@@ -1,4 +1,6 @@
-"""Promote a release and wait for its rollout; roll back to an older one (convox-api.md §7.4-7.5).
+"""Promote a release and wait for its rollout; roll back to an older one.
+
+The CLI's algorithms: docs/rack-api.md §7.4-7.5.
 
 Promote follows the CLI: newest release when no id is given; wait for the app to be ``running``
 unless ``force``; ``POST …/promote`` with ``force`` always sent; then wait for ``running`` twice
@@ -248,7 +250,7 @@ class ReleaseWorkflows(Resource[D]):
     ) -> Flow[str]:
         """Promote a release (default: the newest) and wait for its rollout; return its id.
 
-        As the CLI does (convox-api.md §7.4): unless ``force``, wait for the app to be
+        As the CLI does (docs/rack-api.md §7.4): unless ``force``, wait for the app to be
         ``running`` first (the rack answers 403 ``app is currently updating`` otherwise; a 403
         caused by a rollout that started in between is waited out and the promote sent again);
         promote with ``force`` always sent; then, with ``wait``, poll the app after

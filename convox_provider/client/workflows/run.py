@@ -1,4 +1,4 @@
-"""Run a one-off command and get its exit code (convox-api.md §6.9, §7.6).
+"""Run a one-off command and get its exit code (docs/rack-api.md §6.9, §7.6).
 
 The rack reports a command's exit code only through exec (§6.6), and deletes finished pods about
 5 s after they end, so ``convox run`` starts a pod that merely sleeps, waits for it to run, execs
@@ -47,7 +47,7 @@ __all__ = ["ProcessWorkflows"]
 _log = logging.getLogger("convox_provider.client")
 
 START_TIMEOUT = 5 * 60.0
-"""The CLI's limit for a one-off pod to start running, in seconds (convox-api.md §7.9)."""
+"""The CLI's limit for a one-off pod to start running, in seconds (docs/rack-api.md §7.9)."""
 
 
 def _command_text(command: str | Sequence[str]) -> str:

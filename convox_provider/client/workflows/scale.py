@@ -1,4 +1,4 @@
-"""Scale or resize a service and wait for the rollout (convox-api.md §4.5, §7.7)."""
+"""Scale or resize a service and wait for the rollout (docs/rack-api.md §4.5, §7.7)."""
 
 from __future__ import annotations
 

@@ -61,7 +61,7 @@ DEFAULT_MAX_ERRORS = 3
 """Consecutive failed polls that end a wait (the CLI gives up after 2)."""
 
 ROLLOUT_TIMEOUT = 35 * 60.0
-"""The CLI's limit for a rollout wait, in seconds (convox-api.md §7.9)."""
+"""The CLI's limit for a rollout wait, in seconds (docs/rack-api.md §7.9)."""
 
 
 def emit(on_event: EventCallback | None, event: WorkflowEvent) -> None:
@@ -222,7 +222,7 @@ def _observe(
 def is_newer_release(resource: Resource[Any], app: str, release_id: str, than: str) -> Flow[bool]:
     """Flow: whether release ``release_id`` of ``app`` was created after release ``than``.
 
-    Releases are ordered by ``created`` (convox-api.md §5.3, §5.10: lists are newest first);
+    Releases are ordered by ``created`` (docs/rack-api.md §5.3, §5.10: lists are newest first);
     a release without a creation time is taken as the older one.
     """
     if release_id == than:
@@ -285,7 +285,7 @@ def app_running(
     fail_on_rollback: bool = True,
     on_event: EventCallback | None = None,
 ) -> Flow[App]:
-    """Flow: the CLI's WaitForAppRunning (convox-api.md §7.9) against an existing deadline.
+    """Flow: the CLI's WaitForAppRunning (docs/rack-api.md §7.9) against an existing deadline.
 
     ``fail_on_rollback=False`` waits through someone else's rollback (the pre-wait of a promote);
     otherwise ``rollback`` raises at once. With ``release_id`` the final ``running`` reading must
@@ -346,7 +346,7 @@ class AppWorkflows(Resource[D]):
         """Wait until the app reads ``running`` twice in a row; return the last reading.
 
         The first check comes after ``initial_delay`` seconds (the rack's status annotation lags
-        a promote, convox-api.md §5.1), then every ``poll_interval`` seconds, like the CLI's
+        a promote, docs/rack-api.md §5.1), then every ``poll_interval`` seconds, like the CLI's
         WaitForAppRunning (§7.9). ``rollback`` raises :class:`ConvoxRollbackError` at once, and
         with ``release_id`` so does a final reading on another release (a rollback that finished
         between polls reads as ``running``; so keep ``initial_delay`` at a few seconds on a real

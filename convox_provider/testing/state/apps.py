@@ -1,4 +1,4 @@
-"""Apps, their rollouts and their services (convox-api.md §4.1, §4.5).
+"""Apps, their rollouts and their services (docs/rack-api.md §4.1, §4.5).
 
 An app owns its configs, its lock and parameters, its active release and the rollout moving it
 (``updating`` -> ``running``, or ``rollback`` when a rollout fails or is cancelled); services are

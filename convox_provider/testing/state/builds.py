@@ -153,7 +153,7 @@ class Builds(AppRecords[Build]):
         duration = seconds_to_ns(self.timing.build if duration_s is None else duration_s)
         start = at + seconds_to_ns(self.timing.process_start)
         processes = self.rack.processes
-        # Only the build pod moves its build on (convox-api.md §4.3): once the pod is deleted,
+        # Only the build pod moves its build on (docs/rack-api.md §4.3): once the pod is deleted,
         # the build writes nothing more and reads ``running`` forever, as on a rack.
         token = pod.token
         if manifest_text is not None:

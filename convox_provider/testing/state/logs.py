@@ -1,4 +1,4 @@
-"""App logs: the entries the log streams read (convox-api.md §6.2).
+"""App logs: the entries the log streams read (docs/rack-api.md §6.2).
 
 Rollouts write ``system/k8s/atom/app`` lines, processes ``service/<service>/<pod>`` lines and
 tests ``system/emulator`` lines; a stream reads them from an index on.

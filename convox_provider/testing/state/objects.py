@@ -1,4 +1,4 @@
-"""Objects: the app-scoped blob store behind ``object://`` URLs (convox-api.md §4.2).
+"""Objects: the app-scoped blob store behind ``object://`` URLs (docs/rack-api.md §4.2).
 
 Each object is one file under the rack's storage directory, named by a hash of app and key;
 uploads are moved in from the spool, never copied into memory.

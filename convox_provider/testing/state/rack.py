@@ -43,7 +43,7 @@ class _Op(Generic[P, R]):
 
 
 class RackState:
-    """Everything the emulated rack knows, with the server's semantics (convox-api.md §4-§5)."""
+    """Everything the emulated rack knows, with the server's semantics (docs/rack-api.md §4-§5)."""
 
     def __init__(
         self,

@@ -1,4 +1,4 @@
-"""Releases: a build plus an environment, and promoting one (convox-api.md §4.4).
+"""Releases: a build plus an environment, and promoting one (docs/rack-api.md §4.4).
 
 A new release forks the newest (or a named parent) release; its manifest is its build's.
 Promoting runs the synchronous pre-checks, then starts the app's rollout and deploys its pods.
@@ -62,7 +62,7 @@ class Releases(AppRecords[Release]):
         description: str | None = None,
         parent: str | None = None,
     ) -> dict[str, Any]:
-        """``POST /apps/{app}/releases`` with the fork rule of convox-api.md §4.4."""
+        """``POST /apps/{app}/releases`` with the fork rule of docs/rack-api.md §4.4."""
         with self.locked() as now:
             self.rack.apps.app(app)
             return self.create(

@@ -2,7 +2,7 @@
 
 Covers ``/system``, ``/instances``, ``/registries``, ``/resources`` (webhooks, the only rack
 resources on v3), ``/certificates``, ``/system/jwt`` and an app's manifest resources
-(convox-api.md §4.9, §5.7, §5.9).
+(docs/rack-api.md §4.9, §5.7, §5.9).
 """
 
 from __future__ import annotations
