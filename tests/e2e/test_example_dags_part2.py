@@ -199,7 +199,8 @@ def test_a_retried_build_task_reattaches_to_its_build(
     assert tries(run)["build"] == 2
     assert rack.requests.count("POST", f"/apps/{app.name}/builds") == 1
     build_id = xcoms(run)["build", "build_id"]
-    assert "Re-attaching to build " + build_id in output
+    assert f"Build {build_id} of app {app.name} from a previous try (" in output
+    assert "): re-attaching" in output
     assert find(rack.builds(app.name), build_id)["status"] == "complete"
     assert rack.app(app.name)["release"] == xcoms(run)["build", "release_id"]
 

@@ -215,6 +215,20 @@ def test_rendered_values_are_masked_and_shown_as_keys_only() -> None:
     assert "on" not in rendered["set"].values()  # too short for the masker, hidden anyway
 
 
+def test_a_value_from_the_runs_own_ids_keeps_them_readable() -> None:
+    """``{{ ts }}`` is part of a scheduled run's id: masking it would print the run id as
+    ``scheduled__***`` in every log line. It is no secret; the other values still are."""
+    ts = "2026-11-30T02:00:00+00:00"
+    run_id = f"scheduled__{ts}"
+    op = env_op(set={"DEPLOYED_AT": "{{ ts }}", "RUN": "{{ run_id }}", "TOKEN": "{{ params.t }}"})
+    context = {"ts": ts, "run_id": run_id, "params": {"t": "tok-rendered-77c1d0"}}
+    op.render_template_fields(context, jinja2.Environment())  # type: ignore[arg-type]
+    assert dict(op.set) == {"DEPLOYED_AT": ts, "RUN": run_id, "TOKEN": "tok-rendered-77c1d0"}
+    assert redact(f"run {run_id} started at {ts}") == f"run {run_id} started at {ts}"
+    assert redact("token tok-rendered-77c1d0") == "token ***"
+    assert repr(op.set) == "MaskedEnvironment({'DEPLOYED_AT': '***', 'RUN': '***', 'TOKEN': '***'})"
+
+
 def test_no_value_is_logged(rack: RackEmulator, capfd: pytest.CaptureFixture[str]) -> None:
     """The task log here is the unmasked console: what reaches it is what the operator logged."""
     op = env_op(set={"API_TOKEN": TOKEN, "SHORT": "Zq9x"}, unset=["OLD"], promote=True)
