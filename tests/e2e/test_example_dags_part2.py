@@ -200,7 +200,9 @@ def test_a_retried_build_task_reattaches_to_its_build(
     assert tries(run)["build"] == 2
     assert rack.requests.count("POST", f"/apps/{app.name}/builds") == 1
     build_id = xcoms(run)["build", "build_id"]
-    reattached = rf"Build {build_id} of app {app.name} from a previous try \((\w+)\): ([\w :-]+?) +\["
+    reattached = (
+        rf"Build {build_id} of app {app.name} from a previous try \((\w+)\): ([\w :-]+?) +\["
+    )
     found = re.search(reattached, output)
     assert found is not None, output
     assert found.groups() in {("running", "re-attaching"), ("complete", "complete: using it")}
