@@ -307,6 +307,7 @@ class Apps(Model):
                     template=template,
                 )
                 pod.cpu_request, pod.memory_request = cpu, memory
+                pod.environment = processes.environment(app.name, release_id, name)
                 pod.ports = [str(service.port)] if service.port else None
                 processes.start_pod(pod, at)
             for pod in sorted(existing, key=lambda p: p.created, reverse=True)[

@@ -33,6 +33,10 @@ class Builds(AppRecords[Build]):
         """The build record (ids are case-insensitive); 500 like the k8s provider."""
         return self._record(app, build_id, "builds.convox.com")
 
+    def find(self, app: str, build_id: str) -> Build | None:
+        """The build with exactly this id, None when there is none."""
+        return self._records.get(app, {}).get(build_id)
+
     def build_get(self, app: str, build_id: str) -> dict[str, Any]:
         """``GET /apps/{app}/builds/{id}``."""
         with self.locked():
