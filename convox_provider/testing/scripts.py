@@ -96,6 +96,7 @@ class Scripts:
         self._commands: list[_CommandRule] = []
         self._builds: list[tuple[str | None, BuildScript]] = []
         self._promote_failures: dict[str, list[str]] = {}
+        self._service_output: list[tuple[str | None, str, tuple[str, ...]]] = []
 
     def on_command(
         self,
@@ -159,12 +160,29 @@ class Scripts:
         with self._lock:
             self._promote_failures.setdefault(app, []).append(reason)
 
+    def on_service(self, service: str, lines: Sequence[str], *, app: str | None = None) -> None:
+        """Every replica of ``service`` (of ``app``, or of any app) started from now on writes
+        ``lines`` after its start line, as container output (``convox logs``)."""
+        with self._lock:
+            self._service_output.append((app, service, tuple(lines)))
+
+    def service_output(self, app: str, service: str) -> list[str]:
+        """The scripted container output of a new replica of ``service``."""
+        with self._lock:
+            return [
+                line
+                for target, name, lines in self._service_output
+                if name == service and target in (None, app)
+                for line in lines
+            ]
+
     def clear(self) -> None:
-        """Forget every scripted command, build and rollout failure."""
+        """Forget every scripted command, build, rollout failure and service output."""
         with self._lock:
             self._commands.clear()
             self._builds.clear()
             self._promote_failures.clear()
+            self._service_output.clear()
 
     def take_build(self, app: str) -> BuildScript:
         """Consume the script for a build of ``app`` (default outcome when none is queued)."""

@@ -114,14 +114,35 @@ class Processes(AppRecords[Pod]):
     def start_pod(self, pod: Pod, at: int, then: Callable[[int], None] | None = None) -> None:
         """``running`` after ``Timing.process_start``, then ``then(due)``."""
         token = pod.token
+        self._pod_event(pod, at, f"Successfully assigned {pod.app}/{pod.id} to {pod.instance}")
+        self._pod_event(pod, at, f'Pulling image "{pod.image}"')
 
         def running(due: int) -> None:
             if self.alive(pod, token):
                 pod.status = "running"
+                self._pod_event(pod, due, f'Successfully pulled image "{pod.image}"')
+                self._pod_event(pod, due, f"Created container {pod.app}")
+                self._pod_event(pod, due, f"Started container {pod.app}")
+                if pod.kind == "service" and not pod.seeded:
+                    self._container_output(pod, due)
                 if then is not None:
                     then(due)
 
         self._at(at + seconds_to_ns(self.timing.process_start), running)
+
+    def _pod_event(self, pod: Pod, at: int, message: str) -> None:
+        """A Kubernetes event of the pod, as the rack logs it (``system/k8s/<pod>``)."""
+        if pod.kind in ("service", "run") and not pod.seeded:
+            self.rack.logs.log(pod.app, at, f"system/k8s/{pod.id}", message.encode())
+
+    def _container_output(self, pod: Pod, at: int) -> None:
+        """A service replica's output: a start line, then the lines a test scripted."""
+        stream = f"service/{pod.service}/{pod.id}"
+        command = " ".join(pod.args) or pod.image
+        lines = [f"emulated process {pod.id} started: {command}"]
+        lines += self.scripts.service_output(pod.app, pod.service)
+        for line in lines:
+            self.rack.logs.log(pod.app, at, stream, line.encode(), pod)
 
     def end_pod(self, pod: Pod, at: int, exit_code: int) -> None:
         """The pod's command exited; it is reaped after ``Timing.reap``."""
