@@ -10,6 +10,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
+from .admin import Admin
 from .api import Console, RackApi
 from .environment import render_env
 from .faults import FaultPlan, RequestLog
@@ -84,6 +85,7 @@ class RackEmulator:
             requests=self.requests,
             spool=spool,
             max_frame_bytes=max_frame_bytes,
+            admin=Admin(self.scripts, self.requests),
         )
         self._thread: threading.Thread | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
