@@ -8,8 +8,11 @@ against it unchanged. Its pieces, in Convox's words:
   one model per concern around one shared clock (``RackState`` is their facade);
 - ``server``/``websocket``: the HTTP/1.1 and WebSocket surface (asyncio + h11, no framework);
   ``routes`` maps paths to ``handlers`` (HTTP) and ``sockets`` (WebSocket);
-- ``scripts``: what commands, builds and rollouts do; ``faults``: scripted misbehaviour and the
-  log of every request received; ``timing``: how long things take;
+- ``builder``/``validation``: what a build pod checks and logs; ``shell``: the built-in shell
+  of processes; ``state.files``: each process's files (``convox cp``);
+- ``scripts``: what commands, builds and rollouts do (``scriptfile``: the same from YAML/JSON);
+  ``faults``: scripted misbehaviour and the log of every request received; ``admin``: the
+  loopback ``/_emulator/`` routes; ``timing``: how long things take;
 - ``plugin``: the ``convox_rack`` and ``convox_rack_factory`` pytest fixtures;
 - ``python -m convox_provider.testing``: run one from a shell.
 

@@ -1,14 +1,26 @@
-"""``python -m convox_provider.testing``: run a local rack until SIGINT/SIGTERM."""
+"""``python -m convox_provider.testing``: run a local rack until SIGINT/SIGTERM.
+
+``--scripts FILE`` arms scripts (see ``scriptfile``) before the rack starts; the admin routes
+(``admin``) arm more at run time and show the request log, which ``--request-log FILE`` also
+writes as JSON lines. The first lines printed are the URL, ``RACK_URL=`` and ``PORT=``.
+"""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import errno
+import json
 import signal
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import TextIO
 
+from .admin import record_json
 from .emulator import RackEmulator
+from .faults import RequestRecord
+from .scriptfile import ScriptsFileError, apply_scripts
 from .timing import Timing
 
 DEMO_MANIFEST = """\
@@ -52,13 +64,36 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--no-release", action="store_true", help="seed apps without a promoted release"
     )
+    parser.add_argument(
+        "--scripts",
+        metavar="FILE",
+        type=Path,
+        help="YAML or JSON scripts: command results, failing builds, failing promotes",
+    )
+    parser.add_argument(
+        "--request-log",
+        metavar="FILE",
+        type=Path,
+        help="append every request received to FILE as a JSON line",
+    )
     return parser.parse_args(argv)
 
 
+class StartError(Exception):
+    """The rack could not start: the message is the one line printed."""
+
+
 async def _run(rack: RackEmulator) -> None:
-    await rack.start_async()
+    try:
+        await rack.start_async()
+    except OSError as exc:
+        where = f"{rack.host}:{rack.port}"
+        if exc.errno == errno.EADDRINUSE:
+            raise StartError(f"port {rack.port} on {rack.host} is already in use") from exc
+        raise StartError(f"cannot listen on {where}: {exc.strerror or exc}") from exc
     print(f"Convox rack emulator listening on {rack.url}", flush=True)
     print(f"RACK_URL={rack.rack_url}", flush=True)
+    print(f"PORT={rack.port}", flush=True)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -86,15 +121,37 @@ def main(argv: Sequence[str] | None = None) -> int:
         host=args.host,
         port=args.port,
     )
-    for app in args.app:
-        rack.create_app(app)
-        if not args.no_release:
-            rack.add_release(app, DEMO_MANIFEST, description="seeded by the emulator")
+    log: TextIO | None = None
     try:
+        for app in args.app:
+            rack.create_app(app)
+            if not args.no_release:
+                rack.add_release(app, DEMO_MANIFEST, description="seeded by the emulator")
+        if args.scripts is not None:
+            apply_scripts(rack.scripts, args.scripts.read_text(encoding="utf-8"))
+        if args.request_log is not None:
+            log = args.request_log.open("a", encoding="utf-8")
+            rack.requests.subscribe(_writer(log))
         asyncio.run(_run(rack))
+    except (StartError, ScriptsFileError) as exc:
+        print(f"convox-emulator: error: {exc}", file=sys.stderr)
+        return 1
+    except OSError as exc:  # reading --scripts or opening --request-log
+        print(f"convox-emulator: error: {exc.filename}: {exc.strerror}", file=sys.stderr)
+        return 1
     finally:
         rack.stop()
+        if log is not None:
+            log.close()
     return 0
+
+
+def _writer(log: TextIO) -> Callable[[RequestRecord], None]:
+    def write(record: RequestRecord) -> None:
+        log.write(json.dumps(record_json(record)) + "\n")
+        log.flush()
+
+    return write
 
 
 if __name__ == "__main__":

@@ -15,7 +15,13 @@ from typing import Any
 
 from .errors import RackError
 
-__all__ = ["SourceError", "read_build_import", "read_source_manifest", "write_build_export"]
+__all__ = [
+    "SourceError",
+    "read_build_import",
+    "read_source_files",
+    "read_source_manifest",
+    "write_build_export",
+]
 
 _MANIFEST_LIMIT = 8 * 1024 * 1024
 
@@ -51,6 +57,26 @@ def read_source_manifest(path: Path, manifest: str) -> str:
             raise SourceError("gzip: invalid header") from exc
         raise SourceError("unexpected EOF") from exc
     raise SourceError(f"open {manifest}: no such file or directory")
+
+
+def read_source_files(path: Path, wanted: set[str]) -> tuple[dict[str, str], int]:
+    """The text of the ``wanted`` files (normalised paths) found in a build context, and the
+    context's total size in bytes (what ``docker build`` reports sending)."""
+    found: dict[str, str] = {}
+    total = 0
+    try:
+        with tarfile.open(path, mode="r|gz") as tar:
+            for member in tar:
+                total += member.size if member.isfile() else 0
+                name = _normalise(member.name)
+                if name not in wanted or not member.isfile():
+                    continue
+                handle = tar.extractfile(member)
+                if handle is not None:
+                    found[name] = handle.read(_MANIFEST_LIMIT).decode("utf-8", errors="replace")
+    except (tarfile.ReadError, zlib.error, EOFError, OSError) as exc:
+        raise SourceError("unexpected EOF") from exc
+    return found, total
 
 
 def _empty_oci_archive() -> bytes:

@@ -10,6 +10,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
+from .admin import Admin
 from .api import Console, RackApi
 from .environment import render_env
 from .faults import FaultPlan, RequestLog
@@ -84,6 +85,7 @@ class RackEmulator:
             requests=self.requests,
             spool=spool,
             max_frame_bytes=max_frame_bytes,
+            admin=Admin(self.scripts, self.requests),
         )
         self._thread: threading.Thread | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -105,6 +107,7 @@ class RackEmulator:
     async def start_async(self) -> RackEmulator:
         """Start listening on the running event loop."""
         self.port = await self._server.start(self.host, self.port)
+        self.state.rack_url = self.rack_url
         self._started = True
         return self
 
@@ -218,6 +221,15 @@ class RackEmulator:
     def put_object(self, app: str, key: str, data: bytes) -> str:
         """Store an object; returns its ``object://`` URL."""
         return self.state.object_store_bytes(app, key, data)
+
+    def put_file(self, app: str, pid: str, path: str, data: bytes | str) -> None:
+        """Seed a file into a process (what ``convox cp`` and its shell then see)."""
+        raw = data.encode() if isinstance(data, str) else data
+        self.state.files.put_file(app, pid, path, raw)
+
+    def files(self, app: str, pid: str) -> dict[str, bytes]:
+        """A process's files (absolute path -> content): copied in, or written by its shell."""
+        return self.state.files.files(app, pid)
 
     def emit_log(self, app: str, message: str | bytes, *, service: str = "", pod: str = "") -> None:
         """Append a line to the app's logs (stream ``service/<service>/<pod>``)."""

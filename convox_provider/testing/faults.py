@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
 __all__ = ["Fault", "FaultPlan", "RequestLog", "RequestRecord"]
@@ -256,11 +256,20 @@ class RequestLog:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._records: list[RequestRecord] = []
+        self._listeners: list[Callable[[RequestRecord], None]] = []
 
     def add(self, record: RequestRecord) -> None:
-        """Append a record (done by the server before it answers)."""
+        """Append a record (done by the server before it answers) and tell the listeners."""
         with self._lock:
             self._records.append(record)
+            listeners = list(self._listeners)
+        for listener in listeners:
+            listener(record)
+
+    def subscribe(self, listener: Callable[[RequestRecord], None]) -> None:
+        """Call ``listener`` with every record from now on (``--request-log`` writes them)."""
+        with self._lock:
+            self._listeners.append(listener)
 
     def _select(
         self, method: str | None, path: PathPattern | None, status: int | None, fault: str | None

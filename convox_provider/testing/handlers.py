@@ -347,9 +347,19 @@ def process_run(req: Request, ctx: Ctx) -> Response:
     return Response.json(ctx.state.process_run(app, req.params["service"], options))
 
 
-def process_files(req: Request, ctx: Ctx) -> Response:
-    ctx.state.process_get(req.params["app"], req.params["pid"])
-    raise RackError(501, _UNIMPLEMENTED)
+async def process_files(req: Request, ctx: Ctx) -> Response:
+    """``convox cp``: tar archives in (POST) and out (GET ``file``); DELETE ``files`` (§4.6)."""
+    app, pid = req.params["app"], req.params["pid"]
+    ctx.state.app_get(app)
+    if req.method == "POST":
+        await asyncio.to_thread(ctx.state.files_upload, app, pid, req.body_path)
+        return Response.ok()
+    if req.method == "DELETE":
+        names = [n for n in (req.query_param("files") or "").split(",") if n]
+        ctx.state.files_delete(app, pid, names)
+        return Response.ok()
+    data = ctx.state.files_download(app, pid, req.query_param("file") or "")
+    return Response(headers=[("Content-Type", "application/octet-stream")], body=data)
 
 
 # --- system, instances, registries, resources, certificates ---------------------------------

@@ -129,6 +129,7 @@ class Pod:
     exit_code: int | None = None
     ended: int | None = None
     token: int = 0
+    seeded: bool = False  # started before the rack was seeded: no events or start line logged
 
     def to_wire(self) -> dict[str, Any]:
         """``Process`` JSON; usage metrics are reported as 0 (no metrics server)."""

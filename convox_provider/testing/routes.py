@@ -157,7 +157,7 @@ def rack_routes() -> list[Route]:
         _http("POST", "/events", handlers.event_send),
         _http("DELETE", "/apps/{app}/processes/{pid}/files", handlers.process_files),
         _http("GET", "/apps/{app}/processes/{pid}/files", handlers.process_files),
-        _http("POST", "/apps/{app}/processes/{pid}/files", handlers.process_files),
+        _http("POST", "/apps/{app}/processes/{pid}/files", handlers.process_files, raw_body=True),
         _http("POST", "/instances/keyroll", handlers.unimplemented),
         _http("GET", "/instances", handlers.instance_list),
         _socket("/instances/{id}/shell", sockets.instance_shell),

@@ -1,19 +1,20 @@
 """What commands, builds and rollouts do on the emulated rack, scripted by tests.
 
 Commands (one-off ``run`` pods and ``exec``) are looked up in a registry by exact command string
-or regular expression; anything unscripted goes to a tiny built-in shell that understands
-``echo``, ``true``, ``false``, ``exit N``, ``sleep N``, ``env`` and ``sh -c '<a>; <b> && <c>'``.
-Any other unscripted command prints one line, ``<name>: emulated command (no script registered)``,
-and exits 0, so demos never fail on a command the emulator does not know.
+or regular expression; anything unscripted goes to the built-in shell (``shell``), which also
+consults the registry for each command of a ``sh -c`` script. Any other unscripted command
+prints one line, ``<name>: emulated command (no script registered)``, and exits 0, so demos never
+fail on a command the emulator does not know.
 """
 
 from __future__ import annotations
 
 import re
-import shlex
 import threading
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping, MutableMapping, Sequence
 from dataclasses import dataclass, field
+
+from .shell import Shell
 
 __all__ = ["BuildScript", "CommandResult", "Invocation", "Scripts"]
 
@@ -52,6 +53,8 @@ class Invocation:
     process: str
     mode: str
     environment: Mapping[str, str] = field(default_factory=dict)
+    stdin: bytes = b""
+    files: MutableMapping[str, bytes] | None = field(default=None, compare=False, repr=False)
 
 
 CommandHandler = Callable[[Invocation], CommandResult]
@@ -63,8 +66,7 @@ class _CommandRule:
     handler: CommandHandler
     times: int | None
 
-    def matches(self, invocation: Invocation) -> bool:
-        candidates = (invocation.command, " ".join(invocation.argv))
+    def matches(self, candidates: tuple[str, ...]) -> bool:
         if isinstance(self.pattern, re.Pattern):
             return any(self.pattern.fullmatch(text) for text in candidates)
         return self.pattern in candidates
@@ -94,6 +96,7 @@ class Scripts:
         self._commands: list[_CommandRule] = []
         self._builds: list[tuple[str | None, BuildScript]] = []
         self._promote_failures: dict[str, list[str]] = {}
+        self._service_output: list[tuple[str | None, str, tuple[str, ...]]] = []
 
     def on_command(
         self,
@@ -157,12 +160,29 @@ class Scripts:
         with self._lock:
             self._promote_failures.setdefault(app, []).append(reason)
 
+    def on_service(self, service: str, lines: Sequence[str], *, app: str | None = None) -> None:
+        """Every replica of ``service`` (of ``app``, or of any app) started from now on writes
+        ``lines`` after its start line, as container output (``convox logs``)."""
+        with self._lock:
+            self._service_output.append((app, service, tuple(lines)))
+
+    def service_output(self, app: str, service: str) -> list[str]:
+        """The scripted container output of a new replica of ``service``."""
+        with self._lock:
+            return [
+                line
+                for target, name, lines in self._service_output
+                if name == service and target in (None, app)
+                for line in lines
+            ]
+
     def clear(self) -> None:
-        """Forget every scripted command, build and rollout failure."""
+        """Forget every scripted command, build, rollout failure and service output."""
         with self._lock:
             self._commands.clear()
             self._builds.clear()
             self._promote_failures.clear()
+            self._service_output.clear()
 
     def take_build(self, app: str) -> BuildScript:
         """Consume the script for a build of ``app`` (default outcome when none is queued)."""
@@ -181,104 +201,86 @@ class Scripts:
                 return queue.pop(0)
         return None
 
-    def resolve(self, invocation: Invocation) -> CommandResult:
-        """What ``invocation`` does: the newest matching script, else the built-in shell."""
+    def _take(self, texts: tuple[str, ...]) -> _CommandRule | None:
         with self._lock:
-            rule = next((r for r in self._commands if r.matches(invocation)), None)
+            rule = next((r for r in self._commands if r.matches(texts)), None)
             if rule is not None and rule.times is not None:
                 rule.times -= 1
                 if rule.times <= 0:
                     self._commands.remove(rule)
+        return rule
+
+    def scripted(self, invocation: Invocation) -> bool:
+        """Whether a script (not the built-in shell) answers ``invocation``; consumes nothing."""
+        with self._lock:
+            texts = (invocation.command, " ".join(invocation.argv))
+            return any(r.matches(texts) for r in self._commands)
+
+    def resolve(self, invocation: Invocation) -> CommandResult:
+        """What ``invocation`` does: the newest matching script, else the built-in shell."""
+        rule = self._take((invocation.command, " ".join(invocation.argv)))
         if rule is not None:
             return rule.handler(invocation)
-        return run_builtin(list(invocation.argv), invocation.environment)
+
+        def lookup(words: list[str]) -> tuple[bytes, int, float] | None:
+            inner = self._take((" ".join(words),))
+            if inner is None:
+                return None
+            sub = Invocation(
+                command=" ".join(words),
+                argv=tuple(words),
+                app=invocation.app,
+                service=invocation.service,
+                process=invocation.process,
+                mode=invocation.mode,
+                environment=invocation.environment,
+                files=invocation.files,
+            )
+            result = inner.handler(sub)
+            output = b"".join(data for _, data in result.timeline())
+            return output, result.exit_code, result.duration or 0.0
+
+        return run_builtin(
+            list(invocation.argv),
+            invocation.environment,
+            stdin=invocation.stdin,
+            files=invocation.files,
+            lookup=lookup,
+        )
 
 
-_VAR = re.compile(r"\$(?:\{(\w+)\}|(\w+))")
+_FILTERS = ("cat", "grep", "wc", "head", "tail")
 
 
-def run_builtin(argv: list[str], env: Mapping[str, str]) -> CommandResult:
-    """The built-in shell subset used for unscripted commands (see the module docstring)."""
-    clock = 0.0
-    chunks: list[tuple[float, bytes]] = []
-    slept = False
+def reads_stdin(argv: Sequence[str]) -> bool:
+    """Whether the built-in shell reads stdin for ``argv``: ``sh`` without ``-c``, or a filter
+    (``cat``, ``grep``, ``wc``, ``head``, ``tail``) given no file, first in the command or in
+    its ``sh -c`` script. Exec then waits for the end of stdin before running it."""
+    words = list(argv)
+    if words[:1] and words[0] in ("sh", "bash", "/bin/sh", "/bin/bash"):
+        if len(words) == 1:
+            return True
+        if len(words) < 3 or words[1] != "-c":
+            return False
+        words = re.split(r"[;&|\n]", words[2].strip(), maxsplit=1)[0].split()
+    if not words or words[0] not in _FILTERS:
+        return False
+    operands = [w for w in words[1:] if not w.startswith("-")]
+    return len(operands) <= (1 if words[0] == "grep" else 0)
 
-    def run_simple(words: list[str]) -> int:
-        """Run one simple command and return its exit code."""
-        nonlocal clock, slept
-        if not words:
-            return 0
-        name, args = words[0], words[1:]
-        if name in ("sh", "bash", "/bin/sh", "/bin/bash") and len(args) >= 2 and args[0] == "-c":
-            return run_script(args[1])
-        if name == "echo":
-            newline = True
-            if args[:1] == ["-n"]:
-                newline, args = False, args[1:]
-            chunks.append((clock, (" ".join(args) + ("\n" if newline else "")).encode()))
-            return 0
-        if name in ("true", ":"):
-            return 0
-        if name == "false":
-            return 1
-        if name == "sleep":
-            try:
-                clock += float(args[0]) if args else 0.0
-            except ValueError:
-                chunks.append((clock, f"sleep: invalid time interval '{args[0]}'\n".encode()))
-                return 1
-            slept = True
-            return 0
-        if name in ("env", "printenv"):
-            text = "".join(f"{k}={v}\n" for k, v in sorted(env.items()))
-            chunks.append((clock, text.encode()))
-            return 0
-        message = f"{name}: emulated command (no script registered)\n"
-        chunks.append((clock, message.encode()))
-        return 0
 
-    def run_script(script: str) -> int:
-        lexer = shlex.shlex(script, posix=True, punctuation_chars=";&|")
-        lexer.whitespace_split = True
-        try:
-            tokens = list(lexer)
-        except ValueError:
-            chunks.append((clock, b"sh: syntax error: unterminated quoted string\n"))
-            return 2
-        status = 0
-        words: list[str] = []
-        connector = ";"
-        for token in [*tokens, ";"]:
-            if token in (";", "&&", "||", "&", "|"):
-                run = (
-                    connector in (";", "&", "|")
-                    or (connector == "&&" and status == 0)
-                    or (connector == "||" and status != 0)
-                )
-                if run and words:
-                    expanded = [
-                        _VAR.sub(lambda m: env.get(m.group(1) or m.group(2), ""), w) for w in words
-                    ]
-                    if expanded[0] == "exit":
-                        return _exit_code(expanded[1:], status)
-                    status = run_simple(expanded)
-                words, connector = [], token
-            else:
-                words.append(token)
-        return status
-
-    code = _exit_code(argv[1:], 0) if argv and argv[0] == "exit" else run_simple(argv)
+def run_builtin(
+    argv: list[str],
+    env: Mapping[str, str],
+    *,
+    stdin: bytes = b"",
+    files: MutableMapping[str, bytes] | None = None,
+    lookup: Callable[[list[str]], tuple[bytes, int, float] | None] | None = None,
+) -> CommandResult:
+    """The built-in shell for unscripted commands (see ``shell``)."""
+    result = Shell(env, files, lookup).run(argv, stdin)
     return CommandResult(
-        exit_code=code,
-        duration=clock if slept else None,
-        chunks=tuple(chunks),
+        exit_code=result.exit_code,
+        duration=result.clock if result.slept else None,
+        chunks=tuple(result.chunks),
     )
-
-
-def _exit_code(args: list[str], default: int) -> int:
-    if not args:
-        return default
-    try:
-        return int(args[0]) % 256
-    except ValueError:
-        return 2

@@ -25,6 +25,7 @@ from urllib.parse import unquote
 
 import h11
 
+from .admin import ADMIN_PREFIX, Admin
 from .api import RackApi
 from .encoding import parse_query
 from .errors import RackError
@@ -80,7 +81,9 @@ class RackServer:
         requests: RequestLog,
         spool: Path,
         max_frame_bytes: int | None = None,
+        admin: Admin | None = None,
     ) -> None:
+        self.admin = admin
         self.api = api
         self.router = router
         self.faults = faults
@@ -207,6 +210,10 @@ class RackServer:
     ) -> bool:
         """Handle one request; True when the connection was handed to a WebSocket."""
         req = self._parse(event)
+        if self.admin is not None and req.path.startswith(ADMIN_PREFIX):
+            response = await self._admin(self.admin, conn, req, reader, writer)
+            await self._send(conn, writer, req, response)
+            return False
         upgrade = req.header("Upgrade")
         routed = self.router.match(req.method, req.path, upgrade)
         record: dict[str, Any] = {
@@ -296,6 +303,24 @@ class RackServer:
         )
         await self._send(conn, writer, req, response, truncate=truncate)
         return False
+
+    async def _admin(
+        self,
+        admin: Admin,
+        conn: h11.Connection,
+        req: Request,
+        reader: asyncio.StreamReader,
+        writer: asyncio.StreamWriter,
+    ) -> Response:
+        """An admin route (``admin``): not faulted, not gated, not recorded."""
+        body = bytearray()
+        if conn.their_state is h11.SEND_BODY:
+            self._continue(conn, writer)
+            async for chunk in self._body_chunks(conn, reader):
+                if len(body) <= _FORM_LIMIT:
+                    body.extend(chunk)
+        peer = writer.get_extra_info("peername")
+        return admin.handle(req, bytes(body), str(peer[0]) if peer else "")
 
     def _fault_response(self, fault: Fault) -> Response:
         response = Response(

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
@@ -18,7 +18,7 @@ from .encoding import format_time, format_time_seconds, shell_split
 from .errors import RackError
 from .messages import Request
 from .models import LogEntry
-from .scripts import Invocation
+from .scripts import Invocation, reads_stdin
 from .state import ExecRecord, RackState
 from .websocket import OP_BINARY, OP_CLOSE, OP_TEXT, WebSocket
 
@@ -295,32 +295,56 @@ async def _run_interactive(
     invocation: Invocation,
     record: ExecRecord,
 ) -> int:
-    """Play a command's output over time, collecting stdin, and return its exit code."""
-    result = ctx.state.scripts.resolve(invocation)
-    duration = ctx.state.timing.process_run if result.duration is None else result.duration
+    """Play a command's output over time, collecting stdin, and return its exit code.
+
+    An unscripted command that reads stdin (``cat``, ``sh`` reading a script) runs once stdin
+    has ended, with what was sent; anything else starts at once.
+    """
+    scripts = ctx.state.scripts
+    stdin_ended = asyncio.Event()
 
     async def read_stdin() -> None:
         ws.answer_pings = True
-        while True:
-            message = await ws.read_message()
-            if message is None:
-                return
-            opcode, payload = message
-            if opcode == OP_TEXT:
-                record.stdin.extend(payload)
-            elif opcode == OP_BINARY:
-                record.stdin_closed = True
-                ws.answer_pings = False
-                await ws.discard_incoming()
-                return
-            elif opcode == OP_CLOSE:
-                code = int.from_bytes(payload[:2], "big") if len(payload) >= 2 else 1005
-                if code in (1000, 1001):
+        try:
+            while True:
+                message = await ws.read_message()
+                if message is None:
+                    return
+                opcode, payload = message
+                if opcode == OP_TEXT:
+                    record.stdin.extend(payload)
+                elif opcode == OP_BINARY:
                     record.stdin_closed = True
-                ws.peer_gone.set()
-                return
+                    stdin_ended.set()
+                    ws.answer_pings = False
+                    await ws.discard_incoming()
+                    return
+                elif opcode == OP_CLOSE:
+                    code = int.from_bytes(payload[:2], "big") if len(payload) >= 2 else 1005
+                    if code in (1000, 1001):
+                        record.stdin_closed = True
+                    ws.peer_gone.set()
+                    return
+        finally:
+            stdin_ended.set()
 
     reader = asyncio.create_task(read_stdin() if record.stdin_enabled else ws.discard_incoming())
+    try:
+        if (
+            record.stdin_enabled
+            and reads_stdin(invocation.argv)
+            and not scripts.scripted(invocation)
+        ):
+            await stdin_ended.wait()
+            if ws.peer_gone.is_set():
+                raise ConnectionResetError("client went away")
+            invocation = replace(invocation, stdin=bytes(record.stdin))
+        result = scripts.resolve(invocation)
+    except BaseException:
+        await _stop(reader)
+        raise
+    duration = ctx.state.timing.process_run if result.duration is None else result.duration
+
     loop = asyncio.get_running_loop()
     start = loop.time()
     try:
@@ -393,6 +417,7 @@ async def process_exec(req: Request, ctx: Ctx, ws: WebSocket) -> None:
         process=pod.id,
         mode="exec",
         environment=dict(pod.environment),
+        files=ctx.state.file_store(app, pod.id),
     )
     record.exit_code = await _run_interactive(ws, ctx, invocation, record)
     await _marker(ws, record.exit_code)

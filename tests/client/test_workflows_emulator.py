@@ -153,8 +153,9 @@ class TestBuild:
         assert build.release
         assert build.description == "v1"
         log = b"".join(output)
-        assert log.endswith(f"Build complete: {build.id}\n".encode())
-        assert log.count(b"Build complete") == 1  # the catch-up read added nothing twice
+        push = f"Running: docker push {convox_rack.state.registry('demo')}:web.{build.id}\n"
+        assert log.endswith(push.encode())
+        assert log.count(b"Running: docker push") == 1  # the catch-up read added nothing twice
         assert posts(convox_rack, "/apps/demo/objects/tmp/*.tgz") == 1
         assert posts(convox_rack, "/apps/demo/builds") == 1
 

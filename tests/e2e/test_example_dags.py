@@ -152,7 +152,7 @@ def test_deploy_pipeline_builds_promotes_and_waits(
     # A durable build carries its retry marker (convox_provider/operators/_base.py)
     marker = r" \[airflow-[0-9a-f]{16}\]"
     assert re.fullmatch(re.escape(f"Airflow {DEPLOY} {run.run_id}") + marker, build["description"])
-    assert "Building service: web" in output  # the build log reached the task log
+    assert "Step 1/4 : FROM python:3.12-slim" in output  # the build log reached the task log
     assert find(rack.releases(app.name), release_id)["build"] == build_id
     state = rack.app(app.name)
     assert (state["release"], state["status"]) == (release_id, "running")

@@ -127,7 +127,7 @@ def test_build_from_directory(
     assert ti.pushed == [("build_id", build_id), ("release_id", build["release"])]
     assert states == ["running", "complete"]  # the build id is in XCom before the wait
     out = capfd.readouterr().out
-    assert "Building service: web" in out
+    assert "Step 1/" in out
     assert f"Build {build_id} of app demo started" in out
 
 
@@ -249,7 +249,8 @@ def test_no_deferral_when_the_build_already_ended(
     ti = RecordingTI()
     build_id = build_op(source_dir=str(source), deferrable=True).execute(context(ti))
     assert ti.xcoms == {"build_id": build_id, "release_id": newest_build(rack)["release"]}
-    assert f"Build complete: {build_id}" in capfd.readouterr().out
+    push = f"Running: docker push {rack.state.registry(APP)}:web.{build_id}"
+    assert push in capfd.readouterr().out
 
 
 def test_no_deferral_for_a_build_that_already_failed(rack: RackEmulator, source: Path) -> None:

@@ -88,8 +88,8 @@ def test_success_carries_the_release_and_logs_the_build_output(
         {"status": "success", "app": APP, "build_id": build_id, "release_id": build["release"]}
     ]
     out = capfd.readouterr().out
-    assert "Building service: web" in out
-    assert f"Build complete: {build_id}" in out
+    assert "Step 1/" in out
+    assert f"Running: docker push {rack.state.registry(APP)}:web.{build_id}" in out
 
 
 def test_failed_build_event_has_the_log_tail(

@@ -327,7 +327,8 @@ def test_truncated_stream(
         build_id = cell.seeded.get("build") or cell.ti.xcoms["build_id"]
         out = capfd.readouterr().out
         # the whole log reached the task (or triggerer) log once, cut or not
-        for line in ("Building: .", "Building service: web", f"Build complete: {build_id}"):
+        push = f"Running: docker push {rack.state.registry(APP)}:web.{build_id}"
+        for line in ("Building: .", "Step 1/", push):
             assert out.count(line) == 1, (line, out)
     assert [f.fired for f in rack.faults.faults] == [1]
     check_no_repeated_writes(subject, armory)

@@ -28,6 +28,9 @@ services:
 """
 
 
+DOCKERFILE = b"FROM scratch\nCOPY . /app\n"
+
+
 def basic(password: str = "password", user: str = "convox") -> str:
     return "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()
 

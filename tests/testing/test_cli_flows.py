@@ -139,7 +139,9 @@ def _apps_create(cli: GoCli, name: str) -> None:
 def _build(cli: GoCli, app: str) -> dict[str, Any]:
     """``convox build`` (§7.1 steps 1-8) of a build that must succeed; returns the final build."""
     build, log = _build_attempt(cli, app)
-    assert log.endswith(f"Build complete: {build['id']}\n".encode())
+    push = f"Running: docker push {cli.rack.state.registry(app)}:worker.{build['id']}\n"
+    assert log.endswith(push.encode())
+    assert b"ERROR" not in log
     return build
 
 
@@ -373,9 +375,13 @@ def test_ps_scale_services_read_the_budget(cli: GoCli) -> None:
 
 
 def test_failed_build_prints_no_success_lines(cli: GoCli) -> None:
-    """A failing ``convox build`` shows no push or ``Build complete`` before its error."""
+    """A failing ``convox build`` stops in its first build step: no tag, no push."""
     cli.rack.create_app("myapp")
     cli.rack.scripts.fail_next_build("compile error", app="myapp")
     build, log = _build_attempt(cli, "myapp")
     assert build["status"] == "failed"
-    assert log == b"Building: .\nBuilding service: web\nERROR: compile error\n"
+    size = len(MANIFEST.encode()) + len(b"FROM scratch\n")
+    assert log == (
+        b"Building: .\nSending build context to Docker daemon  %dB\n"
+        b"Step 1/1 : FROM scratch\nERROR: compile error\n" % size
+    )

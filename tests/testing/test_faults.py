@@ -11,7 +11,7 @@ import pytest
 from convox_provider.testing import RackEmulator, Timing
 from convox_provider.testing.plugin import RackFactory
 
-from .conftest import MANIFEST, basic, tgz
+from .conftest import DOCKERFILE, MANIFEST, basic, tgz
 from .wsraw import BINARY, TEXT, RawWebSocket
 
 
@@ -176,7 +176,8 @@ def test_deploy_flow_sends_each_create_once(
     rack: RackEmulator, http: httpx.Client, demo: dict[str, str]
 ) -> None:
     url = http.post(
-        "/apps/demo/objects/tmp/a.tgz", content=tgz({"convox.yml": MANIFEST.encode()})
+        "/apps/demo/objects/tmp/a.tgz",
+        content=tgz({"convox.yml": MANIFEST.encode(), "Dockerfile": DOCKERFILE}),
     ).json()["Url"]
     http.post("/apps/demo/builds", data={"url": url})
     assert rack.requests.count("POST", "/apps/demo/builds") == 1

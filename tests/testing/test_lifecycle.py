@@ -14,7 +14,7 @@ import httpx
 from convox_provider.testing import RackEmulator, Timing
 from convox_provider.testing.plugin import RackFactory
 
-from .conftest import MANIFEST, tgz
+from .conftest import DOCKERFILE, MANIFEST, tgz
 
 
 def _client(rack: RackEmulator) -> httpx.Client:
@@ -160,7 +160,8 @@ def test_build_whose_pod_was_deleted_reads_running_forever(
     rack.create_app("demo")
     client = _client(rack)
     url = client.post(
-        "/apps/demo/objects/tmp/a.tgz", content=tgz({"convox.yml": MANIFEST.encode()})
+        "/apps/demo/objects/tmp/a.tgz",
+        content=tgz({"convox.yml": MANIFEST.encode(), "Dockerfile": DOCKERFILE}),
     ).json()["Url"]
     build = client.post("/apps/demo/builds", data={"url": url}).json()
     assert client.delete(f"/apps/demo/processes/{build['process']}").status_code == 200

@@ -12,7 +12,7 @@ import httpx
 from convox_provider.testing import RackEmulator
 from convox_provider.testing.plugin import RackFactory
 
-from .conftest import MANIFEST, tgz
+from .conftest import DOCKERFILE, MANIFEST, tgz
 
 # --- apps ----------------------------------------------------------------------------------
 
@@ -167,7 +167,12 @@ def _build(http: httpx.Client, files: dict[str, bytes], **params: str) -> dict[s
 
 
 def test_build_runs_then_completes_with_release(http: httpx.Client, demo: dict[str, str]) -> None:
-    build = _build(http, {"convox.yml": MANIFEST.encode()}, description="v2", **{"git-sha": "abc"})
+    build = _build(
+        http,
+        {"convox.yml": MANIFEST.encode(), "Dockerfile": DOCKERFILE},
+        description="v2",
+        **{"git-sha": "abc"},
+    )
     assert build["status"] == "running"
     assert re.fullmatch(r"B[A-Z]{10}", str(build["id"]))
     assert str(build["process"]).startswith("build-")
@@ -213,16 +218,17 @@ def test_build_failures(http: httpx.Client, demo: dict[str, str]) -> None:
 def test_build_custom_manifest_path_and_scripted_outcomes(
     http: httpx.Client, rack: RackEmulator, demo: dict[str, str]
 ) -> None:
-    build = _build(http, {"./deploy/prod.yml": MANIFEST.encode()}, manifest="deploy/prod.yml")
+    source = {"./deploy/prod.yml": MANIFEST.encode(), "Dockerfile": DOCKERFILE}
+    build = _build(http, source, manifest="deploy/prod.yml")
     assert http.get(f"/apps/demo/builds/{build['id']}").json()["status"] == "complete"
     rack.scripts.next_build(logs=["step one", "step two"], entrypoint="/entry.sh")
-    scripted = _build(http, {"convox.yml": MANIFEST.encode()})
+    scripted = _build(http, {"convox.yml": MANIFEST.encode(), "Dockerfile": DOCKERFILE})
     assert (
         http.get(f"/apps/demo/objects/build/{scripted['id']}/logs").text == "step one\nstep two\n"
     )
     assert http.get(f"/apps/demo/builds/{scripted['id']}").json()["entrypoint"] == "/entry.sh"
     rack.scripts.fail_next_build("exit status 1", app="demo")
-    failing = _build(http, {"convox.yml": MANIFEST.encode()})
+    failing = _build(http, {"convox.yml": MANIFEST.encode(), "Dockerfile": DOCKERFILE})
     assert http.get(f"/apps/demo/builds/{failing['id']}").json()["status"] == "failed"
     assert http.get(f"/apps/demo/objects/build/{failing['id']}/logs").text.endswith(
         "ERROR: exit status 1\n"
@@ -230,7 +236,10 @@ def test_build_custom_manifest_path_and_scripted_outcomes(
 
 
 def test_build_list_newest_first_with_limit(http: httpx.Client, demo: dict[str, str]) -> None:
-    ids = [_build(http, {"convox.yml": MANIFEST.encode()})["id"] for _ in range(3)]
+    ids = [
+        _build(http, {"convox.yml": MANIFEST.encode(), "Dockerfile": DOCKERFILE})["id"]
+        for _ in range(3)
+    ]
     listed = [b["id"] for b in http.get("/apps/demo/builds").json()]
     assert listed[:3] == ids[::-1]
     assert len(http.get("/apps/demo/builds", params={"limit": "2"}).json()) == 2
@@ -471,7 +480,8 @@ def test_build_pod_listed_while_build_runs(convox_rack_factory: RackFactory) -> 
     rack.create_app("demo")
     client = httpx.Client(base_url=rack.url, auth=("convox", "password"))
     url = client.post(
-        "/apps/demo/objects/tmp/x.tgz", content=tgz({"convox.yml": MANIFEST.encode()})
+        "/apps/demo/objects/tmp/x.tgz",
+        content=tgz({"convox.yml": MANIFEST.encode(), "Dockerfile": DOCKERFILE}),
     ).json()["Url"]
     build = client.post("/apps/demo/builds", data={"url": url}).json()
     pods = client.get("/apps/demo/processes").json()

@@ -10,7 +10,7 @@ import pytest
 from convox_provider.testing import CommandResult, RackEmulator, Timing
 from convox_provider.testing.plugin import RackFactory
 
-from .conftest import MANIFEST, basic, tgz
+from .conftest import DOCKERFILE, MANIFEST, basic, tgz
 from .wsraw import BINARY, PING, TEXT, RawWebSocket, text
 
 MARKER = b"F1E49A85-0AD7-4AEF-A618-C249C6E6568D"
@@ -143,7 +143,8 @@ def test_build_logs_live_then_stored(convox_rack_factory: RackFactory) -> None:
     rack.create_app("demo")
     client = httpx.Client(base_url=rack.url, auth=("convox", "password"))
     url = client.post(
-        "/apps/demo/objects/tmp/s.tgz", content=tgz({"convox.yml": MANIFEST.encode()})
+        "/apps/demo/objects/tmp/s.tgz",
+        content=tgz({"convox.yml": MANIFEST.encode(), "Dockerfile": DOCKERFILE}),
     ).json()["Url"]
     rack.scripts.next_build(logs=["one", "two", "three"])
     build = client.post("/apps/demo/builds", data={"url": url}).json()

@@ -2,7 +2,7 @@
 
 - ``clock``: the lock, the queue of due transitions and record stamps every model shares;
 - ``apps``: apps, configs, rollouts and services; ``builds``; ``releases`` (and promote);
-- ``processes``: pods, one-off runs and exec; ``logs``; ``objects``;
+- ``processes``: pods, one-off runs and exec; ``files``: each pod's files; ``logs``; ``objects``;
 - ``system``: system info, instances, registries, webhooks, certificates, JWTs, resources;
 - ``rack``: ``RackState``, the facade the handlers, the emulator and tests call.
 """

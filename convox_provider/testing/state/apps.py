@@ -253,7 +253,7 @@ class Apps(Model):
         app.release = release_id
         app.status = "running"
         app.atom_state = "Running"
-        self.deploy(app, at - seconds_to_ns(self.timing.process_start), release_id)
+        self.deploy(app, at - seconds_to_ns(self.timing.process_start), release_id, seeded=True)
         self.retire_pods(app.name, at, keep_release=release_id, keep_current=True)
 
     # --- services and their pods -----------------------------------------------------------
@@ -279,7 +279,9 @@ class Apps(Model):
             )
         return specs
 
-    def deploy(self, app: App, at: int, release_id: str, only: str | None = None) -> None:
+    def deploy(
+        self, app: App, at: int, release_id: str, only: str | None = None, *, seeded: bool = False
+    ) -> None:
         """Create the pods of ``release_id``'s services (old ones retire on settle)."""
         release = self.rack.releases.find(app.name, release_id)
         if release is None:
@@ -307,6 +309,8 @@ class Apps(Model):
                     template=template,
                 )
                 pod.cpu_request, pod.memory_request = cpu, memory
+                pod.seeded = seeded
+                pod.environment = processes.environment(app.name, release_id, name)
                 pod.ports = [str(service.port)] if service.port else None
                 processes.start_pod(pod, at)
             for pod in sorted(existing, key=lambda p: p.created, reverse=True)[

@@ -1,7 +1,8 @@
 """Builds: created from a source object, run by a build pod, imported and exported (§4.3).
 
-A build's pod reads the source's manifest, writes its output lines over ``Timing.build`` and
-finishes it ``complete`` with a new release, or ``failed``; the build's logs become an object.
+A build's pod reads the source's manifest, checks it and finds each service's Dockerfile
+(``builder``), writes its output lines over ``Timing.build`` and finishes it ``complete`` with
+a new release, or ``failed`` after ``ERROR: <reason>`` without one; the logs become an object.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from .. import archive
+from ..builder import BuildJob, BuildOutcome, run_builder
 from ..encoding import new_id, parse_int, render_json
 from ..environment import parse_env
 from ..errors import RackError
@@ -30,6 +32,10 @@ class Builds(AppRecords[Build]):
     def build(self, app: str, build_id: str) -> Build:
         """The build record (ids are case-insensitive); 500 like the k8s provider."""
         return self._record(app, build_id, "builds.convox.com")
+
+    def find(self, app: str, build_id: str) -> Build | None:
+        """The build with exactly this id, None when there is none."""
+        return self._records.get(app, {}).get(build_id)
 
     def build_get(self, app: str, build_id: str) -> dict[str, Any]:
         """``GET /apps/{app}/builds/{id}``."""
@@ -65,11 +71,10 @@ class Builds(AppRecords[Build]):
         lock (None when missing); the tarball is inspected before this call.
         """
         manifest_path = manifest or "convox.yml"
-        outcome = self._inspect_source(app, url, manifest_path, source_path)
-        with self.locked() as now:
-            target = self.rack.apps.app(app)
+        manifest_text, source_error = self._inspect_source(app, url, manifest_path, source_path)
+        with self.locked():
             for param, label in (("BuildCpu", "cpu"), ("BuildMem", "mem")):
-                value = target.parameters.get(param, "")
+                value = self.rack.apps.app(app).parameters.get(param, "")
                 if value:
                     try:
                         parse_int(value, "strconv.ParseInt")
@@ -77,20 +82,39 @@ class Builds(AppRecords[Build]):
                         raise RackError(
                             400, f"invalid build {label}: {value}, err: {exc.message}"
                         ) from exc
+            newest = self.rack.releases._newest_release(app)
+            app_env = parse_env(newest.env) if newest is not None else {}
+        script = None if external else self.scripts.take_build(app)
+        build_id = new_id("B")
+        outcome = BuildOutcome(error=source_error)
+        if manifest_text is not None and source_path is not None and script is not None:
+            outcome = run_builder(
+                BuildJob(
+                    build_id=build_id,
+                    app=app,
+                    rack=self.rack.name,
+                    registry=self.rack.apps.registry(app),
+                    manifest_text=manifest_text,
+                    source=source_path,
+                    env=app_env,
+                    fail=script.fail,
+                )
+            )
+        with self.locked() as now:
+            target = self.rack.apps.app(app)
             build = Build(
-                id=new_id("B"),
+                id=build_id,
                 app=app,
                 description=description or "",
                 git_sha=git_sha or "",
                 started=self._stamp(now),
             )
             self._records[app][build.id] = build
-            if external:
+            if external or script is None:
                 wire = build.to_wire()
                 rack = self.rack
                 wire["repository"] = f"https://convox:{rack.password or ''}@api.{rack.domain}/{app}"
                 return wire
-            script = self.scripts.take_build(app)
             processes = self.rack.processes
             pod = processes.new_pod(
                 app,
@@ -112,6 +136,7 @@ class Builds(AppRecords[Build]):
                 fail=script.fail,
                 logs=script.logs,
                 duration_s=script.duration,
+                manifest_text=manifest_text,
                 outcome=outcome,
             )
             return build.to_wire()
@@ -139,15 +164,11 @@ class Builds(AppRecords[Build]):
         fail: str | None,
         logs: tuple[str, ...] | None,
         duration_s: float | None,
-        outcome: tuple[str | None, str | None],
+        manifest_text: str | None,
+        outcome: BuildOutcome,
     ) -> None:
-        manifest_text, source_error = outcome
-        reason = source_error or fail
-        lines = (
-            list(logs)
-            if logs is not None
-            else self._default_build_lines(build, manifest_text, source_error, failing=bool(fail))
-        )
+        reason = outcome.error or (fail if logs is not None else None)
+        lines = list(logs) if logs is not None else list(outcome.lines)
         if reason:
             lines.append(f"ERROR: {reason}")
         duration = seconds_to_ns(self.timing.build if duration_s is None else duration_s)
@@ -192,27 +213,6 @@ class Builds(AppRecords[Build]):
             build.finished = True
 
         self._at(start + duration, finish)
-
-    def _default_build_lines(
-        self, build: Build, manifest_text: str | None, error: str | None, *, failing: bool
-    ) -> list[str]:
-        """A failing build stops inside its first service: no push, no ``Build complete``."""
-        lines = ["Building: ."]
-        if error or manifest_text is None:
-            return lines
-        try:
-            services = [s.name for s in load_manifest(manifest_text).services]
-        except ManifestError:
-            services = []
-        registry = self.rack.apps.registry(build.app)
-        for service in services:
-            lines.append(f"Building service: {service}")
-            if failing:
-                return lines
-            lines.append(f"Pushing: {registry}:{service}.{build.id}")
-        if not failing:
-            lines.append(f"Build complete: {build.id}")
-        return lines
 
     def build_update(self, app: str, build_id: str, fields: dict[str, Any]) -> dict[str, Any]:
         """``PUT /apps/{app}/builds/{id}``: set any of the updatable fields."""
@@ -314,7 +314,10 @@ class Builds(AppRecords[Build]):
                 finished=True,
             )
             self._records[app][build.id] = build
-            lines = ["Building: ."] + [f"Building service: {s.name}" for s in parsed.services]
+            lines = ["Building: ."] + [
+                f"Running: docker push {apps.registry(app)}:{s.name}.{build.id}"
+                for s in parsed.services
+            ]
             build.logs = self.rack.objects.object_store_bytes(
                 app, f"build/{build.id}/logs", "".join(f"{x}\n" for x in lines).encode()
             )

@@ -114,14 +114,35 @@ class Processes(AppRecords[Pod]):
     def start_pod(self, pod: Pod, at: int, then: Callable[[int], None] | None = None) -> None:
         """``running`` after ``Timing.process_start``, then ``then(due)``."""
         token = pod.token
+        self._pod_event(pod, at, f"Successfully assigned {pod.app}/{pod.id} to {pod.instance}")
+        self._pod_event(pod, at, f'Pulling image "{pod.image}"')
 
         def running(due: int) -> None:
             if self.alive(pod, token):
                 pod.status = "running"
+                self._pod_event(pod, due, f'Successfully pulled image "{pod.image}"')
+                self._pod_event(pod, due, f"Created container {pod.app}")
+                self._pod_event(pod, due, f"Started container {pod.app}")
+                if pod.kind == "service" and not pod.seeded:
+                    self._container_output(pod, due)
                 if then is not None:
                     then(due)
 
         self._at(at + seconds_to_ns(self.timing.process_start), running)
+
+    def _pod_event(self, pod: Pod, at: int, message: str) -> None:
+        """A Kubernetes event of the pod, as the rack logs it (``system/k8s/<pod>``)."""
+        if pod.kind in ("service", "run") and not pod.seeded:
+            self.rack.logs.log(pod.app, at, f"system/k8s/{pod.id}", message.encode())
+
+    def _container_output(self, pod: Pod, at: int) -> None:
+        """A service replica's output: a start line, then the lines a test scripted."""
+        stream = f"service/{pod.service}/{pod.id}"
+        command = " ".join(pod.args) or pod.image
+        lines = [f"emulated process {pod.id} started: {command}"]
+        lines += self.scripts.service_output(pod.app, pod.service)
+        for line in lines:
+            self.rack.logs.log(pod.app, at, stream, line.encode(), pod)
 
     def end_pod(self, pod: Pod, at: int, exit_code: int) -> None:
         """The pod's command exited; it is reaped after ``Timing.reap``."""
@@ -145,8 +166,10 @@ class Processes(AppRecords[Pod]):
         if pods.get(pod.id) is pod:
             del pods[pod.id]
             pod.token += 1
+            self.rack.files.forget(pod.app, pod.id)
 
-    def _pod(self, app: str, pid: str) -> Pod:
+    def pod(self, app: str, pid: str) -> Pod:
+        """The pod (call with the lock held); 500 ``pods "<pid>" not found`` when gone."""
         pod = self._records.get(app, {}).get(pid)
         if pod is None:
             raise RackError(500, f'pods "{pid}" not found')
@@ -171,12 +194,12 @@ class Processes(AppRecords[Pod]):
     def process_get(self, app: str, pid: str) -> dict[str, Any]:
         """``GET /apps/{app}/processes/{pid}``: gone -> 500 ``pods "<pid>" not found``."""
         with self.locked():
-            return self._pod(app, pid).to_wire()
+            return self.pod(app, pid).to_wire()
 
     def process_stop(self, app: str, pid: str) -> None:
         """``DELETE /apps/{app}/processes/{pid}``; a service pod is replaced by its deployment."""
         with self.locked() as now:
-            pod = self._pod(app, pid)
+            pod = self.pod(app, pid)
             self.remove_pod(pod)
             target = self.rack.apps.app(app)
             if pod.kind == "service" and pod.release == target.release:
@@ -197,7 +220,7 @@ class Processes(AppRecords[Pod]):
                 manifest = parse_manifest(release.manifest)
                 spec = manifest.service(service)
                 if spec is not None:
-                    env = manifest.service_environment(service, parse_env(release.env))
+                    env = self.environment(app, release_id, service, strict=True)
             args = shell_split(options.command) if options.command is not None else []
             if options.command is None and spec is not None and spec.command:
                 args = shell_split(spec.command)
@@ -223,6 +246,38 @@ class Processes(AppRecords[Pod]):
             self.start_pod(pod, now, then=lambda due: self._run_command(pod, due))
             return wire
 
+    def environment(
+        self, app: str, release_id: str, service: str, *, strict: bool = False
+    ) -> dict[str, str]:
+        """What the rack puts in a process's environment (*provider/k8s helpers.go*).
+
+        ``RACK``, ``RACK_URL``, ``APP``, ``RELEASE``, ``BUILD``, ``BUILD_DESCRIPTION``,
+        ``BUILD_GIT_SHA``, ``SERVICE`` and ``PORT`` (when the service has one), then the
+        manifest's variables with the release's values. ``strict``: a required variable
+        without a value is the 500 the rack answers; otherwise it is left empty.
+        """
+        release = self.rack.releases.find(app, release_id)
+        if release is None:
+            return {}
+        env = {"RACK": self.rack.name, "RACK_URL": self.rack.rack_url, "APP": app}
+        env["RELEASE"] = release.id
+        build = self.rack.builds.find(app, release.build) if release.build else None
+        if build is not None:
+            env["BUILD"] = build.id
+            env["BUILD_DESCRIPTION"] = build.description
+            env["BUILD_GIT_SHA"] = build.git_sha
+        manifest = parse_manifest(release.manifest)
+        spec = manifest.service(service)
+        env["SERVICE"] = service
+        if spec is not None and spec.port:
+            env["PORT"] = str(spec.port)
+        try:
+            env.update(manifest.service_environment(service, parse_env(release.env)))
+        except RackError:
+            if strict:
+                raise
+        return env
+
     def _run_command(self, pod: Pod, at: int) -> None:
         if not pod.args:
             return
@@ -246,6 +301,7 @@ class Processes(AppRecords[Pod]):
             process=pod.id,
             mode="run",
             environment=dict(pod.environment),
+            files=self.rack.files.store(pod.app, pod.id),
         )
         result = self.scripts.resolve(invocation)
         self._schedule_output(pod, at, result)
@@ -286,7 +342,7 @@ class Processes(AppRecords[Pod]):
         """The pod an exec runs in and the command's argv (``pid`` may name a service, §4.6)."""
         with self.locked():
             running = [p for p in self.pods_of(app) if p.service == pid and p.status == "running"]
-            pod = secrets.choice(running) if running else self._pod(app, pid)
+            pod = secrets.choice(running) if running else self.pod(app, pid)
             argv = shell_split(command)
             if entrypoint:
                 release = self.rack.releases.release(app, pod.release)

@@ -18,6 +18,7 @@ from ..timing import Timing
 from .apps import Apps
 from .builds import Builds
 from .clock import Clock
+from .files import Files
 from .logs import Logs
 from .objects import Objects
 from .processes import ExecRecord, Processes
@@ -63,6 +64,7 @@ class RackState:
         self.name = name
         self.domain = domain
         self.version = version
+        self.rack_url = ""  # the emulator's own RACK_URL, set once it listens
         self._storage = storage
         self.clock = Clock(clock)
         self.objects = Objects(self, storage)
@@ -72,6 +74,7 @@ class RackState:
         self.releases = Releases(self)
         self.processes = Processes(self)
         self.logs = Logs(self)
+        self.files = Files(self)
         self.execs: list[ExecRecord] = self.processes.execs
 
     @property
@@ -138,6 +141,11 @@ class RackState:
     exec_target = _Op("processes", Processes.exec_target)
     pod_status = _Op("processes", Processes.pod_status)
     service_pods = _Op("processes", Processes.service_pods)
+
+    file_store = _Op("files", Files.live_store)
+    files_upload = _Op("files", Files.upload)
+    files_download = _Op("files", Files.download)
+    files_delete = _Op("files", Files.delete)
 
     emit_log = _Op("logs", Logs.emit_log)
     log_entries = _Op("logs", Logs.log_entries)
