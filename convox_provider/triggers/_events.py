@@ -173,6 +173,14 @@ _MESSAGES: dict[str, tuple[int, str]] = {
         "Waiting for {waiting_for}: transient error {failures} of {limit} in a row: {error}",
     ),
     "PromoteSubmitted": (logging.INFO, "Promoting release {release_id} of app {app}"),
+    "PromoteNotNeeded": (
+        logging.INFO,
+        "Release {release_id} of app {app} is already {state}: not promoting it again",
+    ),
+    "EnvironmentUnchanged": (
+        logging.INFO,
+        "Release {release_id} of app {app} already has this change to {keys}: no release created",
+    ),
     "RollbackTargetChosen": (logging.INFO, "Rolling back app {app} to release {release_id}"),
     "ReleaseCreated": (
         logging.INFO,
@@ -196,7 +204,11 @@ def describe(event: WorkflowEvent) -> tuple[int, str]:
     if not template:
         shown = ", ".join(f"{name}={value!r}" for name, value in fields.items())
         return level, f"{type(event).__name__}: {shown}"
-    return level, template.format(**fields)
+    parts = {
+        name: ", ".join(value) if isinstance(value, tuple) else value
+        for name, value in fields.items()
+    }
+    return level, template.format(**parts)
 
 
 def build_pod_to_delete(build: Build) -> str | None:

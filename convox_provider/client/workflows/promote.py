@@ -13,6 +13,8 @@ one): it creates a NEW release from the old release's build and environment and 
 
 from __future__ import annotations
 
+import dataclasses
+from dataclasses import dataclass, field
 from typing import Any
 
 from convox_provider.client.encoding import segment
@@ -25,6 +27,7 @@ from convox_provider.client.operation import D, Flow, Resource, call, operation
 from convox_provider.client.resources import apps as app_routes
 from convox_provider.client.resources import releases as release_routes
 from convox_provider.client.status import AppStatus
+from convox_provider.client.waiting import ROLLOUT_WAIT, WaitOptions, wait_options
 from convox_provider.client.workflows.events import (
     EventCallback,
     PromoteSubmitted,
@@ -32,11 +35,8 @@ from convox_provider.client.workflows.events import (
     RollbackTargetChosen,
 )
 from convox_provider.client.workflows.waits import (
-    DEFAULT_MAX_ERRORS,
-    ROLLOUT_TIMEOUT,
     Deadline,
     app_running,
-    check_wait_options,
     emit,
     is_newer_release,
 )
@@ -52,36 +52,18 @@ __all__ = [
 _SUBMIT_ATTEMPTS = 3
 
 
+@dataclass(frozen=True)
 class PromoteOptions:
-    """How to promote and wait, checked once (shared by promote, rollback and env set)."""
+    """How to promote and wait (shared by promote, rollback and env set); the wait's own
+    options are one :class:`~convox_provider.client.waiting.WaitOptions`."""
 
-    def __init__(
-        self,
-        *,
-        wait: bool = True,
-        force: bool = False,
-        timeout: float = ROLLOUT_TIMEOUT,
-        poll_interval: float = 5.0,
-        initial_delay: float = 5.0,
-        max_errors: int = DEFAULT_MAX_ERRORS,
-        rollout_timeout: int | None = None,
-        min_count: int | None = None,
-        max_count: int | None = None,
-        watch_processes: bool = True,
-        on_event: EventCallback | None = None,
-    ) -> None:
-        check_wait_options(timeout=timeout, poll_interval=poll_interval, max_errors=max_errors)
-        self.wait = wait
-        self.force = force
-        self.timeout = timeout
-        self.poll_interval = poll_interval
-        self.initial_delay = initial_delay
-        self.max_errors = max_errors
-        self.rollout_timeout = rollout_timeout
-        self.min_count = min_count
-        self.max_count = max_count
-        self.watch_processes = watch_processes
-        self.on_event = on_event
+    waiting: WaitOptions = field(default=ROLLOUT_WAIT)
+    wait: bool = True
+    force: bool = False
+    rollout_timeout: int | None = None
+    min_count: int | None = None
+    max_count: int | None = None
+    watch_processes: bool = True
 
 
 def promote_release(
@@ -96,7 +78,8 @@ def promote_release(
 
     One deadline covers the wait before the promote and the rollout after it.
     """
-    deadline = yield from Deadline.start(options.timeout)
+    waiting = options.waiting
+    deadline = yield from Deadline.start(waiting.timeout)
     if release_id is None:
         newest = yield from call(release_routes.list(app, limit=1))
         if not newest:
@@ -111,11 +94,8 @@ def promote_release(
                     resource,
                     app,
                     deadline,
-                    initial_delay=options.poll_interval,
-                    poll_interval=options.poll_interval,
-                    max_errors=options.max_errors,
+                    dataclasses.replace(waiting, initial_delay=waiting.poll_interval),
                     fail_on_rollback=False,
-                    on_event=options.on_event,
                 )
         try:
             yield from call(
@@ -136,18 +116,15 @@ def promote_release(
                 raise
             continue
         break
-    emit(options.on_event, PromoteSubmitted(app, release_id, options.force))
+    emit(waiting.on_event, PromoteSubmitted(app, release_id, options.force))
     if options.wait:
         yield from app_running(
             resource,
             app,
             deadline,
+            waiting,
             release_id=release_id,
-            initial_delay=options.initial_delay,
-            poll_interval=options.poll_interval,
-            max_errors=options.max_errors,
             watch_processes=options.watch_processes,
-            on_event=options.on_event,
         )
     return release_id
 
@@ -205,7 +182,7 @@ def _rollback(
         yield from _refuse_over_newer(resource, app, undoing)
     if to_release is None:
         to_release = yield from release_before_active(resource, app)
-    emit(options.on_event, RollbackTargetChosen(app, to_release))
+    emit(options.waiting.on_event, RollbackTargetChosen(app, to_release))
     old = yield from call(release_routes.get(app, to_release))
     if not old.build:
         raise ConvoxWorkflowError(
@@ -213,7 +190,7 @@ def _rollback(
         )
     # The env is copied as the raw string, byte for byte; never the old id promoted (§8 item 2).
     new = yield from call(release_routes.create(app, build=old.build, env=old.env))
-    emit(options.on_event, ReleaseCreated(app, new.id, new.build, new.description))
+    emit(options.waiting.on_event, ReleaseCreated(app, new.id, new.build, new.description))
     return (yield from promote_release(resource, app, new.id, options, wait_first=wait_first))
 
 
@@ -238,15 +215,16 @@ class ReleaseWorkflows(Resource[D]):
         *,
         wait: bool = True,
         force: bool = False,
-        timeout: float = ROLLOUT_TIMEOUT,
-        poll_interval: float = 5.0,
-        initial_delay: float = 5.0,
-        max_errors: int = DEFAULT_MAX_ERRORS,
+        timeout: float = ROLLOUT_WAIT.timeout,
+        poll_interval: float = ROLLOUT_WAIT.poll_interval,
+        initial_delay: float = ROLLOUT_WAIT.initial_delay,
+        max_errors: int = ROLLOUT_WAIT.max_errors,
         rollout_timeout: int | None = None,
         min_count: int | None = None,
         max_count: int | None = None,
         watch_processes: bool = True,
         on_event: EventCallback | None = None,
+        waiting: WaitOptions | None = None,
     ) -> Flow[str]:
         """Promote a release (default: the newest) and wait for its rollout; return its id.
 
@@ -267,17 +245,13 @@ class ReleaseWorkflows(Resource[D]):
         as events. The promote request itself is never repeated after an ambiguous failure.
         """
         options = PromoteOptions(
+            wait_options(locals(), ROLLOUT_WAIT),
             wait=wait,
             force=force,
-            timeout=timeout,
-            poll_interval=poll_interval,
-            initial_delay=initial_delay,
-            max_errors=max_errors,
             rollout_timeout=rollout_timeout,
             min_count=min_count,
             max_count=max_count,
             watch_processes=watch_processes,
-            on_event=on_event,
         )
         segment(app, kind="app name")
         if release_id is not None:
@@ -294,13 +268,14 @@ class ReleaseWorkflows(Resource[D]):
         wait: bool = True,
         force: bool = False,
         wait_first: bool = False,
-        timeout: float = ROLLOUT_TIMEOUT,
-        poll_interval: float = 5.0,
-        initial_delay: float = 5.0,
-        max_errors: int = DEFAULT_MAX_ERRORS,
+        timeout: float = ROLLOUT_WAIT.timeout,
+        poll_interval: float = ROLLOUT_WAIT.poll_interval,
+        initial_delay: float = ROLLOUT_WAIT.initial_delay,
+        max_errors: int = ROLLOUT_WAIT.max_errors,
         rollout_timeout: int | None = None,
         watch_processes: bool = True,
         on_event: EventCallback | None = None,
+        waiting: WaitOptions | None = None,
     ) -> Flow[str]:
         """Roll back to ``to_release``: create a new release from its build and environment and
         promote that; return the NEW release id.
@@ -320,15 +295,11 @@ class ReleaseWorkflows(Resource[D]):
         :meth:`promote`; ``timeout`` covers both waits.
         """
         options = PromoteOptions(
+            wait_options(locals(), ROLLOUT_WAIT),
             wait=wait,
             force=force,
-            timeout=timeout,
-            poll_interval=poll_interval,
-            initial_delay=initial_delay,
-            max_errors=max_errors,
             rollout_timeout=rollout_timeout,
             watch_processes=watch_processes,
-            on_event=on_event,
         )
         segment(app, kind="app name")
         for given in (to_release, undoing):
