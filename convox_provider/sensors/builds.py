@@ -6,7 +6,6 @@ from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import Context, PokeReturnValue
 
-from convox_provider.operators._base import MAX_ERRORS
 from convox_provider.sensors._base import ConvoxBaseSensor
 
 if TYPE_CHECKING:
@@ -38,12 +37,10 @@ class ConvoxBuildSensor(ConvoxBaseSensor):
         self.build_id = build_id
 
     def _check(self, context: Context, client: ConvoxClient) -> PokeReturnValue | bool:
-        build = client.builds.get(self.app, self.build_id)
+        build = client.builds.poll(self.app, self.build_id)  # a failed build raises
         if build.build_status.is_active:
             self.log.info("Build %s of app %s: %s", self.build_id, self.app, build.status)
             return False
-        # Ended: the client settles it (a failed build raises with its log's tail).
-        build = client.builds.wait_for_build(self.app, self.build_id, max_errors=MAX_ERRORS)
         self._push(context, "release_id", build.release)
         return PokeReturnValue(is_done=True, xcom_value=build.release)
 
@@ -56,7 +53,6 @@ class ConvoxBuildSensor(ConvoxBaseSensor):
             build_id=self.build_id,
             end_time=end_time,
             poll_interval=self.poke_interval,
-            max_errors=MAX_ERRORS,
         )
 
     def _on_done(self, context: Context, event: dict[str, Any]) -> None:

@@ -401,8 +401,54 @@ def resumable_build(
     return build if usable else None
 
 
+def _cancel_build(app: str, build_id: str) -> Flow[bool]:
+    build = yield from call(build_routes.get(app, build_id))
+    if not build.build_status.is_active or not build.process:
+        return False
+    yield from call(process_routes.delete(app, build.process))
+    return True
+
+
+def _poll_build(
+    resource: Resource[Any], app: str, build_id: str, waiting: WaitOptions
+) -> Flow[Build]:
+    build = yield from call(build_routes.get(app, build_id))
+    if build.build_status.is_active:
+        return build
+    return (yield from follow_build(resource, app, build_id, Following(waiting)))
+
+
 class BuildWorkflows(Resource[D]):
     """Workflows of ``client.builds``."""
+
+    @operation
+    def cancel(self, app: str, build_id: str) -> Flow[bool]:
+        """Stop build ``build_id`` if it is still going; whether it was.
+
+        Deleting its build pod is the only way to stop a build (docs/rack-api.md §4.3): the pod
+        named in ``process`` is deleted when the build is active. The build record then reads
+        ``running`` forever; :meth:`wait_for_build` gives up on it once its pod is gone.
+        """
+        segment(app, kind="app name")
+        segment(build_id, kind="build id")
+        return _cancel_build(app, build_id)
+
+    @operation
+    def poll(
+        self,
+        app: str,
+        build_id: str,
+        *,
+        max_errors: int = BUILD_WAIT.max_errors,
+        waiting: WaitOptions | None = None,
+    ) -> Flow[Build]:
+        """One look at a build: as read while it is active; once it ended, settled as
+        :meth:`wait_for_build` settles it (``complete``, or :class:`ConvoxBuildFailedError` with
+        the tail of its log; an unknown status raises :class:`ConvoxWorkflowError`)."""
+        options = wait_options(locals(), BUILD_WAIT)
+        segment(app, kind="app name")
+        segment(build_id, kind="build id")
+        return _poll_build(self, app, build_id, options)
 
     @operation
     def resumable(

@@ -30,21 +30,25 @@ from convox_provider.client.status import AppStatus
 from convox_provider.client.waiting import ROLLOUT_WAIT, WaitOptions, wait_options
 from convox_provider.client.workflows.events import (
     EventCallback,
+    PromoteNotNeeded,
     PromoteSubmitted,
     ReleaseCreated,
     RollbackTargetChosen,
 )
 from convox_provider.client.workflows.waits import (
     Deadline,
+    RolloutReading,
     app_running,
     emit,
     is_newer_release,
+    rollout_reading,
 )
 
 __all__ = [
     "ROLLBACK_SEARCH",
     "PromoteOptions",
     "ReleaseWorkflows",
+    "Rollout",
     "promote_release",
     "release_before_active",
 ]
@@ -129,6 +133,38 @@ def promote_release(
     return release_id
 
 
+@dataclass(frozen=True)
+class Rollout:
+    """What :meth:`ReleaseWorkflows.promote_or_attach` did with ``release_id``: ``pending`` when
+    its rollout is under way and was not waited for (``wait=False``), so a caller that waits
+    elsewhere (an Airflow trigger) still has to; False once the app runs it."""
+
+    release_id: str
+    pending: bool
+
+
+def promote_or_attach(
+    resource: Resource[Any], app: str, release_id: str, options: PromoteOptions
+) -> Flow[Rollout]:
+    """Flow: :meth:`ReleaseWorkflows.promote_or_attach`."""
+    waiting = options.waiting
+    current = yield from call(app_routes.get(app))
+    if current.release == release_id and current.app_status is AppStatus.RUNNING:
+        emit(waiting.on_event, PromoteNotNeeded(app, release_id, "running"))
+        return Rollout(release_id, pending=False)
+    if current.release != release_id or current.app_status is not AppStatus.UPDATING:
+        yield from promote_release(resource, app, release_id, options)
+        return Rollout(release_id, pending=not options.wait)
+    emit(waiting.on_event, PromoteNotNeeded(app, release_id, "rolling out"))
+    if not options.wait:
+        return Rollout(release_id, pending=True)
+    deadline = yield from Deadline.start(waiting.timeout)
+    # The rollout started a while ago: its status is current, so the first poll comes at once.
+    settled = dataclasses.replace(waiting, initial_delay=0.0)
+    yield from app_running(resource, app, deadline, settled, release_id=release_id)
+    return Rollout(release_id, pending=False)
+
+
 ROLLBACK_SEARCH = 100
 """Releases listed (newest first) to find the one before the active release."""
 
@@ -206,6 +242,53 @@ class ReleaseWorkflows(Resource[D]):
         segment(release_id, kind="release id")
         segment(than, kind="release id")
         return is_newer_release(self, app, release_id, than)
+
+    @operation
+    def rollout_state(
+        self, app: str, release_id: str, *, seen: bool = False
+    ) -> Flow[RolloutReading]:
+        """One look at the rollout of ``release_id``, for a caller that polls by itself (an
+        Airflow sensor's poke); see :class:`~.waits.RolloutReading` for what it may read.
+
+        The rollout ended on another release raises as the rollout waits do: a ``rollback``
+        status, or (with ``seen``: this release's rollout was already seen to start) a
+        ``running`` app on an older release is :class:`ConvoxRollbackError`; an app on a newer
+        release than this one, once seen or while rolling back, :class:`ConvoxSupersededError`
+        (nothing was rolled back). Before the rollout was seen, ``running`` on an older release
+        is only :attr:`~.waits.RolloutReading.PENDING` (status and ``release`` lag a promote,
+        §5.1), and ``running`` on a newer one is :attr:`~.waits.RolloutReading.OLDER`.
+        """
+        segment(app, kind="app name")
+        segment(release_id, kind="release id")
+        return rollout_reading(self, app, release_id, seen=seen)
+
+    @operation
+    def promote_or_attach(
+        self,
+        app: str,
+        release_id: str,
+        *,
+        wait: bool = True,
+        force: bool = False,
+        timeout: float = ROLLOUT_WAIT.timeout,
+        poll_interval: float = ROLLOUT_WAIT.poll_interval,
+        initial_delay: float = ROLLOUT_WAIT.initial_delay,
+        max_errors: int = ROLLOUT_WAIT.max_errors,
+        on_event: EventCallback | None = None,
+        waiting: WaitOptions | None = None,
+    ) -> Flow[Rollout]:
+        """Promote ``release_id`` as :meth:`promote` does, unless the app already has it: what a
+        retried task does, so that it re-attaches to the rollout its previous try started.
+
+        The app running ``release_id`` already is done; the app ``updating`` on it has that
+        rollout waited for (with ``wait``; first poll at once), never promoted again; a
+        :class:`~.events.PromoteNotNeeded` event says which. Otherwise it is promoted and,
+        with ``wait``, waited for. The wait's options and errors are those of :meth:`promote`.
+        """
+        options = PromoteOptions(wait_options(locals(), ROLLOUT_WAIT), wait=wait, force=force)
+        segment(app, kind="app name")
+        segment(release_id, kind="release id")
+        return promote_or_attach(self, app, release_id, options)
 
     @operation
     def promote(

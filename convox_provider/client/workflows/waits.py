@@ -44,12 +44,14 @@ from convox_provider.client.workflows.events import (
 __all__ = [
     "AppWorkflows",
     "Deadline",
+    "RolloutReading",
     "Poller",
     "app_running",
     "emit",
     "is_newer_release",
     "is_transient",
     "rollout_error",
+    "rollout_reading",
 ]
 
 T = TypeVar("T")
@@ -222,7 +224,7 @@ def is_newer_release(resource: Resource[Any], app: str, release_id: str, than: s
 
 
 def rollout_error(
-    resource: Resource[Any], app: str, release_id: str, found: App
+    resource: Resource[Any], app: str, release_id: str, found: App, *, newer: bool | None = None
 ) -> Flow[ConvoxWorkflowError]:
     """Flow: why the rollout of ``release_id`` did not end on it, as the error to raise.
 
@@ -232,7 +234,9 @@ def rollout_error(
     reading on another release (Reverted and Failure both read ``running``, §5.1).
     """
     active = found.release
-    if active and (yield from is_newer_release(resource, app, active, than=release_id)):
+    if newer is None:
+        newer = bool(active) and (yield from is_newer_release(resource, app, active, release_id))
+    if newer:
         return ConvoxSupersededError(
             f"release {release_id} of app {app} was superseded: release {active}, created after"
             f" it, was promoted while it rolled out (app status {found.status!r}). Nothing was"
@@ -257,6 +261,63 @@ def rollout_error(
         release_id=release_id,
         active_release=active,
     )
+
+
+@dataclass(frozen=True)
+class RolloutReading:
+    """One look at the rollout of ``release_id`` (``releases.rollout_state``).
+
+    ``state`` is :attr:`RUNNING` (the app runs the release: done), :attr:`ROLLING_OUT` (the app
+    is on the release, not yet running: its rollout has started), :attr:`PENDING` (not yet on
+    it: the promote may not be registered yet, status and ``release`` lag, §5.1), or one that
+    will never end on the release: :attr:`OLDER` (the release is older than the active one,
+    which the rack refuses to promote, §4.4) or :attr:`DELETING` (the app is being deleted);
+    ``message`` then says so.
+    """
+
+    RUNNING = "running"
+    ROLLING_OUT = "rolling out"
+    PENDING = "pending"
+    OLDER = "older"
+    DELETING = "deleting"
+
+    app: App
+    release_id: str
+    state: str
+    message: str = ""
+
+
+def rollout_reading(
+    resource: Resource[Any], app: str, release_id: str, *, seen: bool
+) -> Flow[RolloutReading]:
+    """Flow: ``releases.rollout_state``."""
+    found = yield from call(app_routes.get(app))
+    status = found.app_status
+    if status is AppStatus.DELETING:
+        return RolloutReading(
+            found, release_id, RolloutReading.DELETING, f"app {app} is being deleted"
+        )
+    if found.release == release_id:
+        if status is AppStatus.RUNNING:
+            return RolloutReading(found, release_id, RolloutReading.RUNNING)
+        if status is AppStatus.ROLLBACK:
+            raise (yield from rollout_error(resource, app, release_id, found, newer=False))
+        return RolloutReading(found, release_id, RolloutReading.ROLLING_OUT)
+    if status in (AppStatus.RUNNING, AppStatus.ROLLBACK):
+        newer = bool(found.release) and (
+            yield from is_newer_release(resource, app, found.release, release_id)
+        )
+        if newer and not seen and status is AppStatus.RUNNING:
+            return RolloutReading(
+                found,
+                release_id,
+                RolloutReading.OLDER,
+                f"release {release_id} of app {app} is older than the active release"
+                f" {found.release}: the rack cannot promote it, so it will never be running",
+            )
+        if newer or status is AppStatus.ROLLBACK or seen:
+            raise (yield from rollout_error(resource, app, release_id, found, newer=newer))
+    return RolloutReading(found, release_id, RolloutReading.PENDING)
 
 
 def app_running(
@@ -316,6 +377,19 @@ class AppWorkflows(Resource[D]):
     """Workflows of ``client.apps``."""
 
     @operation
+    def cancel_rollout(self, app: str, release_id: str) -> Flow[bool]:
+        """Cancel the rollout of ``release_id`` if it is the one in progress; whether it was.
+
+        ``POST /apps/{app}/cancel`` is sent only when the app reads ``updating`` on that
+        release: the rack refuses to cancel a settled app (403), and another release's rollout
+        is not this caller's to stop. A cancelled rollout rolls back to the previous release
+        (docs/rack-api.md §4.1).
+        """
+        segment(app, kind="app name")
+        segment(release_id, kind="release id")
+        return _cancel_rollout(app, release_id)
+
+    @operation
     def wait_for_app_running(
         self,
         app: str,
@@ -347,6 +421,14 @@ class AppWorkflows(Resource[D]):
         return _wait_for_app_running(
             self, app, options, release_id=release_id, watch_processes=watch_processes
         )
+
+
+def _cancel_rollout(app: str, release_id: str) -> Flow[bool]:
+    found = yield from call(app_routes.get(app))
+    if found.app_status is not AppStatus.UPDATING or found.release != release_id:
+        return False
+    yield from call(app_routes.cancel(app))
+    return True
 
 
 def _wait_for_app_running(
