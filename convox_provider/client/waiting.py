@@ -1,8 +1,9 @@
 """How long and how often a wait polls: :class:`WaitOptions`, and the defaults of every wait.
 
 One value carries a wait's options from the caller (an Airflow operator, a trigger, a user's
-script) to the workflow that polls, instead of a list of keywords restated at every step. This
-module imports nothing but :mod:`.errors`, so DAG files may import it at parse time.
+script) to the workflow that polls, instead of a list of keywords restated at every step. DAG
+files import this module at parse time (through the operators), so it imports nothing of the
+client at module level: :mod:`.errors` only when an option is refused.
 """
 
 from __future__ import annotations
@@ -12,9 +13,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from convox_provider.client.errors import ConvoxInputError
-
 if TYPE_CHECKING:
+    from convox_provider.client.errors import ConvoxInputError
     from convox_provider.client.workflows.events import WorkflowEvent
 
 __all__ = [
@@ -72,20 +72,22 @@ class WaitOptions:
 
     def __post_init__(self) -> None:
         if not _seconds(self.timeout) or not self.timeout >= 0:
-            raise ConvoxInputError(f"invalid timeout {self.timeout!r}: give seconds >= 0")
+            raise _invalid(f"invalid timeout {self.timeout!r}: give seconds >= 0")
         if not _seconds(self.poll_interval) or not self.poll_interval > 0:
-            raise ConvoxInputError(
-                f"invalid poll_interval {self.poll_interval!r}: give seconds > 0"
-            )
+            raise _invalid(f"invalid poll_interval {self.poll_interval!r}: give seconds > 0")
         if not _seconds(self.initial_delay) or not self.initial_delay >= 0:
-            raise ConvoxInputError(
-                f"invalid initial_delay {self.initial_delay!r}: give seconds >= 0"
-            )
+            raise _invalid(f"invalid initial_delay {self.initial_delay!r}: give seconds >= 0")
         limit = self.max_errors
         if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
-            raise ConvoxInputError(f"invalid max_errors {limit!r}: give an int >= 1")
+            raise _invalid(f"invalid max_errors {limit!r}: give an int >= 1")
         if self.on_event is not None and not callable(self.on_event):
-            raise ConvoxInputError(f"invalid on_event {self.on_event!r}: give a callable")
+            raise _invalid(f"invalid on_event {self.on_event!r}: give a callable")
+
+
+def _invalid(message: str) -> ConvoxInputError:
+    from convox_provider.client.errors import ConvoxInputError  # noqa: PLC0415 - module doc
+
+    return ConvoxInputError(message)
 
 
 def _seconds(value: object) -> bool:
@@ -122,12 +124,12 @@ def wait_options(
     if waiting is None:
         return dataclasses.replace(defaults, **given)
     if not isinstance(waiting, WaitOptions):
-        raise ConvoxInputError(f"waiting must be a WaitOptions, not {type(waiting).__name__}")
+        raise _invalid(f"waiting must be a WaitOptions, not {type(waiting).__name__}")
     clash = sorted(
         names[field] for field, value in given.items() if value != getattr(defaults, field)
     )
     if clash:
-        raise ConvoxInputError(
+        raise _invalid(
             f"give the wait's options either as waiting= or as {', '.join(clash)}, not both"
         )
     return waiting
