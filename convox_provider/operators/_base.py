@@ -215,19 +215,13 @@ class ConvoxTask(BaseOperator):
         can tell auth, not-found and transient errors apart."""
         from convox_provider.client.errors import (  # noqa: PLC0415 - module doc
             ConvoxBuildFailedError,
-            ConvoxRollbackError,
-            ConvoxSupersededError,
+            ConvoxRolloutEndedError,
             ConvoxWaitTimeoutError,
         )
 
         try:
             yield
-        except (
-            ConvoxBuildFailedError,
-            ConvoxRollbackError,
-            ConvoxSupersededError,
-            ConvoxWaitTimeoutError,
-        ) as exc:
+        except (ConvoxBuildFailedError, ConvoxRolloutEndedError, ConvoxWaitTimeoutError) as exc:
             self._raise_for(event_for_error(exc))
 
     def _check_event(self, event: Any, id_key: str) -> dict[str, Any]:

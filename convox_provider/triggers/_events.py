@@ -74,7 +74,7 @@ def event_for_error(exc: BaseException) -> dict[str, Any]:
     """
     from convox_provider.client.errors import (  # noqa: PLC0415 - module doc
         ConvoxBuildFailedError,
-        ConvoxRollbackError,
+        ConvoxRolloutEndedError,
         ConvoxSupersededError,
         ConvoxWaitTimeoutError,
     )
@@ -86,7 +86,7 @@ def event_for_error(exc: BaseException) -> dict[str, Any]:
             "build_id": exc.build_id,
             "logs_tail": exc.logs_tail,
         }
-    if isinstance(exc, (ConvoxRollbackError, ConvoxSupersededError)):
+    if isinstance(exc, ConvoxRolloutEndedError):
         return rollback_event(
             str(exc),
             app=exc.app,
