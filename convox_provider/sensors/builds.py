@@ -31,6 +31,7 @@ class ConvoxBuildSensor(ConvoxBaseSensor):
     template_fields = ("convox_conn_id", "app", "build_id")
     ui_color = "#c9e7f7"
     _id_key = "release_id"
+    _subject_key = "build_id"
 
     def __init__(self, *, app: str, build_id: str, **kwargs: Any) -> None:
         super().__init__(app=app, **kwargs)
@@ -44,16 +45,11 @@ class ConvoxBuildSensor(ConvoxBaseSensor):
         self._push(context, "release_id", build.release)
         return PokeReturnValue(is_done=True, xcom_value=build.release)
 
-    def _trigger(self, end_time: float) -> ConvoxBuildTrigger:
+    @staticmethod
+    def _trigger_type() -> type[ConvoxBuildTrigger]:
         from convox_provider.triggers.builds import ConvoxBuildTrigger  # noqa: PLC0415
 
-        return ConvoxBuildTrigger(
-            convox_conn_id=self.convox_conn_id,
-            app=self.app,
-            build_id=self.build_id,
-            end_time=end_time,
-            poll_interval=self.poke_interval,
-        )
+        return ConvoxBuildTrigger
 
     def _on_done(self, context: Context, event: dict[str, Any]) -> None:
         self._push(context, "release_id", event["release_id"])

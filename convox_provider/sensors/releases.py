@@ -51,6 +51,7 @@ class ConvoxReleaseSensor(ConvoxBaseSensor):
     template_fields = ("convox_conn_id", "app", "release_id")
     ui_color = "#d5ecd4"
     _id_key = "release_id"
+    _subject_key = "release_id"
 
     def __init__(self, *, app: str, release_id: str, **kwargs: Any) -> None:
         super().__init__(app=app, **kwargs)
@@ -102,13 +103,8 @@ class ConvoxReleaseSensor(ConvoxBaseSensor):
                 self._seen_rollout = self.release_id
         return self._seen_rollout == self.release_id
 
-    def _trigger(self, end_time: float) -> ConvoxReleaseTrigger:
+    @staticmethod
+    def _trigger_type() -> type[ConvoxReleaseTrigger]:
         from convox_provider.triggers.releases import ConvoxReleaseTrigger  # noqa: PLC0415
 
-        return ConvoxReleaseTrigger(
-            convox_conn_id=self.convox_conn_id,
-            app=self.app,
-            release_id=self.release_id,
-            end_time=end_time,
-            poll_interval=self.poke_interval,
-        )
+        return ConvoxReleaseTrigger
