@@ -99,9 +99,12 @@ class ConvoxTrigger(BaseTrigger):
             **self._own_kwargs(),
         }
 
-    @abstractmethod
+    _own: tuple[str, ...] = ()
+    """The keyword arguments of the subclass's own ``__init__``, kept as attributes of the same
+    names and serialized with the rest."""
+
     def _own_kwargs(self) -> dict[str, Any]:
-        """The keyword arguments of the subclass's own ``__init__`` (serialized with the rest)."""
+        return {name: getattr(self, name) for name in self._own}
 
     @property
     @abstractmethod

@@ -36,6 +36,8 @@ class ConvoxBuildTrigger(ConvoxTrigger):
         failed build's event still carries the tail of its log.
     """
 
+    _own = ("build_id", "follow_logs")
+
     def __init__(
         self,
         convox_conn_id: str,
@@ -49,9 +51,6 @@ class ConvoxBuildTrigger(ConvoxTrigger):
         super().__init__(convox_conn_id=convox_conn_id, app=app, end_time=end_time, **options)
         self.build_id = build_id
         self.follow_logs = bool(follow_logs)
-
-    def _own_kwargs(self) -> dict[str, Any]:
-        return {"build_id": self.build_id, "follow_logs": self.follow_logs}
 
     @property
     def subject(self) -> str:

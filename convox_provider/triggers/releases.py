@@ -32,6 +32,8 @@ class ConvoxReleaseTrigger(ConvoxTrigger):
     :param max_errors: consecutive transient errors that end the wait (default 5).
     """
 
+    _own = ("release_id", "initial_delay")
+
     def __init__(
         self,
         convox_conn_id: str,
@@ -45,9 +47,6 @@ class ConvoxReleaseTrigger(ConvoxTrigger):
         super().__init__(convox_conn_id=convox_conn_id, app=app, end_time=end_time, **options)
         self.release_id = release_id
         self.initial_delay = float(initial_delay)
-
-    def _own_kwargs(self) -> dict[str, Any]:
-        return {"release_id": self.release_id, "initial_delay": self.initial_delay}
 
     @property
     def subject(self) -> str:

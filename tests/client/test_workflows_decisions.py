@@ -107,7 +107,9 @@ class TestPromoteOrAttach:
     def test_a_release_the_app_runs_is_not_promoted_again(self, rack: FakeRack) -> None:
         rack.on("GET", APP, app("running"))
 
-        done = releases(rack).promote_or_attach("myapp", "R2", on_event=rack.event)
+        done = releases(rack).promote_or_attach(
+            "myapp", "R2", waiting=WaitOptions(on_event=rack.event)
+        )
 
         assert (done.release_id, done.pending) == ("R2", False)
         assert rack.keys == [("GET", APP)]
@@ -118,7 +120,7 @@ class TestPromoteOrAttach:
         rack.on("GET", f"{APP}/processes", [])
 
         done = releases(rack).promote_or_attach(
-            "myapp", "R2", poll_interval=2.0, on_event=rack.event
+            "myapp", "R2", waiting=WaitOptions(poll_interval=2.0, on_event=rack.event)
         )
 
         assert (done.release_id, done.pending) == ("R2", False)

@@ -19,6 +19,7 @@ from convox_provider.client.errors import (
 )
 from convox_provider.client.models import Build
 from convox_provider.client.retry import RetryConfig
+from convox_provider.client.waiting import WaitOptions
 from convox_provider.client.workflows import (
     BuildWorkflows,
     EnvironmentWorkflows,
@@ -358,7 +359,9 @@ class TestDecisions:
     ) -> None:
         build = await deploy(flows, source)
         done = await flows(
-            lambda f: f.client.releases.promote_or_attach("demo", build.release, **ROLLOUT)
+            lambda f: f.client.releases.promote_or_attach(
+                "demo", build.release, waiting=WaitOptions(**ROLLOUT)
+            )
         )
         assert (done.release_id, done.pending) == (build.release, False)
         assert posts(convox_rack, f"/apps/demo/releases/{build.release}/promote") == 1

@@ -270,12 +270,7 @@ class ReleaseWorkflows(Resource[D]):
         *,
         wait: bool = True,
         force: bool = False,
-        timeout: float = ROLLOUT_WAIT.timeout,
-        poll_interval: float = ROLLOUT_WAIT.poll_interval,
-        initial_delay: float = ROLLOUT_WAIT.initial_delay,
-        max_errors: int = ROLLOUT_WAIT.max_errors,
-        on_event: EventCallback | None = None,
-        waiting: WaitOptions | None = None,
+        waiting: WaitOptions = ROLLOUT_WAIT,
     ) -> Flow[Rollout]:
         """Promote ``release_id`` as :meth:`promote` does, unless the app already has it: what a
         retried task does, so that it re-attaches to the rollout its previous try started.
@@ -283,9 +278,13 @@ class ReleaseWorkflows(Resource[D]):
         The app running ``release_id`` already is done; the app ``updating`` on it has that
         rollout waited for (with ``wait``; first poll at once), never promoted again; a
         :class:`~.events.PromoteNotNeeded` event says which. Otherwise it is promoted and,
-        with ``wait``, waited for. The wait's options and errors are those of :meth:`promote`.
+        with ``wait``, waited for. The wait's options (one
+        :class:`~convox_provider.client.waiting.WaitOptions`) and errors are those of
+        :meth:`promote`.
         """
-        options = PromoteOptions(wait_options(locals(), ROLLOUT_WAIT), wait=wait, force=force)
+        options = PromoteOptions(
+            wait_options({"waiting": waiting}, ROLLOUT_WAIT), wait=wait, force=force
+        )
         segment(app, kind="app name")
         segment(release_id, kind="release id")
         return promote_or_attach(self, app, release_id, options)
