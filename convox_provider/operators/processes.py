@@ -184,14 +184,8 @@ class ConvoxRunProcessOperator(EnvironmentOperator):
 
     def _remove_previous_try(self, client: ConvoxClient, context: Context) -> None:
         """Delete the pod a previous try of this task started, if the rack still has it."""
-        from convox_provider.client.errors import ConvoxNotFoundError  # noqa: PLC0415
-
         previous = self._recall(context, "process_id")
-        if previous is None:
-            return
-        try:
-            client.processes.delete(self.app, previous)
-        except ConvoxNotFoundError:
+        if previous is None or not client.processes.remove(self.app, previous):
             return
         self.log.warning(
             "Deleted process %s left by a previous try of this task (its command's outcome is "

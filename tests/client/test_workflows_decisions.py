@@ -11,6 +11,7 @@ from workflow_fakes import FakeRack, StreamScript, api_error
 
 from convox_provider.client.errors import (
     ConvoxBuildFailedError,
+    ConvoxForbiddenError,
     ConvoxInputError,
     ConvoxRollbackError,
     ConvoxSupersededError,
@@ -27,6 +28,7 @@ from convox_provider.client.workflows import (
     AppWorkflows,
     BuildWorkflows,
     EnvironmentWorkflows,
+    ProcessWorkflows,
     ReleaseWorkflows,
 )
 from convox_provider.client.workflows.events import (
@@ -359,3 +361,20 @@ class TestWaitOptions:
 
         assert rack.events_of(PromoteSubmitted)
         assert rack.sleeps[0] == pytest.approx(0.5)
+
+
+class TestRemoveProcess:
+    def test_a_process_still_there_is_deleted(self, rack: FakeRack) -> None:
+        rack.on("DELETE", f"{APP}/processes/P1", None)
+        assert ProcessWorkflows(rack).remove("myapp", "P1") is True  # type: ignore[arg-type]
+        assert rack.keys == [("DELETE", f"{APP}/processes/P1")]
+
+    @pytest.mark.parametrize("status", [404, 500])
+    def test_a_process_gone_already_is_not_an_error(self, rack: FakeRack, status: int) -> None:
+        rack.on("DELETE", f"{APP}/processes/P1", api_error(status, "process not found"))
+        assert ProcessWorkflows(rack).remove("myapp", "P1") is False  # type: ignore[arg-type]
+
+    def test_other_errors_are_raised(self, rack: FakeRack) -> None:
+        rack.on("DELETE", f"{APP}/processes/P1", api_error(403, "admin role required"))
+        with pytest.raises(ConvoxForbiddenError):
+            ProcessWorkflows(rack).remove("myapp", "P1")  # type: ignore[arg-type]

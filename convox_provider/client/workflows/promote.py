@@ -325,6 +325,8 @@ class ReleaseWorkflows(Resource[D]):
         rack's own rollout deadline in seconds (rack default 3000), ``min_count``/``max_count``
         override the rolling-update percentages. ``watch_processes`` reports pod status changes
         as events. The promote request itself is never repeated after an ambiguous failure.
+        ``waiting`` gives the five wait options as one
+        :class:`~convox_provider.client.waiting.WaitOptions` instead of their keywords.
         """
         options = PromoteOptions(
             wait_options(locals(), ROLLOUT_WAIT),
@@ -374,7 +376,7 @@ class ReleaseWorkflows(Resource[D]):
         ``wait_first`` (and no ``force``) it waits for a rollout in progress to end first, as
         :meth:`promote` does: what a rollback right after a failed deploy needs, since the rack
         is then still rolling that deploy back. The wait and its options are those of
-        :meth:`promote`; ``timeout`` covers both waits.
+        :meth:`promote` (``waiting`` included); ``timeout`` covers both waits.
         """
         options = PromoteOptions(
             wait_options(locals(), ROLLOUT_WAIT),

@@ -14,7 +14,7 @@ import shlex
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from convox_provider.client.encoding import validate_env
+from convox_provider.client.encoding import segment, validate_env
 from convox_provider.client.errors import (
     ConvoxError,
     ConvoxInputError,
@@ -156,8 +156,24 @@ def _run(
             yield from _delete(resource, app, pod.id, on_event)
 
 
+def _remove(app: str, pid: str) -> Flow[bool]:
+    try:
+        yield from call(process_routes.delete(app, pid))
+    except ConvoxNotFoundError:
+        return False
+    return True
+
+
 class ProcessWorkflows(Resource[D]):
     """Workflows of ``client.processes``."""
+
+    @operation
+    def remove(self, app: str, pid: str) -> Flow[bool]:
+        """Delete process ``pid`` if the rack still has it; whether it had (a 404, or a 500
+        ``… not found``, means it is gone already, docs/rack-api.md §3.3)."""
+        segment(app, kind="app name")
+        segment(pid, kind="process id")
+        return _remove(app, pid)
 
     @operation
     def run(
