@@ -198,6 +198,9 @@ class ConvoxBuildOperator(ConvoxBaseOperator):
             self.app, build_id=build_id, marker=marker, on_event=self._progress(context)
         )
         if build is not None:
+            self.log.info(
+                "Re-attaching to build %s of app %s (%s)", build.id, self.app, build.status
+            )
             self._started_build = build.id
             self._push(context, "build_id", build.id)
         return build
