@@ -2,64 +2,72 @@
 
 Both clients run the same declaration of every route and workflow. This package never imports
 Airflow. Everything not listed in ``__all__`` is private.
+
+The names are loaded on first use (PEP 562), so that importing a light submodule
+(:mod:`.waiting`, :mod:`.errors`, which DAG files reach through the operators) does not import
+the whole client (httpx, pydantic: ~90 ms).
 """
 
 from __future__ import annotations
 
-from convox_provider.client.archive import (
-    Archived,
-    ArchiveEvent,
-    Finished,
-    Scanned,
-    SourceArchive,
-    Uploaded,
-)
-from convox_provider.client.client import AsyncConvoxClient, ConvoxClient
-from convox_provider.client.config import ClientConfig
-from convox_provider.client.errors import (
-    ConvoxAPIError,
-    ConvoxAuthError,
-    ConvoxBuildFailedError,
-    ConvoxConfigError,
-    ConvoxConflictError,
-    ConvoxConnectionError,
-    ConvoxError,
-    ConvoxForbiddenError,
-    ConvoxGatewayError,
-    ConvoxInputError,
-    ConvoxNotFoundError,
-    ConvoxNotImplementedError,
-    ConvoxRateLimitError,
-    ConvoxResponseError,
-    ConvoxRollbackError,
-    ConvoxServerError,
-    ConvoxStreamError,
-    ConvoxSupersededError,
-    ConvoxTimeoutError,
-    ConvoxValidationError,
-    ConvoxWaitTimeoutError,
-    ConvoxWorkflowError,
-)
-from convox_provider.client.models import (
-    App,
-    AppConfig,
-    Build,
-    Capacity,
-    Certificate,
-    Instance,
-    Object,
-    Process,
-    Registry,
-    Release,
-    Resource,
-    ResourceType,
-    Service,
-    System,
-)
-from convox_provider.client.retry import RetryConfig
-from convox_provider.client.status import AppStatus, BuildStatus, ProcessStatus
-from convox_provider.client.websocket import lines
-from convox_provider.client.workflows.events import WorkflowEvent
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from convox_provider.client.archive import (
+        Archived,
+        ArchiveEvent,
+        Finished,
+        Scanned,
+        SourceArchive,
+        Uploaded,
+    )
+    from convox_provider.client.client import AsyncConvoxClient, ConvoxClient
+    from convox_provider.client.config import ClientConfig
+    from convox_provider.client.errors import (
+        ConvoxAPIError,
+        ConvoxAuthError,
+        ConvoxBuildFailedError,
+        ConvoxConfigError,
+        ConvoxConflictError,
+        ConvoxConnectionError,
+        ConvoxError,
+        ConvoxForbiddenError,
+        ConvoxGatewayError,
+        ConvoxInputError,
+        ConvoxNotFoundError,
+        ConvoxNotImplementedError,
+        ConvoxRateLimitError,
+        ConvoxResponseError,
+        ConvoxRollbackError,
+        ConvoxServerError,
+        ConvoxStreamError,
+        ConvoxSupersededError,
+        ConvoxTimeoutError,
+        ConvoxValidationError,
+        ConvoxWaitTimeoutError,
+        ConvoxWorkflowError,
+    )
+    from convox_provider.client.models import (
+        App,
+        AppConfig,
+        Build,
+        Capacity,
+        Certificate,
+        Instance,
+        Object,
+        Process,
+        Registry,
+        Release,
+        Resource,
+        ResourceType,
+        Service,
+        System,
+    )
+    from convox_provider.client.retry import RetryConfig
+    from convox_provider.client.status import AppStatus, BuildStatus, ProcessStatus
+    from convox_provider.client.websocket import lines
+    from convox_provider.client.workflows.events import WorkflowEvent
 
 __all__ = [
     "App",
@@ -114,3 +122,33 @@ __all__ = [
     "WorkflowEvent",
     "lines",
 ]
+
+
+_SOURCES = (
+    "errors",
+    "status",
+    "retry",
+    "config",
+    "models",
+    "workflows.events",
+    "archive",
+    "websocket",
+    "client",
+)
+"""The submodules the public names come from, lightest first (the first that has a name wins)."""
+
+
+def __getattr__(name: str) -> Any:
+    if name not in __all__:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    for source in _SOURCES:
+        module = importlib.import_module(f"{__name__}.{source}")
+        if hasattr(module, name):
+            value = getattr(module, name)
+            globals()[name] = value
+            return value
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")  # pragma: no cover
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *__all__})

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import os
 import ssl
-from types import TracebackType
 from typing import Any, Generic
 
 import httpx
 from typing_extensions import Self
 
+from convox_provider.client._closing import AsyncClosing, Closing
 from convox_provider.client.config import ClientConfig
 from convox_provider.client.groups import Apps, Builds, Environment, Processes, Releases, Services
 from convox_provider.client.operation import D
@@ -113,7 +113,7 @@ def _transport_kind(transport: object, expected: type, client: str) -> None:
         )
 
 
-class ConvoxClient(_Surface[SyncDriver]):
+class ConvoxClient(Closing, _Surface[SyncDriver]):
     """Synchronous Convox rack client.
 
     ``host`` is a console host (then ``rack='<org>/<rack>'`` is required by the console) or a
@@ -132,19 +132,8 @@ class ConvoxClient(_Surface[SyncDriver]):
         """Close the connection pool."""
         self._driver.close()
 
-    def __enter__(self) -> ConvoxClient:
-        return self
 
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
-
-
-class AsyncConvoxClient(_Surface[AsyncDriver]):
+class AsyncConvoxClient(AsyncClosing, _Surface[AsyncDriver]):
     """Asynchronous Convox rack client; every operation of :class:`ConvoxClient`, awaitable.
 
     Takes the same arguments; ``transport`` is an ``httpx.AsyncBaseTransport``.
@@ -159,14 +148,3 @@ class AsyncConvoxClient(_Surface[AsyncDriver]):
     async def aclose(self) -> None:
         """Close the connection pool."""
         await self._driver.aclose()
-
-    async def __aenter__(self) -> AsyncConvoxClient:
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.aclose()

@@ -11,8 +11,9 @@ checks, stream errors)::
     ├── ConvoxWaitTimeoutError               a wait (build, rollout, process) ran out of time
     ├── ConvoxWorkflowError                  a multi-step flow ended badly (build failed, rollback)
     │   ├── ConvoxBuildFailedError
-    │   ├── ConvoxRollbackError              the app went back to an older release
-    │   └── ConvoxSupersededError            a newer release was promoted over this one
+    │   └── ConvoxRolloutEndedError          a rollout ended on another release
+    │       ├── ConvoxRollbackError          the app went back to an older release
+    │       └── ConvoxSupersededError        a newer release was promoted over this one
     ├── ConvoxStreamError                    an ``ERROR:`` frame ended a WebSocket stream
     └── ConvoxAPIError                       the rack answered with an error status
         ├── ConvoxAuthError                  401
@@ -53,6 +54,7 @@ __all__ = [
     "ConvoxRateLimitError",
     "ConvoxResponseError",
     "ConvoxRollbackError",
+    "ConvoxRolloutEndedError",
     "ConvoxServerError",
     "ConvoxStreamError",
     "ConvoxSupersededError",
@@ -120,8 +122,10 @@ class ConvoxBuildFailedError(ConvoxWorkflowError):
         )
 
 
-class ConvoxRollbackError(ConvoxWorkflowError):
-    """A rollout was rolled back: the app is running, but not on the release that was promoted."""
+class ConvoxRolloutEndedError(ConvoxWorkflowError):
+    """A rollout of ``release_id`` of ``app`` ended with the app on another release,
+    ``active_release``: the base of :class:`ConvoxRollbackError` (an older one) and
+    :class:`ConvoxSupersededError` (a newer one), which never catch each other."""
 
     def __init__(self, message: str, *, app: str, release_id: str, active_release: str) -> None:
         super().__init__(message)
@@ -137,23 +141,14 @@ class ConvoxRollbackError(ConvoxWorkflowError):
         )
 
 
-class ConvoxSupersededError(ConvoxWorkflowError):
+class ConvoxRollbackError(ConvoxRolloutEndedError):
+    """A rollout was rolled back: the app is running, but not on the release that was promoted."""
+
+
+class ConvoxSupersededError(ConvoxRolloutEndedError):
     """A newer release was promoted while this one rolled out (or before a rollback of it): the
     app runs ``active_release``, which is newer than ``release_id``. Nothing was rolled back;
     someone else's deploy replaced this one, and undoing it would undo theirs."""
-
-    def __init__(self, message: str, *, app: str, release_id: str, active_release: str) -> None:
-        super().__init__(message)
-        self.app = app
-        self.release_id = release_id
-        self.active_release = active_release
-
-    def __reduce__(self) -> tuple[object, ...]:
-        fields = {"app": self.app, "release_id": self.release_id}
-        return (
-            _rebuild,
-            (type(self), self.args, {**fields, "active_release": self.active_release}),
-        )
 
 
 def _rebuild(cls: type[Exception], args: tuple[object, ...], kwargs: dict[str, Any]) -> Exception:

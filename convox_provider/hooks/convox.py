@@ -31,7 +31,6 @@ import os
 import threading
 import weakref
 from collections.abc import Callable, Mapping
-from types import TracebackType
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit, urlunsplit
 
@@ -39,6 +38,7 @@ from airflow.sdk import BaseHook, Connection
 from airflow.sdk import log as _sdk_log
 
 from convox_provider import get_provider_info
+from convox_provider.client._closing import AsyncClosing, Closing
 from convox_provider.client.config import ClientConfig
 from convox_provider.client.errors import (
     ConvoxAuthError,
@@ -121,7 +121,7 @@ class _FieldError(Exception):
         self.detail = detail
 
 
-class ConvoxHook(BaseHook):
+class ConvoxHook(Closing, AsyncClosing, BaseHook):
     """Interact with a Convox rack, directly or through a Convox console.
 
     :param convox_conn_id: id of an Airflow connection of type ``convox``.
@@ -211,28 +211,6 @@ class ConvoxHook(BaseHook):
             elif owner is not None and not owner.is_closed():
                 keep.append(lease)
         self._leases = keep
-
-    def __enter__(self) -> ConvoxHook:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
-
-    async def __aenter__(self) -> ConvoxHook:
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.aclose()
 
     def test_connection(self) -> tuple[bool, str]:
         """Check the connection with one authenticated ``GET /system``; never raises.

@@ -17,8 +17,8 @@ the store, as for Airflow's own ``ResumableJobMixin``: a cleared build task of t
 reuses its complete build; a failed one builds again.
 
 DAG files import the operator modules, so this module imports neither the client nor the
-triggers at module level (``convox_provider.client.client`` alone costs ~90 ms): they are
-imported when a task runs.
+triggers at module level (``convox_provider.client.client`` alone costs ~90 ms), only the
+client's light :mod:`~convox_provider.client.waiting`: the rest is imported when a task runs.
 """
 
 from __future__ import annotations
@@ -35,6 +35,7 @@ from typing import TYPE_CHECKING, Any, NoReturn
 
 from airflow.sdk import BaseOperator, Context
 
+from convox_provider.client.waiting import MAX_ERRORS, ROLLOUT_TIMEOUT, WaitOptions
 from convox_provider.triggers._events import (
     ERROR,
     FAILED,
@@ -43,10 +44,8 @@ from convox_provider.triggers._events import (
     SUCCESS,
     SUPERSEDED,
     OutputLines,
-    build_pod_to_delete,
     describe,
     event_for_error,
-    rollout_to_cancel,
 )
 
 if TYPE_CHECKING:
@@ -55,6 +54,7 @@ if TYPE_CHECKING:
 
     from convox_provider.client.client import ConvoxClient
     from convox_provider.client.workflows.events import WorkflowEvent
+    from convox_provider.client.workflows.promote import Rollout
     from convox_provider.hooks.convox import ConvoxHook
     from convox_provider.triggers._base import ConvoxTrigger
 else:
@@ -72,28 +72,16 @@ else:
         from airflow.exceptions import AirflowException, AirflowFailException, AirflowSkipException
 
 __all__ = [
-    "BUILD_TIMEOUT",
     "AirflowException",
     "AirflowFailException",
     "AirflowSkipException",
     "DEFAULT_DEFERRABLE",
     "DEFER_MARGIN",
-    "MAX_ERRORS",
-    "ROLLOUT_TIMEOUT",
     "ConvoxBaseOperator",
     "ConvoxTask",
     "OnEvent",
     "StartRollout",
 ]
-
-BUILD_TIMEOUT = 60 * 60.0
-"""The CLI's limit for a build wait, in seconds (docs/rack-api.md §7.9)."""
-
-ROLLOUT_TIMEOUT = 35 * 60.0
-"""The CLI's limit for a rollout wait, in seconds (docs/rack-api.md §7.9)."""
-
-MAX_ERRORS = 5
-"""Consecutive failed polls that end a wait, in the worker as in the triggerer."""
 
 DEFER_MARGIN = 60.0
 """Seconds the deferral's own timeout leaves the trigger beyond its deadline, so that the
@@ -103,8 +91,9 @@ DEFAULT_DEFERRABLE: bool = conf.getboolean("operators", "default_deferrable", fa
 """``[operators] default_deferrable``, read when the provider is imported."""
 
 OnEvent = Callable[["WorkflowEvent"], None]
-StartRollout = Callable[[dict[str, Any]], str]
-"""``start(options) -> release id``: a promote or rollback workflow call given its wait options."""
+StartRollout = Callable[[WaitOptions, bool], "str | Rollout"]
+"""``start(waiting, wait) -> release id``: a promote, rollback or promote-or-attach call given
+its wait's options and whether to wait here."""
 
 _SHOWN_EVENT = 200
 
@@ -185,7 +174,9 @@ class ConvoxTask(BaseOperator):
         elif isinstance(event, events.RollbackTargetChosen):
             self._push(context, "rolled_back_to", event.release_id)
             self._remember(context, "rolled_back_to", event.release_id)
-        elif isinstance(event, (events.PromoteSubmitted, events.ReleaseCreated)):
+        elif isinstance(
+            event, (events.PromoteSubmitted, events.PromoteNotNeeded, events.ReleaseCreated)
+        ):
             self._started_rollout = event.release_id
             self._push(context, "release_id", event.release_id)
             self._remember(context, "release_id", event.release_id)
@@ -224,19 +215,13 @@ class ConvoxTask(BaseOperator):
         can tell auth, not-found and transient errors apart."""
         from convox_provider.client.errors import (  # noqa: PLC0415 - module doc
             ConvoxBuildFailedError,
-            ConvoxRollbackError,
-            ConvoxSupersededError,
+            ConvoxRolloutEndedError,
             ConvoxWaitTimeoutError,
         )
 
         try:
             yield
-        except (
-            ConvoxBuildFailedError,
-            ConvoxRollbackError,
-            ConvoxSupersededError,
-            ConvoxWaitTimeoutError,
-        ) as exc:
+        except (ConvoxBuildFailedError, ConvoxRolloutEndedError, ConvoxWaitTimeoutError) as exc:
             self._raise_for(event_for_error(exc))
 
     def _check_event(self, event: Any, id_key: str) -> dict[str, Any]:
@@ -361,45 +346,49 @@ class ConvoxBaseOperator(ConvoxTask):
     def _log_line(self, line: str) -> None:
         self.log.info("%s", line)
 
-    def _roll_out(
-        self, context: Context, start: StartRollout, *, force: bool, timeout: float
-    ) -> str:
+    def _waiting(self, context: Context, timeout: float) -> WaitOptions:
+        """The options of this task's waits: its ``poll_interval`` (also the delay before a
+        rollout's first poll: the app's status lags a promote, docs/rack-api.md §5.1), the
+        shared :data:`~convox_provider.client.waiting.MAX_ERRORS`, progress to the task log."""
+        return WaitOptions(
+            timeout=timeout,
+            poll_interval=self.poll_interval,
+            initial_delay=self.poll_interval,
+            max_errors=MAX_ERRORS,
+            on_event=self._progress(context),
+        )
+
+    def _roll_out(self, context: Context, start: StartRollout, *, timeout: float) -> str:
         """Promote (or roll back) with ``start``; wait here, defer, or return once submitted.
 
         The deadline is fixed before the submit: ``timeout`` covers the wait for another rollout
-        to end (promote without force) as well as this one. The first status poll comes one
-        ``poll_interval`` after the promote, since the app's status lags it (docs/rack-api.md §5.1).
+        to end (promote without force) as well as this one.
         """
         from convox_provider.triggers.releases import ConvoxReleaseTrigger  # noqa: PLC0415
 
         end_time = time.time() + timeout
         defer = self.wait_for_completion and self.deferrable
-        options = {
-            "wait": self.wait_for_completion and not defer,
-            "force": force,
-            "timeout": timeout,
-            "poll_interval": self.poll_interval,
-            "initial_delay": self.poll_interval,
-            "max_errors": MAX_ERRORS,
-            "on_event": self._progress(context),
-        }
+        waiting = self._waiting(context, timeout)
         with self._outcomes():
-            release_id = start(options)
+            started = start(waiting, self.wait_for_completion and not defer)
+        release_id, pending = (
+            (started, True) if isinstance(started, str) else (started.release_id, started.pending)
+        )
         self._push(context, "release_id", release_id)
-        if defer:
+        if defer and pending:
             trigger = ConvoxReleaseTrigger(
                 convox_conn_id=self.convox_conn_id,
                 app=self.app,
                 release_id=release_id,
                 end_time=end_time,
-                poll_interval=self.poll_interval,
-                initial_delay=self.poll_interval,
-                max_errors=MAX_ERRORS,
+                poll_interval=waiting.poll_interval,
+                initial_delay=waiting.initial_delay,
+                max_errors=waiting.max_errors,
             )
             self._defer(trigger, "execute_complete")
         return release_id
 
-    def _promote_release(
+    def _promote_or_attach(
         self,
         context: Context,
         client: ConvoxClient,
@@ -408,45 +397,16 @@ class ConvoxBaseOperator(ConvoxTask):
         force: bool,
         timeout: float,
     ) -> str:
-        """Promote ``release_id`` and see the rollout through (:meth:`_roll_out`), unless the app
-        already runs it: then a rollout in progress is only waited for, a settled one is done.
-
-        So a retried task re-attaches to the rollout its previous try started.
-        """
-        from convox_provider.client.status import AppStatus  # noqa: PLC0415 - module doc
-
-        current = client.apps.get(self.app)
-        status = AppStatus.parse(current.status)
-        if current.release == release_id and status is AppStatus.RUNNING:
-            self.log.info(
-                "App %s already runs release %s: not promoting it again", self.app, release_id
-            )
-            self._push(context, "release_id", release_id)
-            return release_id
-        if current.release != release_id or status is not AppStatus.UPDATING:
-            return self._roll_out(
-                context,
-                lambda options: client.releases.promote(self.app, release_id, **options),
-                force=force,
-                timeout=timeout,
-            )
-        self.log.info("Release %s of app %s is rolling out: waiting for it", release_id, self.app)
-        self._started_rollout = release_id
-
-        def attach(options: dict[str, Any]) -> str:
-            if options["wait"]:
-                client.apps.wait_for_app_running(
-                    self.app,
-                    release_id=release_id,
-                    initial_delay=0.0,
-                    poll_interval=options["poll_interval"],
-                    timeout=options["timeout"],
-                    max_errors=options["max_errors"],
-                    on_event=options["on_event"],
-                )
-            return release_id
-
-        return self._roll_out(context, attach, force=force, timeout=timeout)
+        """Promote ``release_id`` and see its rollout through (:meth:`_roll_out`), unless the app
+        already has it (``client.releases.promote_or_attach``): so a retried task re-attaches to
+        the rollout its previous try started."""
+        return self._roll_out(
+            context,
+            lambda waiting, wait: client.releases.promote_or_attach(
+                self.app, release_id, wait=wait, force=force, waiting=waiting
+            ),
+            timeout=timeout,
+        )
 
     def on_kill(self) -> None:
         """Stop the build or the rollout this task started, if it is still going (best effort)."""
@@ -458,15 +418,9 @@ class ConvoxBaseOperator(ConvoxTask):
         try:
             with ConvoxHook(convox_conn_id=self.convox_conn_id) as hook:
                 client = hook.get_conn()
-                if build_id is not None:
-                    pod = build_pod_to_delete(client.builds.get(self.app, build_id))
-                    if pod is not None:
-                        client.processes.delete(self.app, pod)
-                        self.log.info("Deleted build pod %s: build %s is stopped", pod, build_id)
-                if release_id is not None and rollout_to_cancel(
-                    client.apps.get(self.app), release_id
-                ):
-                    client.apps.cancel(self.app)
+                if build_id is not None and client.builds.cancel(self.app, build_id):
+                    self.log.info("Stopped build %s (its build pod is deleted)", build_id)
+                if release_id is not None and client.apps.cancel_rollout(self.app, release_id):
                     self.log.info("Cancelled the rollout of release %s", release_id)
         except Exception as exc:
             self.log.warning("Could not cancel the work on app %s: %s", self.app, exc)

@@ -5,38 +5,19 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import Context
 
-from convox_provider.operators._base import (
-    BUILD_TIMEOUT,
-    MAX_ERRORS,
-    ROLLOUT_TIMEOUT,
-    ConvoxBaseOperator,
-    OnEvent,
-)
+from convox_provider.client.waiting import BUILD_TIMEOUT, ROLLOUT_TIMEOUT, WaitOptions
+from convox_provider.operators._base import ConvoxBaseOperator
 
 if TYPE_CHECKING:
     from convox_provider.client.client import ConvoxClient
     from convox_provider.client.models import Build
 
 __all__ = ["ConvoxBuildOperator", "ConvoxDeployOperator"]
-
-_CHUNK = 1024 * 1024
-
-
-class _FileChunks:
-    """A file read in chunks each time it is iterated (a request body sent streamed)."""
-
-    def __init__(self, path: str | os.PathLike[str]) -> None:
-        self.path = path
-
-    def __iter__(self) -> Iterator[bytes]:
-        with open(self.path, "rb") as file:
-            while chunk := file.read(_CHUNK):
-                yield chunk
 
 
 class ConvoxBuildOperator(ConvoxBaseOperator):
@@ -168,18 +149,18 @@ class ConvoxBuildOperator(ConvoxBaseOperator):
         """
         from convox_provider.triggers.builds import ConvoxBuildTrigger  # noqa: PLC0415
 
-        on_event = self._progress(context)
+        waiting = self._waiting(context, self.timeout)
         defer = wait and self.deferrable
         with self._client() as client, self._output() as on_output, self._outcomes():
             if self.import_archive is not None:
                 if self.deferrable:
                     self.log.info("A build import is synchronous: nothing to defer")
-                build = client.builds.import_build(self.app, _FileChunks(self.import_archive))
+                build = client.builds.import_build(self.app, self.import_archive)
                 self._push(context, "build_id", build.id)
             elif (previous := self._previous_build(context, client)) is not None:
                 build = previous
             else:
-                build = self._start(context, client, wait and not defer, on_output, on_event)
+                build = self._start(context, client, wait and not defer, on_output, waiting)
             if wait and not build.build_status.is_terminal:
                 if defer:
                     build = client.builds.get(self.app, build.id)
@@ -189,20 +170,17 @@ class ConvoxBuildOperator(ConvoxBaseOperator):
                         app=self.app,
                         build_id=build.id,
                         end_time=time.time() + self.timeout,
-                        poll_interval=self.poll_interval,
-                        max_errors=MAX_ERRORS,
+                        poll_interval=waiting.poll_interval,
+                        max_errors=waiting.max_errors,
                         follow_logs=self.follow_logs,
                     )
                     self._defer(trigger, resume)
                 build = client.builds.wait_for_build(
                     self.app,
                     build.id,
-                    poll_interval=self.poll_interval,
-                    timeout=self.timeout,
-                    max_errors=MAX_ERRORS,
                     follow_logs=self.follow_logs,
                     on_output=on_output,
-                    on_event=on_event,
+                    waiting=waiting,
                 )
         if build.build_status.is_success:
             self._push(context, "release_id", build.release)
@@ -220,6 +198,9 @@ class ConvoxBuildOperator(ConvoxBaseOperator):
             self.app, build_id=build_id, marker=marker, on_event=self._progress(context)
         )
         if build is not None:
+            self.log.info(
+                "Re-attaching to build %s of app %s (%s)", build.id, self.app, build.status
+            )
             self._started_build = build.id
             self._push(context, "build_id", build.id)
         return build
@@ -230,7 +211,7 @@ class ConvoxBuildOperator(ConvoxBaseOperator):
         client: ConvoxClient,
         wait: bool,
         on_output: Callable[[bytes], None],
-        on_event: OnEvent,
+        waiting: WaitOptions,
     ) -> Build:
         """Create the build from the directory or the object URL, following it with ``wait``."""
         options: dict[str, Any] = self._build_options()
@@ -241,11 +222,8 @@ class ConvoxBuildOperator(ConvoxBaseOperator):
             **options,
             "wait": wait,
             "follow_logs": self.follow_logs,
-            "poll_interval": self.poll_interval,
-            "timeout": self.timeout,
-            "max_errors": MAX_ERRORS,
             "on_output": on_output,
-            "on_event": on_event,
+            "waiting": waiting,
         }
         if self.source_dir is not None:
             return client.builds.build_from_directory(self.app, self.source_dir, **options)
@@ -303,6 +281,6 @@ class ConvoxDeployOperator(ConvoxBuildOperator):
 
     def _promote(self, context: Context, release_id: str) -> str:
         with self._client() as client:
-            return self._promote_release(
+            return self._promote_or_attach(
                 context, client, release_id, force=self.force, timeout=self.promote_timeout
             )

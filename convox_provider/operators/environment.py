@@ -18,7 +18,8 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from airflow.sdk import Context
 
-from convox_provider.operators._base import ROLLOUT_TIMEOUT, ConvoxBaseOperator
+from convox_provider.client.waiting import ROLLOUT_TIMEOUT
+from convox_provider.operators._base import ConvoxBaseOperator
 
 if TYPE_CHECKING:
     import jinja2
@@ -216,7 +217,7 @@ class ConvoxEnvSetOperator(EnvironmentOperator):
             self._push(context, "release_id", release_id)
             if not self.promote:
                 return release_id
-            return self._promote_release(
+            return self._promote_or_attach(
                 context, client, release_id, force=self.force, timeout=self.timeout
             )
 
@@ -231,40 +232,24 @@ class ConvoxEnvSetOperator(EnvironmentOperator):
         values: dict[str, Any] | None,
         unset: tuple[str, ...],
     ) -> str:
-        """Create the release with the change; the id of the release that has it.
-
-        Everything is validated before the first request (``ConvoxInputError`` naming keys).
-        """
-        from convox_provider.client.workflows.environment import (  # noqa: PLC0415 - module doc
-            EnvironmentChange,
-        )
-
-        EnvironmentChange(values, unset, replace=self.replace)
-        changed = sorted((values or {}).keys())
-        if self.replace and self.release_id is None:
-            newest = client.releases.list(self.app, limit=1)
-            if newest and client.releases.get(self.app, newest[0].id).environment == values:
-                self.log.info(
-                    "Release %s of app %s already has exactly this environment (%d keys); "
-                    "no release created",
-                    newest[0].id,
-                    self.app,
-                    len(changed),
-                )
-                return newest[0].id
+        """Create the release with the change (``client.environment.set``: nothing is created
+        when the newest release already has it, so a retried task never writes twice); the id of
+        the release that has it. Everything is validated before the first request
+        (``ConvoxInputError`` naming keys)."""
         release_id = client.environment.set(
             self.app,
             values,
             unset=unset,
             replace=self.replace,
             release=self.release_id or None,
+            if_changed=True,
             on_event=self._progress(context),
         )
         self.log.info(
             "Release %s of app %s has the environment change (set: %s; unset: %s)",
             release_id,
             self.app,
-            ", ".join(changed) or "-",
+            ", ".join(sorted((values or {}).keys())) or "-",
             ", ".join(unset) or "-",
         )
         return release_id

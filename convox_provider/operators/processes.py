@@ -15,7 +15,8 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from airflow.sdk import Context
 
-from convox_provider.operators._base import MAX_ERRORS, AirflowException, _warn_at_dag_line
+from convox_provider.client.waiting import RUN_TIMEOUT, START_TIMEOUT
+from convox_provider.operators._base import AirflowException, _warn_at_dag_line
 from convox_provider.operators.environment import EnvironmentOperator
 
 if TYPE_CHECKING:
@@ -23,12 +24,6 @@ if TYPE_CHECKING:
     from convox_provider.client.workflows.events import WorkflowEvent
 
 __all__ = ["ConvoxRunProcessOperator"]
-
-RUN_TIMEOUT = 3600
-"""The CLI's default limit for a one-off command, in seconds (``convox run --timeout``)."""
-
-START_TIMEOUT = 5 * 60.0
-"""The CLI's limit for the one-off pod to start running, in seconds (docs/rack-api.md §7.9)."""
 
 
 class ConvoxRunProcessOperator(EnvironmentOperator):
@@ -162,11 +157,8 @@ class ConvoxRunProcessOperator(EnvironmentOperator):
                     environment=environment,
                     timeout=self.run_timeout,
                     entrypoint=self.entrypoint,
-                    start_timeout=self.start_timeout,
-                    poll_interval=self.poll_interval,
-                    max_errors=MAX_ERRORS,
                     on_output=on_output,
-                    on_event=self._progress(context),
+                    waiting=self._waiting(context, self.start_timeout),
                     **self.sizing,
                 )
         context["ti"].xcom_push(key="exit_code", value=exit_code)
@@ -192,14 +184,8 @@ class ConvoxRunProcessOperator(EnvironmentOperator):
 
     def _remove_previous_try(self, client: ConvoxClient, context: Context) -> None:
         """Delete the pod a previous try of this task started, if the rack still has it."""
-        from convox_provider.client.errors import ConvoxNotFoundError  # noqa: PLC0415
-
         previous = self._recall(context, "process_id")
-        if previous is None:
-            return
-        try:
-            client.processes.delete(self.app, previous)
-        except ConvoxNotFoundError:
+        if previous is None or not client.processes.remove(self.app, previous):
             return
         self.log.warning(
             "Deleted process %s left by a previous try of this task (its command's outcome is "

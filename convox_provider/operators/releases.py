@@ -6,7 +6,8 @@ from typing import Any
 
 from airflow.sdk import Context
 
-from convox_provider.operators._base import ROLLOUT_TIMEOUT, ConvoxBaseOperator
+from convox_provider.client.waiting import ROLLOUT_TIMEOUT
+from convox_provider.operators._base import ConvoxBaseOperator
 
 __all__ = ["ConvoxPromoteReleaseOperator", "ConvoxRollbackOperator"]
 
@@ -63,15 +64,14 @@ class ConvoxPromoteReleaseOperator(_ReleaseOperator):
         with self._client() as client:
             previous = self._recall(context, "release_id")
             if previous is not None:
-                return self._promote_release(
+                return self._promote_or_attach(
                     context, client, previous, force=self.force, timeout=self.timeout
                 )
             return self._roll_out(
                 context,
-                lambda options: client.releases.promote(
-                    self.app, self.release_id or None, **options
+                lambda waiting, wait: client.releases.promote(
+                    self.app, self.release_id or None, wait=wait, force=self.force, waiting=waiting
                 ),
-                force=self.force,
                 timeout=self.timeout,
             )
 
@@ -123,18 +123,19 @@ class ConvoxRollbackOperator(_ReleaseOperator):
                 target = self._recall(context, "rolled_back_to")
                 if target is not None:
                     self._push(context, "rolled_back_to", target)
-                return self._promote_release(
+                return self._promote_or_attach(
                     context, client, previous, force=self.force, timeout=self.timeout
                 )
             return self._roll_out(
                 context,
-                lambda options: client.releases.rollback(
+                lambda waiting, wait: client.releases.rollback(
                     self.app,
                     self.release_id or None,
                     undoing=self.undoing or None,
                     wait_first=True,
-                    **options,
+                    wait=wait,
+                    force=self.force,
+                    waiting=waiting,
                 ),
-                force=self.force,
                 timeout=self.timeout,
             )

@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from airflow.sdk import Context
 
-from convox_provider.operators._base import ROLLOUT_TIMEOUT, ConvoxBaseOperator
-
-if TYPE_CHECKING:
-    from convox_provider.client.client import ConvoxClient
+from convox_provider.client.waiting import ROLLOUT_TIMEOUT, WaitOptions
+from convox_provider.operators._base import ConvoxBaseOperator
 
 __all__ = ["ConvoxScaleServiceOperator"]
 
@@ -83,17 +81,11 @@ class ConvoxScaleServiceOperator(ConvoxBaseOperator):
             release_id = client.apps.get(self.app).release
             self.log.info("Scaling service %s of app %s: %s", self.service, self.app, shown)
 
-            def start(options: dict[str, Any]) -> str:
-                self._scale(client, changes, options)
+            def start(waiting: WaitOptions, wait: bool) -> str:
+                client.services.scale(self.app, self.service, **changes, wait=wait, waiting=waiting)
                 return release_id
 
-            return self._roll_out(context, start, force=False, timeout=self.timeout)
-
-    def _scale(
-        self, client: ConvoxClient, changes: dict[str, Any], options: dict[str, Any]
-    ) -> None:
-        del options["force"]  # a scale is never refused during a rollout
-        client.services.scale(self.app, self.service, **changes, **options)
+            return self._roll_out(context, start, timeout=self.timeout)
 
     def execute_complete(self, context: Context, event: dict[str, Any] | None = None) -> str:
         """Resume after the rollout trigger: the release id, or raise for any other outcome."""

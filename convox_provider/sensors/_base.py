@@ -50,9 +50,24 @@ class ConvoxBaseSensor(ConvoxTask, BaseSensorOperator):
     def _check(self, context: Context, client: ConvoxClient) -> PokeReturnValue | bool:
         """One look at the rack: done (with the value to return), or not yet."""
 
+    _subject_key: str
+    """The argument naming what the sensor waits for, the same in the sensor and its trigger."""
+
+    @staticmethod
     @abstractmethod
+    def _trigger_type() -> type[ConvoxTrigger]:
+        """The trigger class that waits for the same thing (imported when first deferring)."""
+
     def _trigger(self, end_time: float) -> ConvoxTrigger:
-        """The trigger that waits for the same thing until ``end_time``."""
+        """The trigger that waits for the same thing until ``end_time``, polling every
+        ``poke_interval`` seconds."""
+        return self._trigger_type()(
+            convox_conn_id=self.convox_conn_id,
+            app=self.app,
+            end_time=end_time,
+            poll_interval=self.poke_interval,
+            **{self._subject_key: getattr(self, self._subject_key)},
+        )
 
     def poke(self, context: Context) -> PokeReturnValue | bool:
         """One check; a transient error means "not yet", a failed build or rollout fails fast."""

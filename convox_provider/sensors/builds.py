@@ -6,7 +6,6 @@ from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import Context, PokeReturnValue
 
-from convox_provider.operators._base import MAX_ERRORS
 from convox_provider.sensors._base import ConvoxBaseSensor
 
 if TYPE_CHECKING:
@@ -32,32 +31,25 @@ class ConvoxBuildSensor(ConvoxBaseSensor):
     template_fields = ("convox_conn_id", "app", "build_id")
     ui_color = "#c9e7f7"
     _id_key = "release_id"
+    _subject_key = "build_id"
 
     def __init__(self, *, app: str, build_id: str, **kwargs: Any) -> None:
         super().__init__(app=app, **kwargs)
         self.build_id = build_id
 
     def _check(self, context: Context, client: ConvoxClient) -> PokeReturnValue | bool:
-        build = client.builds.get(self.app, self.build_id)
+        build = client.builds.poll(self.app, self.build_id)  # a failed build raises
         if build.build_status.is_active:
             self.log.info("Build %s of app %s: %s", self.build_id, self.app, build.status)
             return False
-        # Ended: the client settles it (a failed build raises with its log's tail).
-        build = client.builds.wait_for_build(self.app, self.build_id, max_errors=MAX_ERRORS)
         self._push(context, "release_id", build.release)
         return PokeReturnValue(is_done=True, xcom_value=build.release)
 
-    def _trigger(self, end_time: float) -> ConvoxBuildTrigger:
+    @staticmethod
+    def _trigger_type() -> type[ConvoxBuildTrigger]:
         from convox_provider.triggers.builds import ConvoxBuildTrigger  # noqa: PLC0415
 
-        return ConvoxBuildTrigger(
-            convox_conn_id=self.convox_conn_id,
-            app=self.app,
-            build_id=self.build_id,
-            end_time=end_time,
-            poll_interval=self.poke_interval,
-            max_errors=MAX_ERRORS,
-        )
+        return ConvoxBuildTrigger
 
     def _on_done(self, context: Context, event: dict[str, Any]) -> None:
         self._push(context, "release_id", event["release_id"])

@@ -2,17 +2,15 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, NoReturn
+from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import Context, PokeReturnValue
 
-from convox_provider.operators._base import MAX_ERRORS, AirflowException, AirflowFailException
+from convox_provider.operators._base import AirflowException, AirflowFailException, _sentence
 from convox_provider.sensors._base import ConvoxBaseSensor
-from convox_provider.triggers._events import ROLLBACK, SUPERSEDED, rollback_event
 
 if TYPE_CHECKING:
     from convox_provider.client.client import ConvoxClient
-    from convox_provider.client.status import AppStatus
     from convox_provider.triggers.releases import ConvoxReleaseTrigger
 
 __all__ = ["ConvoxReleaseSensor"]
@@ -53,6 +51,7 @@ class ConvoxReleaseSensor(ConvoxBaseSensor):
     template_fields = ("convox_conn_id", "app", "release_id")
     ui_color = "#d5ecd4"
     _id_key = "release_id"
+    _subject_key = "release_id"
 
     def __init__(self, *, app: str, release_id: str, **kwargs: Any) -> None:
         super().__init__(app=app, **kwargs)
@@ -60,66 +59,27 @@ class ConvoxReleaseSensor(ConvoxBaseSensor):
         self._seen_rollout: str | None = None
 
     def _check(self, context: Context, client: ConvoxClient) -> PokeReturnValue | bool:
-        from convox_provider.client.status import AppStatus  # noqa: PLC0415 - operators/_base
-
-        app = client.apps.get(self.app)
-        status = app.app_status
-        if status is AppStatus.DELETING:
-            raise AirflowException(f"App {self.app} is being deleted")
-        if app.release == self.release_id:
-            if status is AppStatus.RUNNING:
-                return PokeReturnValue(is_done=True, xcom_value=self.release_id)
-            if status is AppStatus.ROLLBACK:
-                self._ended(app.release, AppStatus.ROLLBACK)
+        """One ``client.releases.rollout_state`` reading; a rollback or a superseded rollout
+        raises the client's error, which ``_outcomes`` turns into a failure or a skip."""
+        reading = client.releases.rollout_state(
+            self.app, self.release_id, seen=self._rollout_seen(context)
+        )
+        if reading.state == reading.RUNNING:
+            return PokeReturnValue(is_done=True, xcom_value=self.release_id)
+        if reading.state == reading.OLDER:
+            raise AirflowFailException(_sentence(reading.message))
+        if reading.state == reading.DELETING:
+            raise AirflowException(_sentence(reading.message))
+        if reading.state == reading.ROLLING_OUT:
             self._remember_rollout(context)
-        elif status in (AppStatus.RUNNING, AppStatus.ROLLBACK):
-            newer = bool(app.release) and client.releases.is_newer(
-                self.app, app.release, than=self.release_id
-            )
-            if newer and not self._rollout_seen(context) and status is AppStatus.RUNNING:
-                raise AirflowFailException(
-                    f"Release {self.release_id} of app {self.app} is older than the active "
-                    f"release {app.release}: the rack cannot promote it, so it will never be "
-                    "running"
-                )
-            if newer or status is AppStatus.ROLLBACK or self._rollout_seen(context):
-                self._ended(app.release, status, superseded=newer)
         self.log.info(
             "App %s: status %s on release %s; waiting for release %s",
             self.app,
-            app.status,
-            app.release or "(none)",
+            reading.app.status,
+            reading.app.release or "(none)",
             self.release_id,
         )
         return False
-
-    def _ended(self, active: str, status: AppStatus, *, superseded: bool = False) -> NoReturn:
-        """End the wait: the rollout of this sensor's release was rolled back to ``active``
-        (fail), or a newer release ``active`` was promoted over it (skip)."""
-        if superseded:
-            message = (
-                f"release {self.release_id} of app {self.app} was superseded: release {active},"
-                " created after it, was promoted. Nothing was rolled back"
-            )
-        elif status.value == "rollback":
-            message = (
-                f"release {self.release_id} of app {self.app} was rolled back: its rollout "
-                f"failed (status 'rollback'), and the app goes back on release {active or '(none)'}"
-            )
-        else:
-            message = (
-                f"release {self.release_id} of app {self.app} was rolled back: the app is "
-                f"back on release {active or '(none)'}"
-            )
-        self._raise_for(
-            rollback_event(
-                message,
-                app=self.app,
-                release_id=self.release_id,
-                active_release=active,
-                status=SUPERSEDED if superseded else ROLLBACK,
-            )
-        )
 
     def _store(self, context: Context) -> Any:
         """The task state store to keep what was seen across reschedules, or None (poke mode,
@@ -143,14 +103,8 @@ class ConvoxReleaseSensor(ConvoxBaseSensor):
                 self._seen_rollout = self.release_id
         return self._seen_rollout == self.release_id
 
-    def _trigger(self, end_time: float) -> ConvoxReleaseTrigger:
+    @staticmethod
+    def _trigger_type() -> type[ConvoxReleaseTrigger]:
         from convox_provider.triggers.releases import ConvoxReleaseTrigger  # noqa: PLC0415
 
-        return ConvoxReleaseTrigger(
-            convox_conn_id=self.convox_conn_id,
-            app=self.app,
-            release_id=self.release_id,
-            end_time=end_time,
-            poll_interval=self.poke_interval,
-            max_errors=MAX_ERRORS,
-        )
+        return ConvoxReleaseTrigger

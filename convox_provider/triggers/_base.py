@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from airflow.triggers.base import BaseTrigger, TriggerEvent
 
+from convox_provider.client.waiting import MAX_ERRORS, WaitOptions
 from convox_provider.triggers._events import describe, event_for_error, timeout_event
 
 if TYPE_CHECKING:
@@ -20,7 +21,7 @@ if TYPE_CHECKING:
     from convox_provider.client.workflows.events import WorkflowEvent
     from convox_provider.hooks.convox import ConvoxHook
 
-__all__ = ["DEFAULT_MAX_ERRORS", "ON_KILL_TIMEOUT", "ConvoxTrigger"]
+__all__ = ["ON_KILL_TIMEOUT", "ConvoxTrigger"]
 
 _HOOK_MODULE = "convox_provider.hooks.convox"
 _OFF_LOOP_IMPORTS = (
@@ -31,9 +32,6 @@ _OFF_LOOP_IMPORTS = (
 )
 """Imported in a thread by the first trigger of a process (the hook module last: its presence
 says all were tried)."""
-
-DEFAULT_MAX_ERRORS = 5
-"""Consecutive failed polls (each already retried by the client) that end a deferred wait."""
 
 ON_KILL_TIMEOUT = 30.0
 """Seconds ``on_kill`` may spend cancelling remote work."""
@@ -71,6 +69,9 @@ class ConvoxTrigger(BaseTrigger):
     wait with an ``error`` event.
     """
 
+    initial_delay: float = 0.0
+    """Seconds before the first poll (a trigger with its own ``initial_delay`` argument sets it)."""
+
     def __init__(
         self,
         *,
@@ -78,7 +79,7 @@ class ConvoxTrigger(BaseTrigger):
         app: str,
         end_time: float,
         poll_interval: float = 5.0,
-        max_errors: int = DEFAULT_MAX_ERRORS,
+        max_errors: int = MAX_ERRORS,
     ) -> None:
         super().__init__()  # type: ignore[no-untyped-call]
         self.convox_conn_id = convox_conn_id
@@ -98,9 +99,12 @@ class ConvoxTrigger(BaseTrigger):
             **self._own_kwargs(),
         }
 
-    @abstractmethod
+    _own: tuple[str, ...] = ()
+    """The keyword arguments of the subclass's own ``__init__``, kept as attributes of the same
+    names and serialized with the rest."""
+
     def _own_kwargs(self) -> dict[str, Any]:
-        """The keyword arguments of the subclass's own ``__init__`` (serialized with the rest)."""
+        return {name: getattr(self, name) for name in self._own}
 
     @property
     @abstractmethod
@@ -143,6 +147,17 @@ class ConvoxTrigger(BaseTrigger):
         return timeout_event(
             f"gave up waiting for {self.subject}: the wait's deadline "
             f"{deadline.isoformat(timespec='seconds')} passed"
+        )
+
+    def _waiting(self, timeout: float) -> WaitOptions:
+        """The client wait's options: this trigger's serialized ones, ``timeout`` seconds left
+        of its absolute ``end_time``, events to the triggerer log."""
+        return WaitOptions(
+            timeout=timeout,
+            poll_interval=self.poll_interval,
+            initial_delay=self.initial_delay,
+            max_errors=self.max_errors,
+            on_event=self._log_event,
         )
 
     def _log_event(self, event: WorkflowEvent) -> None:

@@ -5,10 +5,9 @@
 * :class:`OutputLines`: build output (raw bytes in arbitrary chunks) as log lines.
 * :func:`describe`: a client workflow event (:mod:`convox_provider.client.workflows.events`) as a
   log level and message. Workflow events never carry environment values or credentials.
-* :func:`build_pod_to_delete` and :func:`rollout_to_cancel`: what ``on_kill`` may cancel.
 
 Operators import this module at DAG-parse time, so it imports nothing heavy: the client's
-models and errors are only imported inside functions.
+errors and line decoder are only imported inside functions.
 """
 
 from __future__ import annotations
@@ -19,7 +18,6 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from convox_provider.client.models import App, Build
     from convox_provider.client.workflows.events import WorkflowEvent
 
 __all__ = [
@@ -31,11 +29,9 @@ __all__ = [
     "SUPERSEDED",
     "TIMEOUT",
     "OutputLines",
-    "build_pod_to_delete",
     "describe",
     "event_for_error",
     "rollback_event",
-    "rollout_to_cancel",
     "timeout_event",
 ]
 
@@ -78,7 +74,7 @@ def event_for_error(exc: BaseException) -> dict[str, Any]:
     """
     from convox_provider.client.errors import (  # noqa: PLC0415 - module doc
         ConvoxBuildFailedError,
-        ConvoxRollbackError,
+        ConvoxRolloutEndedError,
         ConvoxSupersededError,
         ConvoxWaitTimeoutError,
     )
@@ -90,7 +86,7 @@ def event_for_error(exc: BaseException) -> dict[str, Any]:
             "build_id": exc.build_id,
             "logs_tail": exc.logs_tail,
         }
-    if isinstance(exc, (ConvoxRollbackError, ConvoxSupersededError)):
+    if isinstance(exc, ConvoxRolloutEndedError):
         return rollback_event(
             str(exc),
             app=exc.app,
@@ -106,8 +102,9 @@ def event_for_error(exc: BaseException) -> dict[str, Any]:
 class OutputLines:
     """Turn output chunks into log lines: complete lines go to ``emit`` as they arrive.
 
-    A partial line waits for the rest of it in the next chunk; no more than ``max_line_bytes``
-    of it are held (beyond that it is emitted in pieces). Lines are decoded as UTF-8 with
+    The client's :class:`~convox_provider.client._frames.LineDecoder` splits them: a partial
+    line waits for the rest of it in the next chunk, no more than ``max_line_bytes``
+    characters of it are held (beyond that it is emitted in pieces), UTF-8 is decoded with
     invalid bytes replaced, so a character split across chunks stays whole. With ``max_lines``,
     lines beyond that many are counted, not emitted, and :meth:`close` says how many were left
     out.
@@ -120,29 +117,23 @@ class OutputLines:
         max_lines: int | None = None,
         max_line_bytes: int = 64 * 1024,
     ) -> None:
+        from convox_provider.client._frames import LineDecoder  # noqa: PLC0415 - module doc
+
         self._emit = emit
         self._max_lines = max_lines
-        self._max_line_bytes = max_line_bytes
-        self._pending = bytearray()
+        self._lines = LineDecoder(max_line_chars=max_line_bytes)
         self.emitted = 0
         self.dropped = 0
 
     def feed(self, chunk: bytes) -> None:
         """Take the next chunk of output."""
-        self._pending += chunk
-        *lines, rest = self._pending.split(b"\n")
-        while len(rest) > self._max_line_bytes:
-            lines.append(rest[: self._max_line_bytes])
-            rest = rest[self._max_line_bytes :]
-        self._pending = rest
-        for line in lines:
-            self._line(bytes(line))
+        for line in self._lines.feed(chunk):
+            self._line(line)
 
     def close(self) -> None:
         """Emit what is left of a last line without a newline, and the count of lines left out."""
-        if self._pending:
-            self._line(bytes(self._pending))
-            self._pending.clear()
+        for line in self._lines.flush():
+            self._line(line)
         if self.dropped:
             self._emit(
                 f"... {self.dropped} more line(s) of output not logged here "
@@ -150,12 +141,12 @@ class OutputLines:
             )
             self.dropped = 0
 
-    def _line(self, data: bytes) -> None:
+    def _line(self, text: str) -> None:
         if self._max_lines is not None and self.emitted >= self._max_lines:
             self.dropped += 1
             return
         self.emitted += 1
-        self._emit(data.rstrip(b"\r").decode("utf-8", errors="replace"))
+        self._emit(text)
 
 
 _MESSAGES: dict[str, tuple[int, str]] = {
@@ -173,6 +164,14 @@ _MESSAGES: dict[str, tuple[int, str]] = {
         "Waiting for {waiting_for}: transient error {failures} of {limit} in a row: {error}",
     ),
     "PromoteSubmitted": (logging.INFO, "Promoting release {release_id} of app {app}"),
+    "PromoteNotNeeded": (
+        logging.INFO,
+        "Release {release_id} of app {app} is already {state}: not promoting it again",
+    ),
+    "EnvironmentUnchanged": (
+        logging.INFO,
+        "Release {release_id} of app {app} already has this change to {keys}: no release created",
+    ),
     "RollbackTargetChosen": (logging.INFO, "Rolling back app {app} to release {release_id}"),
     "ReleaseCreated": (
         logging.INFO,
@@ -196,28 +195,8 @@ def describe(event: WorkflowEvent) -> tuple[int, str]:
     if not template:
         shown = ", ".join(f"{name}={value!r}" for name, value in fields.items())
         return level, f"{type(event).__name__}: {shown}"
-    return level, template.format(**fields)
-
-
-def build_pod_to_delete(build: Build) -> str | None:
-    """The build pod to delete to stop ``build``, or None when the build is no longer active.
-
-    Deleting the pod is the only way to stop a build. The build record then stays ``running``
-    forever (docs/rack-api.md §4.3); the client's build waits give up once its pod is gone.
-    """
-    from convox_provider.client.status import BuildStatus  # noqa: PLC0415 - module doc
-
-    if BuildStatus.parse(build.status).is_active and build.process:
-        return build.process
-    return None
-
-
-def rollout_to_cancel(app: App, release_id: str) -> bool:
-    """Whether ``POST /apps/{app}/cancel`` would stop the rollout of ``release_id``.
-
-    Only an ``updating`` app can be cancelled (403 otherwise), and only a rollout of our own
-    release is ours to cancel: the app then rolls back to its previous release.
-    """
-    from convox_provider.client.status import AppStatus  # noqa: PLC0415 - module doc
-
-    return AppStatus.parse(app.status) is AppStatus.UPDATING and app.release == release_id
+    parts = {
+        name: ", ".join(value) if isinstance(value, tuple) else value
+        for name, value in fields.items()
+    }
+    return level, template.format(**parts)

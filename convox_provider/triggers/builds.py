@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from convox_provider.triggers._base import ConvoxTrigger
-from convox_provider.triggers._events import SUCCESS, OutputLines, build_pod_to_delete
+from convox_provider.triggers._events import SUCCESS, OutputLines
 
 if TYPE_CHECKING:
     from convox_provider.client.client import AsyncConvoxClient
@@ -36,6 +36,8 @@ class ConvoxBuildTrigger(ConvoxTrigger):
         failed build's event still carries the tail of its log.
     """
 
+    _own = ("build_id", "follow_logs")
+
     def __init__(
         self,
         convox_conn_id: str,
@@ -50,9 +52,6 @@ class ConvoxBuildTrigger(ConvoxTrigger):
         self.build_id = build_id
         self.follow_logs = bool(follow_logs)
 
-    def _own_kwargs(self) -> dict[str, Any]:
-        return {"build_id": self.build_id, "follow_logs": self.follow_logs}
-
     @property
     def subject(self) -> str:
         """What this trigger waits for, in words."""
@@ -64,12 +63,9 @@ class ConvoxBuildTrigger(ConvoxTrigger):
             build = await client.builds.wait_for_build(
                 self.app,
                 self.build_id,
-                poll_interval=self.poll_interval,
-                timeout=timeout,
-                max_errors=self.max_errors,
                 follow_logs=self.follow_logs,
                 on_output=output.feed,
-                on_event=self._log_event,
+                waiting=self._waiting(timeout),
             )
         finally:
             output.close()
@@ -81,7 +77,5 @@ class ConvoxBuildTrigger(ConvoxTrigger):
         }
 
     async def _cancel(self, client: AsyncConvoxClient) -> None:
-        pod = build_pod_to_delete(await client.builds.get(self.app, self.build_id))
-        if pod is not None:
-            await client.processes.delete(self.app, pod)
-            self.log.info("Deleted build pod %s: %s is stopped", pod, self.subject)
+        if await client.builds.cancel(self.app, self.build_id):
+            self.log.info("Stopped %s (its build pod is deleted)", self.subject)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from convox_provider.triggers._base import ConvoxTrigger
-from convox_provider.triggers._events import SUCCESS, rollout_to_cancel
+from convox_provider.triggers._events import SUCCESS
 
 if TYPE_CHECKING:
     from convox_provider.client.client import AsyncConvoxClient
@@ -32,6 +32,8 @@ class ConvoxReleaseTrigger(ConvoxTrigger):
     :param max_errors: consecutive transient errors that end the wait (default 5).
     """
 
+    _own = ("release_id", "initial_delay")
+
     def __init__(
         self,
         convox_conn_id: str,
@@ -46,9 +48,6 @@ class ConvoxReleaseTrigger(ConvoxTrigger):
         self.release_id = release_id
         self.initial_delay = float(initial_delay)
 
-    def _own_kwargs(self) -> dict[str, Any]:
-        return {"release_id": self.release_id, "initial_delay": self.initial_delay}
-
     @property
     def subject(self) -> str:
         """What this trigger waits for, in words."""
@@ -56,17 +55,10 @@ class ConvoxReleaseTrigger(ConvoxTrigger):
 
     async def _wait(self, client: AsyncConvoxClient, timeout: float) -> dict[str, Any]:
         await client.apps.wait_for_app_running(
-            self.app,
-            release_id=self.release_id,
-            initial_delay=self.initial_delay,
-            poll_interval=self.poll_interval,
-            timeout=timeout,
-            max_errors=self.max_errors,
-            on_event=self._log_event,
+            self.app, release_id=self.release_id, waiting=self._waiting(timeout)
         )
         return {"status": SUCCESS, "app": self.app, "release_id": self.release_id}
 
     async def _cancel(self, client: AsyncConvoxClient) -> None:
-        if rollout_to_cancel(await client.apps.get(self.app), self.release_id):
-            await client.apps.cancel(self.app)
+        if await client.apps.cancel_rollout(self.app, self.release_id):
             self.log.info("Cancelled %s; the app rolls back", self.subject)

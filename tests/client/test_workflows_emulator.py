@@ -19,6 +19,7 @@ from convox_provider.client.errors import (
 )
 from convox_provider.client.models import Build
 from convox_provider.client.retry import RetryConfig
+from convox_provider.client.waiting import WaitOptions
 from convox_provider.client.workflows import (
     BuildWorkflows,
     EnvironmentWorkflows,
@@ -296,6 +297,108 @@ class TestEnvironment:
         assert releases[unset_id]["env"] == "B=2"
         create = convox_rack.requests.find("POST", "/apps/demo/releases")[-1]
         assert create.status == 200
+
+
+class TestDecisions:
+    """The decisions the Airflow layer delegates, over HTTP on both clients."""
+
+    @pytest.fixture
+    async def slow(
+        self, convox_rack_factory: Callable[..., RackEmulator], kind: str
+    ) -> AsyncIterator[tuple[RackEmulator, Flows]]:
+        rack = convox_rack_factory(timing=Timing(build=30, rollout=30))
+        rack.create_app("demo")
+        rack.add_release("demo", MANIFEST)
+        made = make_flows(rack, kind)
+        yield rack, made
+        await _close(made.client)
+
+    async def test_cancel_stops_an_active_build_and_leaves_an_ended_one(
+        self, slow: tuple[RackEmulator, Flows], source: Path
+    ) -> None:
+        rack, flows = slow
+        build: Build = await flows(
+            lambda f: f.builds.build_from_directory("demo", source, wait=False, **FAST)
+        )
+        assert await flows(lambda f: f.client.builds.cancel("demo", build.id)) is True
+        assert rack.requests.count("DELETE", f"/apps/demo/processes/{build.process}") == 1
+        ended = rack.builds("demo")[-1]  # the seeded build, complete
+        assert await flows(lambda f: f.client.builds.cancel("demo", ended["id"])) is False
+        assert rack.requests.count("DELETE", "/apps/demo/processes/*") == 1
+
+    async def test_cancel_rollout_cancels_only_the_rollout_of_that_release(
+        self, slow: tuple[RackEmulator, Flows]
+    ) -> None:
+        rack, flows = slow
+        release = rack.add_release("demo", MANIFEST, promote=False)[1]["id"]
+        await flows(lambda f: f.releases.promote("demo", release, wait=False, force=True))
+        assert rack.app("demo")["status"] == "updating"
+        other = rack.releases("demo")[-1]["id"]
+        assert await flows(lambda f: f.client.apps.cancel_rollout("demo", other)) is False
+        assert posts(rack, "/apps/demo/cancel") == 0
+        assert await flows(lambda f: f.client.apps.cancel_rollout("demo", release)) is True
+        assert posts(rack, "/apps/demo/cancel") == 1
+        assert rack.app("demo")["status"] == "rollback"
+
+    async def test_promote_or_attach_never_promotes_a_release_twice(
+        self, slow: tuple[RackEmulator, Flows]
+    ) -> None:
+        rack, flows = slow
+        release = rack.add_release("demo", MANIFEST, promote=False)[1]["id"]
+        first = await flows(
+            lambda f: f.client.releases.promote_or_attach("demo", release, wait=False)
+        )
+        assert first.pending
+        again = await flows(
+            lambda f: f.client.releases.promote_or_attach("demo", release, wait=False)
+        )
+        assert again.pending
+        assert posts(rack, f"/apps/demo/releases/{release}/promote") == 1
+
+    async def test_promote_or_attach_is_done_when_the_app_runs_the_release(
+        self, flows: Flows, convox_rack: RackEmulator, source: Path
+    ) -> None:
+        build = await deploy(flows, source)
+        done = await flows(
+            lambda f: f.client.releases.promote_or_attach(
+                "demo", build.release, waiting=WaitOptions(**ROLLOUT)
+            )
+        )
+        assert (done.release_id, done.pending) == (build.release, False)
+        assert posts(convox_rack, f"/apps/demo/releases/{build.release}/promote") == 1
+
+    async def test_a_replaced_environment_is_written_once(
+        self, flows: Flows, convox_rack: RackEmulator, source: Path
+    ) -> None:
+        await deploy(flows, source)
+        first = await flows(
+            lambda f: f.environment.set("demo", {"ONLY": "1"}, replace=True, if_changed=True)
+        )
+        again = await flows(
+            lambda f: f.environment.set("demo", {"ONLY": "1"}, replace=True, if_changed=True)
+        )
+        assert again == first
+        assert posts(convox_rack, "/apps/demo/releases") == 1
+
+    async def test_rollout_state_reads_the_app(
+        self, flows: Flows, convox_rack: RackEmulator, source: Path
+    ) -> None:
+        first = await deploy(flows, source)
+        second = await deploy(flows, source)
+        state = await flows(lambda f: f.client.releases.rollout_state("demo", second.release))
+        assert state.state == state.RUNNING
+        older = await flows(lambda f: f.client.releases.rollout_state("demo", first.release))
+        assert older.state == older.OLDER
+
+    async def test_poll_settles_an_ended_build(
+        self, flows: Flows, convox_rack: RackEmulator, source: Path
+    ) -> None:
+        convox_rack.scripts.fail_next_build("tests failed", app="demo")
+        failed: Build = await flows(
+            lambda f: f.builds.build_from_directory("demo", source, wait=False, **FAST)
+        )
+        with pytest.raises(ConvoxBuildFailedError, match="tests failed"):
+            await flows(lambda f: f.client.builds.poll("demo", failed.id))
 
 
 class TestRun:

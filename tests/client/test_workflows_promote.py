@@ -21,6 +21,7 @@ from convox_provider.client.errors import (
     ConvoxWorkflowError,
 )
 from convox_provider.client.models import App, Process, Release
+from convox_provider.client.waiting import MAX_ERRORS
 from convox_provider.client.workflows import AppWorkflows, ReleaseWorkflows
 from convox_provider.client.workflows.events import (
     AppStatusChanged,
@@ -320,7 +321,7 @@ class TestWaitForAppRunning:
         retry = rack.events_of(WaitRetrying)
         assert len(retry) == 1
         assert retry[0].failures == 1
-        assert retry[0].limit == 3
+        assert retry[0].limit == MAX_ERRORS
 
     def test_consecutive_failures_end_the_wait(self, rack: FakeRack) -> None:
         rack.on(
@@ -333,7 +334,8 @@ class TestWaitForAppRunning:
         )
         with pytest.raises(ConvoxGatewayError):
             self.wait(rack)
-        assert rack.keys.count(("GET", APP)) == 4
+        # one good reading, then MAX_ERRORS failures in a row (the last answer repeats)
+        assert rack.keys.count(("GET", APP)) == 1 + MAX_ERRORS
 
     def test_a_success_resets_the_failure_count(self, rack: FakeRack) -> None:
         rack.on(

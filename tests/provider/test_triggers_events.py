@@ -13,7 +13,6 @@ from convox_provider.client.errors import (
     ConvoxRollbackError,
     ConvoxWaitTimeoutError,
 )
-from convox_provider.client.models import App, Build
 from convox_provider.client.workflows.events import (
     BuildCreated,
     EnvironmentConflict,
@@ -23,10 +22,8 @@ from convox_provider.client.workflows.events import (
 from convox_provider.triggers._events import (
     STATUSES,
     OutputLines,
-    build_pod_to_delete,
     describe,
     event_for_error,
-    rollout_to_cancel,
 )
 
 
@@ -142,30 +139,3 @@ def test_timeout_and_error_events() -> None:
 )
 def test_describe(event: object, level: int, message: str) -> None:
     assert describe(event) == (level, message)  # type: ignore[arg-type]
-
-
-@pytest.mark.parametrize(
-    ("status", "process", "expected"),
-    [
-        ("running", "build-x", "build-x"),
-        ("created", "build-x", "build-x"),
-        ("complete", "build-x", None),
-        ("failed", "build-x", None),
-        ("running", "", None),
-    ],
-)
-def test_build_pod_to_delete(status: str, process: str, expected: str | None) -> None:
-    assert build_pod_to_delete(Build(id="B1", status=status, process=process)) == expected
-
-
-@pytest.mark.parametrize(
-    ("status", "release", "expected"),
-    [
-        ("updating", "R2", True),
-        ("updating", "R1", False),
-        ("running", "R2", False),
-        ("rollback", "R1", False),
-    ],
-)
-def test_rollout_to_cancel(status: str, release: str, expected: bool) -> None:
-    assert rollout_to_cancel(App(name="demo", status=status, release=release), "R2") is expected

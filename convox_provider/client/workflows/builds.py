@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Iterable, Iterator, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from convox_provider.client.archive import ArchiveEvent, SourceArchive, upload
@@ -28,6 +29,7 @@ from convox_provider.client.resources import builds as build_routes
 from convox_provider.client.resources import processes as process_routes
 from convox_provider.client.resources import streams as stream_routes
 from convox_provider.client.status import BuildStatus, ProcessStatus
+from convox_provider.client.waiting import BUILD_WAIT, WaitOptions, wait_options
 from convox_provider.client.workflows.events import (
     BuildCreated,
     BuildLogProgress,
@@ -37,26 +39,15 @@ from convox_provider.client.workflows.events import (
     SourceUploaded,
     StreamInterrupted,
 )
-from convox_provider.client.workflows.waits import (
-    DEFAULT_MAX_ERRORS,
-    Deadline,
-    Poller,
-    check_wait_options,
-    emit,
-    is_transient,
-)
+from convox_provider.client.workflows.waits import Deadline, Poller, emit, is_transient
 
 __all__ = [
-    "BUILD_TIMEOUT",
     "LOST_POD_GRACE",
     "MARKER_SEARCH",
     "BuildWorkflows",
     "follow_build",
     "resumable_build",
 ]
-
-BUILD_TIMEOUT = 60 * 60.0
-"""The CLI's limit for a build wait, in seconds (docs/rack-api.md §7.9)."""
 
 LOST_POD_GRACE = 60.0
 """Seconds a build may still read ``running`` after its pod was seen gone or finished."""
@@ -162,20 +153,14 @@ class _BuildWatch:
         app: str,
         build_id: str,
         deadline: Deadline,
-        *,
-        poll_interval: float,
-        max_errors: int,
-        lost_pod_grace: float,
-        on_event: EventCallback | None,
+        follow: Following,
     ) -> None:
         self.resource = resource
         self.app = app
         self.build_id = build_id
-        self.lost_pod_grace = lost_pod_grace
-        self.on_event = on_event
-        self.poller = Poller(
-            f"build {build_id} of app {app}", deadline, poll_interval, max_errors, on_event
-        )
+        self.lost_pod_grace = follow.lost_pod_grace
+        self.on_event = follow.waiting.on_event
+        self.poller = Poller(f"build {build_id} of app {app}", deadline, follow.waiting)
         self.status: str | None = None
         self.next_pod_check = 0.0
         self.lost_since: float | None = None
@@ -256,18 +241,20 @@ def _settle(app: str, build: Build, log: _BuildLog) -> Build:
     raise ConvoxBuildFailedError(message, build_id=build.id, logs_tail=tail)
 
 
+@dataclass(frozen=True)
+class Following:
+    """How a started build is seen through: its wait's options, whether to wait at all, its log
+    copied to ``on_output`` (``follow_logs``), and how long its lost pod is given."""
+
+    waiting: WaitOptions = BUILD_WAIT
+    wait: bool = True
+    follow_logs: bool = False
+    lost_pod_grace: float = LOST_POD_GRACE
+    on_output: OutputCallback | None = None
+
+
 def follow_build(
-    resource: Resource[Any],
-    app: str,
-    build_id: str,
-    *,
-    follow_logs: bool,
-    timeout: float,
-    poll_interval: float,
-    max_errors: int,
-    lost_pod_grace: float,
-    on_output: OutputCallback | None,
-    on_event: EventCallback | None,
+    resource: Resource[Any], app: str, build_id: str, follow: Following
 ) -> Flow[Build]:
     """Flow: the CLI's steps 6 to 8 (§7.1): follow the log, wait for the end, catch up, settle.
 
@@ -277,18 +264,10 @@ def follow_build(
     may stay open and silent, is still found out. Without ``follow_logs`` the log is read only
     when the build failed, for the error's tail.
     """
-    deadline = yield from Deadline.start(timeout)
-    log = _BuildLog(resource, app, build_id, on_output if follow_logs else None)
-    watch = _BuildWatch(
-        resource,
-        app,
-        build_id,
-        deadline,
-        poll_interval=poll_interval,
-        max_errors=max_errors,
-        lost_pod_grace=lost_pod_grace,
-        on_event=on_event,
-    )
+    follow_logs, on_event = follow.follow_logs, follow.waiting.on_event
+    deadline = yield from Deadline.start(follow.waiting.timeout)
+    log = _BuildLog(resource, app, build_id, follow.on_output if follow_logs else None)
+    watch = _BuildWatch(resource, app, build_id, deadline, follow)
     ended: Build | None = None
     if follow_logs:
         while ended is None:
@@ -336,51 +315,35 @@ def _uploaded(
     return stored.url
 
 
+_CREATE_OPTIONS = ("description", "manifest", "build_args", "no_cache", "development", "git_sha")
+"""The build-create options of ``build_from_object`` and ``build_from_directory``."""
+
+
 class _Build:
     """A build to start: its create options, checked at once, and how to follow it."""
 
     def __init__(
-        self,
-        resource: Resource[Any],
-        app: str,
-        *,
-        description: str | None,
-        manifest: str | None,
-        build_args: Mapping[str, str] | Iterable[str] | None,
-        no_cache: bool | None,
-        development: bool | None,
-        git_sha: str | None,
-        wait: bool,
-        follow_logs: bool,
-        poll_interval: float,
-        timeout: float,
-        max_errors: int,
-        lost_pod_grace: float,
-        on_output: OutputCallback | None,
-        on_event: EventCallback | None,
+        self, resource: Resource[Any], app: str, options: dict[str, Any], follow: Following
     ) -> None:
-        check_wait_options(timeout=timeout, poll_interval=poll_interval, max_errors=max_errors)
         self.resource = resource
         self.app = app
-        self.options: dict[str, Any] = {
-            "description": description,
-            "manifest": manifest,
-            "build_args": build_args,
-            "no_cache": no_cache,
-            "development": development,
-            "git_sha": git_sha,
-        }
-        self.wait = wait
-        self.follow: dict[str, Any] = {
-            "follow_logs": follow_logs,
-            "timeout": timeout,
-            "poll_interval": poll_interval,
-            "max_errors": max_errors,
-            "lost_pod_grace": lost_pod_grace,
-            "on_output": on_output,
-            "on_event": on_event,
-        }
-        self.on_event = on_event
+        self.options = options
+        self.follow = follow
+
+    @classmethod
+    def from_arguments(
+        cls, resource: Resource[Any], app: str, arguments: Mapping[str, Any]
+    ) -> _Build:
+        """The plan of ``build_from_object`` or ``build_from_directory``, from the arguments
+        they were called with (their signatures are the one typed declaration of them)."""
+        follow = Following(
+            wait_options(arguments, BUILD_WAIT),
+            wait=arguments["wait"],
+            follow_logs=arguments["follow_logs"],
+            lost_pod_grace=arguments["lost_pod_grace"],
+            on_output=arguments["on_output"],
+        )
+        return cls(resource, app, {name: arguments[name] for name in _CREATE_OPTIONS}, follow)
 
     def create(self, url: str) -> Call[Build]:
         """The build-create call (raises ``ConvoxInputError`` for a bad option or URL)."""
@@ -390,10 +353,10 @@ class _Build:
         """Flow: the source URL, then the build (created once), followed when ``wait``."""
         url = yield from source
         build = yield from call(self.create(url))
-        emit(self.on_event, BuildCreated(self.app, build.id, build.process))
-        if not self.wait:
+        emit(self.follow.waiting.on_event, BuildCreated(self.app, build.id, build.process))
+        if not self.follow.wait:
             return build
-        return (yield from follow_build(self.resource, self.app, build.id, **self.follow))
+        return (yield from follow_build(self.resource, self.app, build.id, self.follow))
 
 
 MARKER_SEARCH = 50
@@ -438,8 +401,54 @@ def resumable_build(
     return build if usable else None
 
 
+def _cancel_build(app: str, build_id: str) -> Flow[bool]:
+    build = yield from call(build_routes.get(app, build_id))
+    if not build.build_status.is_active or not build.process:
+        return False
+    yield from call(process_routes.delete(app, build.process))
+    return True
+
+
+def _poll_build(
+    resource: Resource[Any], app: str, build_id: str, waiting: WaitOptions
+) -> Flow[Build]:
+    build = yield from call(build_routes.get(app, build_id))
+    if build.build_status.is_active:
+        return build
+    return (yield from follow_build(resource, app, build_id, Following(waiting)))
+
+
 class BuildWorkflows(Resource[D]):
     """Workflows of ``client.builds``."""
+
+    @operation
+    def cancel(self, app: str, build_id: str) -> Flow[bool]:
+        """Stop build ``build_id`` if it is still going; whether it was.
+
+        Deleting its build pod is the only way to stop a build (docs/rack-api.md §4.3): the pod
+        named in ``process`` is deleted when the build is active. The build record then reads
+        ``running`` forever; :meth:`wait_for_build` gives up on it once its pod is gone.
+        """
+        segment(app, kind="app name")
+        segment(build_id, kind="build id")
+        return _cancel_build(app, build_id)
+
+    @operation
+    def poll(
+        self,
+        app: str,
+        build_id: str,
+        *,
+        max_errors: int = BUILD_WAIT.max_errors,
+        waiting: WaitOptions | None = None,
+    ) -> Flow[Build]:
+        """One look at a build: as read while it is active; once it ended, settled as
+        :meth:`wait_for_build` settles it (``complete``, or :class:`ConvoxBuildFailedError` with
+        the tail of its log; an unknown status raises :class:`ConvoxWorkflowError`)."""
+        options = wait_options(locals(), BUILD_WAIT)
+        segment(app, kind="app name")
+        segment(build_id, kind="build id")
+        return _poll_build(self, app, build_id, options)
 
     @operation
     def resumable(
@@ -471,13 +480,14 @@ class BuildWorkflows(Resource[D]):
         app: str,
         build_id: str,
         *,
-        poll_interval: float = 1.0,
-        timeout: float = BUILD_TIMEOUT,
-        max_errors: int = DEFAULT_MAX_ERRORS,
+        poll_interval: float = BUILD_WAIT.poll_interval,
+        timeout: float = BUILD_WAIT.timeout,
+        max_errors: int = BUILD_WAIT.max_errors,
         lost_pod_grace: float = LOST_POD_GRACE,
         follow_logs: bool = False,
         on_output: OutputCallback | None = None,
         on_event: EventCallback | None = None,
+        waiting: WaitOptions | None = None,
     ) -> Flow[Build]:
         """Wait for a build to end; return it ``complete`` (its ``release`` is the new release).
 
@@ -488,22 +498,17 @@ class BuildWorkflows(Resource[D]):
         stays ``running`` forever when its pod died without reporting (§4.3), so a pod gone or
         finished for ``lost_pod_grace`` seconds while the build still runs fails the wait. With
         ``follow_logs`` the log is copied to ``on_output`` as it comes, as the CLI does.
+        ``waiting`` gives the wait's options as one :class:`~..waiting.WaitOptions` instead.
         """
-        check_wait_options(timeout=timeout, poll_interval=poll_interval, max_errors=max_errors)
-        segment(app, kind="app name")
-        segment(build_id, kind="build id")
-        return follow_build(
-            self,
-            app,
-            build_id,
+        follow = Following(
+            wait_options(locals(), BUILD_WAIT),
             follow_logs=follow_logs,
-            timeout=timeout,
-            poll_interval=poll_interval,
-            max_errors=max_errors,
             lost_pod_grace=lost_pod_grace,
             on_output=on_output,
-            on_event=on_event,
         )
+        segment(app, kind="app name")
+        segment(build_id, kind="build id")
+        return follow_build(self, app, build_id, follow)
 
     @operation
     def build_from_object(
@@ -519,33 +524,17 @@ class BuildWorkflows(Resource[D]):
         git_sha: str | None = None,
         follow_logs: bool = True,
         wait: bool = True,
-        poll_interval: float = 1.0,
-        timeout: float = BUILD_TIMEOUT,
-        max_errors: int = DEFAULT_MAX_ERRORS,
+        poll_interval: float = BUILD_WAIT.poll_interval,
+        timeout: float = BUILD_WAIT.timeout,
+        max_errors: int = BUILD_WAIT.max_errors,
         lost_pod_grace: float = LOST_POD_GRACE,
         on_output: OutputCallback | None = None,
         on_event: EventCallback | None = None,
+        waiting: WaitOptions | None = None,
     ) -> Flow[Build]:
         """Build the source already stored at ``url`` (an ``object://`` URL from
         ``objects.store``); follow and wait as :meth:`build_from_directory` does."""
-        plan = _Build(
-            self,
-            app,
-            description=description,
-            manifest=manifest,
-            build_args=build_args,
-            no_cache=no_cache,
-            development=development,
-            git_sha=git_sha,
-            wait=wait,
-            follow_logs=follow_logs,
-            poll_interval=poll_interval,
-            timeout=timeout,
-            max_errors=max_errors,
-            lost_pod_grace=lost_pod_grace,
-            on_output=on_output,
-            on_event=on_event,
-        )
+        plan = _Build.from_arguments(self, app, locals())
         plan.create(url)
         return plan.run(_given(url))
 
@@ -564,13 +553,14 @@ class BuildWorkflows(Resource[D]):
         key: str | None = None,
         follow_logs: bool = True,
         wait: bool = True,
-        poll_interval: float = 1.0,
-        timeout: float = BUILD_TIMEOUT,
-        max_errors: int = DEFAULT_MAX_ERRORS,
+        poll_interval: float = BUILD_WAIT.poll_interval,
+        timeout: float = BUILD_WAIT.timeout,
+        max_errors: int = BUILD_WAIT.max_errors,
         lost_pod_grace: float = LOST_POD_GRACE,
         on_output: OutputCallback | None = None,
         on_progress: Callable[[ArchiveEvent], None] | None = None,
         on_event: EventCallback | None = None,
+        waiting: WaitOptions | None = None,
     ) -> Flow[Build]:
         """Build the directory ``path`` as ``convox build`` does; return the ``complete`` build
         (its ``release`` is the new release), or the ``running`` one without ``wait``.
@@ -587,26 +577,9 @@ class BuildWorkflows(Resource[D]):
         ``failed`` raises :class:`ConvoxBuildFailedError` with the log's tail. The upload and
         the build create are never sent twice.
         """
-        plan = _Build(
-            self,
-            app,
-            description=description,
-            manifest=manifest,
-            build_args=build_args,
-            no_cache=no_cache,
-            development=development,
-            git_sha=git_sha,
-            wait=wait,
-            follow_logs=follow_logs,
-            poll_interval=poll_interval,
-            timeout=timeout,
-            max_errors=max_errors,
-            lost_pod_grace=lost_pod_grace,
-            on_output=on_output,
-            on_event=on_event,
-        )
+        plan = _Build.from_arguments(self, app, locals())
         plan.create(f"object://{app}/tmp/check.tgz")  # every option checked before the upload
         archive = SourceArchive(path, progress=on_progress)
         if key is not None:
             object_key(key)
-        return plan.run(_uploaded(self, app, archive, key, on_event))
+        return plan.run(_uploaded(self, app, archive, key, plan.follow.waiting.on_event))

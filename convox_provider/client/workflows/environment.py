@@ -18,16 +18,18 @@ from typing import Any
 from convox_provider.client.encoding import segment, validate_env, validate_env_key
 from convox_provider.client.errors import ConvoxInputError, ConvoxWorkflowError
 from convox_provider.client.models import Release
-from convox_provider.client.operation import Call, D, Flow, Resource, call, operation
+from convox_provider.client.operation import D, Flow, Resource, call, operation
 from convox_provider.client.resources import releases as release_routes
 from convox_provider.client.resources.environment import read_environment
+from convox_provider.client.waiting import ROLLOUT_WAIT, WaitOptions, wait_options
 from convox_provider.client.workflows.events import (
     EnvironmentConflict,
+    EnvironmentUnchanged,
     EventCallback,
     ReleaseCreated,
 )
 from convox_provider.client.workflows.promote import PromoteOptions, promote_release
-from convox_provider.client.workflows.waits import ROLLOUT_TIMEOUT, emit
+from convox_provider.client.workflows.waits import emit
 
 __all__ = ["EnvironmentChange", "EnvironmentWorkflows"]
 
@@ -128,6 +130,25 @@ def _check_overtaken(
     return "", between
 
 
+def _unchanged(
+    resource: Resource[Any], app: str, change: EnvironmentChange, release: str | None
+) -> Flow[Release | None]:
+    """Flow: the release to start from, or None when there is none or ``change`` writes the
+    whole environment (then nothing is read)."""
+    if change.replace:
+        return None
+    return (yield from _read(resource, app, release))
+
+
+def _newest_with(resource: Resource[Any], app: str, env: Mapping[str, str]) -> Flow[Release | None]:
+    """Flow: the newest release when its environment is exactly ``env``, else None."""
+    newest = yield from call(release_routes.list(app, limit=1))
+    if not newest:
+        return None
+    found = yield from call(release_routes.get(app, newest[0].id))
+    return found if found.environment == env else None
+
+
 def change_environment(
     resource: Resource[Any],
     app: str,
@@ -135,20 +156,24 @@ def change_environment(
     *,
     release: str | None,
     max_attempts: int,
+    if_changed: bool,
     promote: PromoteOptions | None,
     on_event: EventCallback | None,
 ) -> Flow[str]:
     """Flow: write ``change`` as a new release (see the module docstring); return its id.
 
-    When the release read already has the change, nothing is created and its id is returned.
-    With an explicit ``release`` the base is that release and other writers are not merged.
+    When the release read already has the change (with ``replace``: when ``if_changed`` and the
+    newest release has exactly this environment), nothing is created and its id is returned
+    (:class:`~.events.EnvironmentUnchanged`). With an explicit ``release`` the base is that
+    release and other writers are not merged.
     """
-    base: Release | None = None
-    if not change.replace:
-        base = yield from _read(resource, app, release)
-        if base is not None and change.applied_in(base.environment):
-            result = base.id
-            return (yield from _maybe_promote(resource, app, result, promote))
+    base = yield from _unchanged(resource, app, change, release)
+    has_it = base if base is not None and change.applied_in(base.environment) else None
+    if change.replace and if_changed and release is None:
+        has_it = yield from _newest_with(resource, app, change.set)
+    if has_it is not None:
+        emit(on_event, EnvironmentUnchanged(app, has_it.id, change.keys))
+        return (yield from _maybe_promote(resource, app, has_it.id, promote))
     own: set[str] = set()
     for attempt in range(1, max_attempts + 1):
         env = change.apply({} if base is None else base.environment)
@@ -183,16 +208,34 @@ def _maybe_promote(
     return (yield from promote_release(resource, app, release_id, promote))
 
 
-def _promote_options(promote: bool, **options: Any) -> PromoteOptions | None:
-    return PromoteOptions(**options) if promote else None
-
-
-def _checked(app: str, release: str | None, max_attempts: int) -> None:
+def _write(
+    resource: Resource[Any],
+    app: str,
+    change: EnvironmentChange,
+    arguments: Mapping[str, Any],
+    *,
+    if_changed: bool,
+) -> Flow[str]:
+    """The write flow of ``set`` and ``unset``, from the arguments they were called with (their
+    signatures are the one typed declaration of them); the arguments are checked first."""
+    release, max_attempts = arguments["release"], arguments["max_attempts"]
     segment(app, kind="app name")
     if release is not None:
         segment(release, kind="release id")
     if isinstance(max_attempts, bool) or not isinstance(max_attempts, int) or max_attempts < 1:
         raise ConvoxInputError(f"invalid max_attempts {max_attempts!r}: give an int >= 1")
+    waiting = wait_options(arguments, ROLLOUT_WAIT)
+    promote = PromoteOptions(waiting, wait=arguments["wait"], force=arguments["force"])
+    return change_environment(
+        resource,
+        app,
+        change,
+        release=release,
+        max_attempts=max_attempts,
+        if_changed=if_changed,
+        promote=promote if arguments["promote"] else None,
+        on_event=waiting.on_event,
+    )
 
 
 class EnvironmentWorkflows(Resource[D]):
@@ -208,13 +251,16 @@ class EnvironmentWorkflows(Resource[D]):
         replace: bool = False,
         release: str | None = None,
         max_attempts: int = 5,
+        if_changed: bool = False,
         promote: bool = False,
         wait: bool = True,
         force: bool = False,
-        timeout: float = ROLLOUT_TIMEOUT,
-        poll_interval: float = 5.0,
-        initial_delay: float = 5.0,
+        timeout: float = ROLLOUT_WAIT.timeout,
+        poll_interval: float = ROLLOUT_WAIT.poll_interval,
+        initial_delay: float = ROLLOUT_WAIT.initial_delay,
+        max_errors: int = ROLLOUT_WAIT.max_errors,
         on_event: EventCallback | None = None,
+        waiting: WaitOptions | None = None,
     ) -> Flow[str]:
         """Set (and ``unset``) variables in a new release; return the id of the release that
         carries the change (nothing is created when the release read already has it).
@@ -228,29 +274,14 @@ class EnvironmentWorkflows(Resource[D]):
         (``ConvoxWorkflowError`` after that); with an explicit ``release`` no merge is done.
         ``replace=True`` reads nothing and writes exactly ``changes`` as the whole environment,
         which is what deploy keys are allowed to do (§1.2); the build then comes from the
-        newest release. ``promote=True`` promotes the result like ``releases.promote`` (with
-        ``wait``, ``force``, ``timeout``, ``poll_interval`` and ``initial_delay``).
+        newest release. With ``replace`` and ``if_changed`` (and no ``release``) the newest
+        release is read first, and when its environment is exactly ``changes`` its id is
+        returned and nothing written (what a retried task needs; default deploy keys may not
+        read releases). ``promote=True`` promotes the result like ``releases.promote`` (with
+        ``wait``, ``force`` and the wait options, or ``waiting``).
         """
         change = EnvironmentChange(changes, unset, replace=replace)
-        _checked(app, release, max_attempts)
-        options = _promote_options(
-            promote,
-            wait=wait,
-            force=force,
-            timeout=timeout,
-            poll_interval=poll_interval,
-            initial_delay=initial_delay,
-            on_event=on_event,
-        )
-        return change_environment(
-            self,
-            app,
-            change,
-            release=release,
-            max_attempts=max_attempts,
-            promote=options,
-            on_event=on_event,
-        )
+        return _write(self, app, change, locals(), if_changed=if_changed)
 
     @operation
     def unset(
@@ -263,30 +294,13 @@ class EnvironmentWorkflows(Resource[D]):
         promote: bool = False,
         wait: bool = True,
         force: bool = False,
-        timeout: float = ROLLOUT_TIMEOUT,
-        poll_interval: float = 5.0,
-        initial_delay: float = 5.0,
+        timeout: float = ROLLOUT_WAIT.timeout,
+        poll_interval: float = ROLLOUT_WAIT.poll_interval,
+        initial_delay: float = ROLLOUT_WAIT.initial_delay,
+        max_errors: int = ROLLOUT_WAIT.max_errors,
         on_event: EventCallback | None = None,
+        waiting: WaitOptions | None = None,
     ) -> Flow[str]:
         """Remove variables in a new release; return its id: ``set(app, unset=keys, …)``."""
-        return _flow(
-            EnvironmentWorkflows.set.describe(
-                self,
-                app,
-                unset=keys,
-                release=release,
-                max_attempts=max_attempts,
-                promote=promote,
-                wait=wait,
-                force=force,
-                timeout=timeout,
-                poll_interval=poll_interval,
-                initial_delay=initial_delay,
-                on_event=on_event,
-            )
-        )
-
-
-def _flow(built: Call[str] | Flow[str]) -> Flow[str]:
-    assert not isinstance(built, Call)
-    return built
+        change = EnvironmentChange(None, keys, replace=False)
+        return _write(self, app, change, locals(), if_changed=False)

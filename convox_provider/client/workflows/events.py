@@ -17,11 +17,13 @@ __all__ = [
     "BuildLogProgress",
     "BuildStatusChanged",
     "EnvironmentConflict",
+    "EnvironmentUnchanged",
     "EventCallback",
     "ProcessCleanupFailed",
     "ProcessDeleted",
     "ProcessStarted",
     "ProcessStateChanged",
+    "PromoteNotNeeded",
     "PromoteSubmitted",
     "PreviousBuildChecked",
     "ReleaseCreated",
@@ -82,6 +84,16 @@ class PromoteSubmitted:
 
 
 @dataclass(frozen=True)
+class PromoteNotNeeded:
+    """``release_id`` is already the app's release, so it is not promoted again: ``state`` is
+    ``"running"`` (nothing to do) or ``"rolling out"`` (its rollout is waited for)."""
+
+    app: str
+    release_id: str
+    state: str
+
+
+@dataclass(frozen=True)
 class ReleaseCreated:
     """A new release exists (``description`` as the rack wrote it, e.g. ``env add:KEY``)."""
 
@@ -123,6 +135,15 @@ class EnvironmentConflict:
     attempt: int
     release_id: str
     newest_release: str
+    keys: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class EnvironmentUnchanged:
+    """Release ``release_id`` already has the change to ``keys``: no release was created."""
+
+    app: str
+    release_id: str
     keys: tuple[str, ...]
 
 
@@ -202,10 +223,12 @@ WorkflowEvent: TypeAlias = (
     | AppStatusChanged
     | ProcessStateChanged
     | PromoteSubmitted
+    | PromoteNotNeeded
     | ReleaseCreated
     | PreviousBuildChecked
     | RollbackTargetChosen
     | EnvironmentConflict
+    | EnvironmentUnchanged
     | SourceUploaded
     | BuildCreated
     | BuildStatusChanged

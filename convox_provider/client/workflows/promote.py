@@ -13,6 +13,8 @@ one): it creates a NEW release from the old release's build and environment and 
 
 from __future__ import annotations
 
+import dataclasses
+from dataclasses import dataclass, field
 from typing import Any
 
 from convox_provider.client.encoding import segment
@@ -25,26 +27,28 @@ from convox_provider.client.operation import D, Flow, Resource, call, operation
 from convox_provider.client.resources import apps as app_routes
 from convox_provider.client.resources import releases as release_routes
 from convox_provider.client.status import AppStatus
+from convox_provider.client.waiting import ROLLOUT_WAIT, WaitOptions, wait_options
 from convox_provider.client.workflows.events import (
     EventCallback,
+    PromoteNotNeeded,
     PromoteSubmitted,
     ReleaseCreated,
     RollbackTargetChosen,
 )
 from convox_provider.client.workflows.waits import (
-    DEFAULT_MAX_ERRORS,
-    ROLLOUT_TIMEOUT,
     Deadline,
+    RolloutReading,
     app_running,
-    check_wait_options,
     emit,
     is_newer_release,
+    rollout_reading,
 )
 
 __all__ = [
     "ROLLBACK_SEARCH",
     "PromoteOptions",
     "ReleaseWorkflows",
+    "Rollout",
     "promote_release",
     "release_before_active",
 ]
@@ -52,36 +56,18 @@ __all__ = [
 _SUBMIT_ATTEMPTS = 3
 
 
+@dataclass(frozen=True)
 class PromoteOptions:
-    """How to promote and wait, checked once (shared by promote, rollback and env set)."""
+    """How to promote and wait (shared by promote, rollback and env set); the wait's own
+    options are one :class:`~convox_provider.client.waiting.WaitOptions`."""
 
-    def __init__(
-        self,
-        *,
-        wait: bool = True,
-        force: bool = False,
-        timeout: float = ROLLOUT_TIMEOUT,
-        poll_interval: float = 5.0,
-        initial_delay: float = 5.0,
-        max_errors: int = DEFAULT_MAX_ERRORS,
-        rollout_timeout: int | None = None,
-        min_count: int | None = None,
-        max_count: int | None = None,
-        watch_processes: bool = True,
-        on_event: EventCallback | None = None,
-    ) -> None:
-        check_wait_options(timeout=timeout, poll_interval=poll_interval, max_errors=max_errors)
-        self.wait = wait
-        self.force = force
-        self.timeout = timeout
-        self.poll_interval = poll_interval
-        self.initial_delay = initial_delay
-        self.max_errors = max_errors
-        self.rollout_timeout = rollout_timeout
-        self.min_count = min_count
-        self.max_count = max_count
-        self.watch_processes = watch_processes
-        self.on_event = on_event
+    waiting: WaitOptions = field(default=ROLLOUT_WAIT)
+    wait: bool = True
+    force: bool = False
+    rollout_timeout: int | None = None
+    min_count: int | None = None
+    max_count: int | None = None
+    watch_processes: bool = True
 
 
 def promote_release(
@@ -96,7 +82,8 @@ def promote_release(
 
     One deadline covers the wait before the promote and the rollout after it.
     """
-    deadline = yield from Deadline.start(options.timeout)
+    waiting = options.waiting
+    deadline = yield from Deadline.start(waiting.timeout)
     if release_id is None:
         newest = yield from call(release_routes.list(app, limit=1))
         if not newest:
@@ -111,11 +98,8 @@ def promote_release(
                     resource,
                     app,
                     deadline,
-                    initial_delay=options.poll_interval,
-                    poll_interval=options.poll_interval,
-                    max_errors=options.max_errors,
+                    dataclasses.replace(waiting, initial_delay=waiting.poll_interval),
                     fail_on_rollback=False,
-                    on_event=options.on_event,
                 )
         try:
             yield from call(
@@ -136,20 +120,49 @@ def promote_release(
                 raise
             continue
         break
-    emit(options.on_event, PromoteSubmitted(app, release_id, options.force))
+    emit(waiting.on_event, PromoteSubmitted(app, release_id, options.force))
     if options.wait:
         yield from app_running(
             resource,
             app,
             deadline,
+            waiting,
             release_id=release_id,
-            initial_delay=options.initial_delay,
-            poll_interval=options.poll_interval,
-            max_errors=options.max_errors,
             watch_processes=options.watch_processes,
-            on_event=options.on_event,
         )
     return release_id
+
+
+@dataclass(frozen=True)
+class Rollout:
+    """What :meth:`ReleaseWorkflows.promote_or_attach` did with ``release_id``: ``pending`` when
+    its rollout is under way and was not waited for (``wait=False``), so a caller that waits
+    elsewhere (an Airflow trigger) still has to; False once the app runs it."""
+
+    release_id: str
+    pending: bool
+
+
+def promote_or_attach(
+    resource: Resource[Any], app: str, release_id: str, options: PromoteOptions
+) -> Flow[Rollout]:
+    """Flow: :meth:`ReleaseWorkflows.promote_or_attach`."""
+    waiting = options.waiting
+    current = yield from call(app_routes.get(app))
+    if current.release == release_id and current.app_status is AppStatus.RUNNING:
+        emit(waiting.on_event, PromoteNotNeeded(app, release_id, "running"))
+        return Rollout(release_id, pending=False)
+    if current.release != release_id or current.app_status is not AppStatus.UPDATING:
+        yield from promote_release(resource, app, release_id, options)
+        return Rollout(release_id, pending=not options.wait)
+    emit(waiting.on_event, PromoteNotNeeded(app, release_id, "rolling out"))
+    if not options.wait:
+        return Rollout(release_id, pending=True)
+    deadline = yield from Deadline.start(waiting.timeout)
+    # The rollout started a while ago: its status is current, so the first poll comes at once.
+    settled = dataclasses.replace(waiting, initial_delay=0.0)
+    yield from app_running(resource, app, deadline, settled, release_id=release_id)
+    return Rollout(release_id, pending=False)
 
 
 ROLLBACK_SEARCH = 100
@@ -205,7 +218,7 @@ def _rollback(
         yield from _refuse_over_newer(resource, app, undoing)
     if to_release is None:
         to_release = yield from release_before_active(resource, app)
-    emit(options.on_event, RollbackTargetChosen(app, to_release))
+    emit(options.waiting.on_event, RollbackTargetChosen(app, to_release))
     old = yield from call(release_routes.get(app, to_release))
     if not old.build:
         raise ConvoxWorkflowError(
@@ -213,7 +226,7 @@ def _rollback(
         )
     # The env is copied as the raw string, byte for byte; never the old id promoted (§8 item 2).
     new = yield from call(release_routes.create(app, build=old.build, env=old.env))
-    emit(options.on_event, ReleaseCreated(app, new.id, new.build, new.description))
+    emit(options.waiting.on_event, ReleaseCreated(app, new.id, new.build, new.description))
     return (yield from promote_release(resource, app, new.id, options, wait_first=wait_first))
 
 
@@ -231,6 +244,52 @@ class ReleaseWorkflows(Resource[D]):
         return is_newer_release(self, app, release_id, than)
 
     @operation
+    def rollout_state(
+        self, app: str, release_id: str, *, seen: bool = False
+    ) -> Flow[RolloutReading]:
+        """One look at the rollout of ``release_id``, for a caller that polls by itself (an
+        Airflow sensor's poke); see :class:`~.waits.RolloutReading` for what it may read.
+
+        The rollout ended on another release raises as the rollout waits do: a ``rollback``
+        status, or (with ``seen``: this release's rollout was already seen to start) a
+        ``running`` app on an older release is :class:`ConvoxRollbackError`; an app on a newer
+        release than this one, once seen or while rolling back, :class:`ConvoxSupersededError`
+        (nothing was rolled back). Before the rollout was seen, ``running`` on an older release
+        is only :attr:`~.waits.RolloutReading.PENDING` (status and ``release`` lag a promote,
+        §5.1), and ``running`` on a newer one is :attr:`~.waits.RolloutReading.OLDER`.
+        """
+        segment(app, kind="app name")
+        segment(release_id, kind="release id")
+        return rollout_reading(self, app, release_id, seen=seen)
+
+    @operation
+    def promote_or_attach(
+        self,
+        app: str,
+        release_id: str,
+        *,
+        wait: bool = True,
+        force: bool = False,
+        waiting: WaitOptions = ROLLOUT_WAIT,
+    ) -> Flow[Rollout]:
+        """Promote ``release_id`` as :meth:`promote` does, unless the app already has it: what a
+        retried task does, so that it re-attaches to the rollout its previous try started.
+
+        The app running ``release_id`` already is done; the app ``updating`` on it has that
+        rollout waited for (with ``wait``; first poll at once), never promoted again; a
+        :class:`~.events.PromoteNotNeeded` event says which. Otherwise it is promoted and,
+        with ``wait``, waited for. The wait's options (one
+        :class:`~convox_provider.client.waiting.WaitOptions`) and errors are those of
+        :meth:`promote`.
+        """
+        options = PromoteOptions(
+            wait_options({"waiting": waiting}, ROLLOUT_WAIT), wait=wait, force=force
+        )
+        segment(app, kind="app name")
+        segment(release_id, kind="release id")
+        return promote_or_attach(self, app, release_id, options)
+
+    @operation
     def promote(
         self,
         app: str,
@@ -238,15 +297,16 @@ class ReleaseWorkflows(Resource[D]):
         *,
         wait: bool = True,
         force: bool = False,
-        timeout: float = ROLLOUT_TIMEOUT,
-        poll_interval: float = 5.0,
-        initial_delay: float = 5.0,
-        max_errors: int = DEFAULT_MAX_ERRORS,
+        timeout: float = ROLLOUT_WAIT.timeout,
+        poll_interval: float = ROLLOUT_WAIT.poll_interval,
+        initial_delay: float = ROLLOUT_WAIT.initial_delay,
+        max_errors: int = ROLLOUT_WAIT.max_errors,
         rollout_timeout: int | None = None,
         min_count: int | None = None,
         max_count: int | None = None,
         watch_processes: bool = True,
         on_event: EventCallback | None = None,
+        waiting: WaitOptions | None = None,
     ) -> Flow[str]:
         """Promote a release (default: the newest) and wait for its rollout; return its id.
 
@@ -265,19 +325,17 @@ class ReleaseWorkflows(Resource[D]):
         rack's own rollout deadline in seconds (rack default 3000), ``min_count``/``max_count``
         override the rolling-update percentages. ``watch_processes`` reports pod status changes
         as events. The promote request itself is never repeated after an ambiguous failure.
+        ``waiting`` gives the five wait options as one
+        :class:`~convox_provider.client.waiting.WaitOptions` instead of their keywords.
         """
         options = PromoteOptions(
+            wait_options(locals(), ROLLOUT_WAIT),
             wait=wait,
             force=force,
-            timeout=timeout,
-            poll_interval=poll_interval,
-            initial_delay=initial_delay,
-            max_errors=max_errors,
             rollout_timeout=rollout_timeout,
             min_count=min_count,
             max_count=max_count,
             watch_processes=watch_processes,
-            on_event=on_event,
         )
         segment(app, kind="app name")
         if release_id is not None:
@@ -294,13 +352,14 @@ class ReleaseWorkflows(Resource[D]):
         wait: bool = True,
         force: bool = False,
         wait_first: bool = False,
-        timeout: float = ROLLOUT_TIMEOUT,
-        poll_interval: float = 5.0,
-        initial_delay: float = 5.0,
-        max_errors: int = DEFAULT_MAX_ERRORS,
+        timeout: float = ROLLOUT_WAIT.timeout,
+        poll_interval: float = ROLLOUT_WAIT.poll_interval,
+        initial_delay: float = ROLLOUT_WAIT.initial_delay,
+        max_errors: int = ROLLOUT_WAIT.max_errors,
         rollout_timeout: int | None = None,
         watch_processes: bool = True,
         on_event: EventCallback | None = None,
+        waiting: WaitOptions | None = None,
     ) -> Flow[str]:
         """Roll back to ``to_release``: create a new release from its build and environment and
         promote that; return the NEW release id.
@@ -317,18 +376,14 @@ class ReleaseWorkflows(Resource[D]):
         ``wait_first`` (and no ``force``) it waits for a rollout in progress to end first, as
         :meth:`promote` does: what a rollback right after a failed deploy needs, since the rack
         is then still rolling that deploy back. The wait and its options are those of
-        :meth:`promote`; ``timeout`` covers both waits.
+        :meth:`promote` (``waiting`` included); ``timeout`` covers both waits.
         """
         options = PromoteOptions(
+            wait_options(locals(), ROLLOUT_WAIT),
             wait=wait,
             force=force,
-            timeout=timeout,
-            poll_interval=poll_interval,
-            initial_delay=initial_delay,
-            max_errors=max_errors,
             rollout_timeout=rollout_timeout,
             watch_processes=watch_processes,
-            on_event=on_event,
         )
         segment(app, kind="app name")
         for given in (to_release, undoing):

@@ -14,7 +14,7 @@ import shlex
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from convox_provider.client.encoding import validate_env
+from convox_provider.client.encoding import segment, validate_env
 from convox_provider.client.errors import (
     ConvoxError,
     ConvoxInputError,
@@ -26,6 +26,7 @@ from convox_provider.client.operation import D, Flow, Resource, call, operation
 from convox_provider.client.resources import processes as process_routes
 from convox_provider.client.resources import streams as stream_routes
 from convox_provider.client.status import ProcessStatus
+from convox_provider.client.waiting import RUN_TIMEOUT, START_WAIT, WaitOptions, wait_options
 from convox_provider.client.workflows.events import (
     EventCallback,
     ProcessCleanupFailed,
@@ -33,21 +34,11 @@ from convox_provider.client.workflows.events import (
     ProcessStarted,
     ProcessStateChanged,
 )
-from convox_provider.client.workflows.waits import (
-    DEFAULT_MAX_ERRORS,
-    Deadline,
-    Poller,
-    check_wait_options,
-    emit,
-    is_transient,
-)
+from convox_provider.client.workflows.waits import Deadline, Poller, emit, is_transient
 
 __all__ = ["ProcessWorkflows"]
 
 _log = logging.getLogger("convox_provider.client")
-
-START_TIMEOUT = 5 * 60.0
-"""The CLI's limit for a one-off pod to start running, in seconds (docs/rack-api.md §7.9)."""
 
 
 def _command_text(command: str | Sequence[str]) -> str:
@@ -67,19 +58,15 @@ def _wait_running(
     app: str,
     pid: str,
     deadline: Deadline,
-    *,
-    poll_interval: float,
-    max_errors: int,
-    on_event: EventCallback | None,
+    options: WaitOptions,
 ) -> Flow[None]:
     """Flow: poll the pod until it reads ``running`` twice; fail as soon as it cannot run.
 
     Unlike the CLI, which only times out, a pod that crashed, ended or vanished fails at once:
     its ``sleep`` can no longer host the command.
     """
-    poller = Poller(
-        f"process {pid} of app {app} to run", deadline, poll_interval, max_errors, on_event
-    )
+    on_event = options.on_event
+    poller = Poller(f"process {pid} of app {app} to run", deadline, options)
     status: str | None = None
     streak = 0
     yield from poller.pause()
@@ -139,28 +126,18 @@ def _run(
     app: str,
     start: Callable[[], Flow[Process]],
     command: str,
+    options: WaitOptions,
     *,
     entrypoint: bool,
-    start_timeout: float,
-    poll_interval: float,
-    max_errors: int,
     on_output: Callable[[bytes], None] | None,
-    on_event: EventCallback | None,
 ) -> Flow[int]:
-    deadline = yield from Deadline.start(start_timeout)
+    on_event = options.on_event
+    deadline = yield from Deadline.start(options.timeout)
     pod = yield from start()
     emit(on_event, ProcessStarted(app, pod.id, pod.name))
     closing = False
     try:
-        yield from _wait_running(
-            resource,
-            app,
-            pod.id,
-            deadline,
-            poll_interval=poll_interval,
-            max_errors=max_errors,
-            on_event=on_event,
-        )
+        yield from _wait_running(resource, app, pod.id, deadline, options)
         return (
             yield from stream_routes.process_exec(
                 app,
@@ -179,8 +156,24 @@ def _run(
             yield from _delete(resource, app, pod.id, on_event)
 
 
+def _remove(app: str, pid: str) -> Flow[bool]:
+    try:
+        yield from call(process_routes.delete(app, pid))
+    except ConvoxNotFoundError:
+        return False
+    return True
+
+
 class ProcessWorkflows(Resource[D]):
     """Workflows of ``client.processes``."""
+
+    @operation
+    def remove(self, app: str, pid: str) -> Flow[bool]:
+        """Delete process ``pid`` if the rack still has it; whether it had (a 404, or a 500
+        ``… not found``, means it is gone already, docs/rack-api.md §3.3)."""
+        segment(app, kind="app name")
+        segment(pid, kind="process id")
+        return _remove(app, pid)
 
     @operation
     def run(
@@ -191,7 +184,7 @@ class ProcessWorkflows(Resource[D]):
         *,
         release: str | None = None,
         environment: Mapping[str, str] | None = None,
-        timeout: int = 3600,
+        timeout: int = RUN_TIMEOUT,
         cpu: int | None = None,
         cpu_limit: int | None = None,
         memory: int | None = None,
@@ -201,11 +194,12 @@ class ProcessWorkflows(Resource[D]):
         node_labels: Mapping[str, str] | None = None,
         use_service_volume: bool | None = None,
         entrypoint: bool = True,
-        start_timeout: float = START_TIMEOUT,
-        poll_interval: float = 1.0,
-        max_errors: int = DEFAULT_MAX_ERRORS,
+        start_timeout: float = START_WAIT.timeout,
+        poll_interval: float = START_WAIT.poll_interval,
+        max_errors: int = START_WAIT.max_errors,
         on_output: Callable[[bytes], None] | None = None,
         on_event: EventCallback | None = None,
+        waiting: WaitOptions | None = None,
     ) -> Flow[int]:
         """Run ``command`` in a new one-off pod of ``service``, stream its output, return its
         exit code; the pod is always deleted afterwards.
@@ -219,13 +213,13 @@ class ProcessWorkflows(Resource[D]):
         image entrypoint unless ``entrypoint=False``. Output (stdout and stderr merged, raw
         bytes) goes to ``on_output``. A final ``ERROR:`` frame raises ``ConvoxStreamError`` even
         after an exit code of 0. Nothing is retried: the command must not run twice.
+        ``waiting`` gives the start wait's options (its ``timeout`` is ``start_timeout``) as one
+        :class:`~..waiting.WaitOptions` instead.
         """
         text = _command_text(command)
         if isinstance(timeout, bool) or not isinstance(timeout, int) or timeout < 1:
             raise ConvoxInputError(f"invalid timeout {timeout!r}: give whole seconds >= 1")
-        check_wait_options(
-            timeout=start_timeout, poll_interval=poll_interval, max_errors=max_errors
-        )
+        options = wait_options(locals(), START_WAIT, timeout="start_timeout")
         if environment is not None:
             validate_env(environment)
         start_call = process_routes.run_detached(
@@ -252,10 +246,7 @@ class ProcessWorkflows(Resource[D]):
             app,
             start,
             text,
+            options,
             entrypoint=entrypoint,
-            start_timeout=start_timeout,
-            poll_interval=poll_interval,
-            max_errors=max_errors,
             on_output=on_output,
-            on_event=on_event,
         )

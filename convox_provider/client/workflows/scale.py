@@ -8,14 +8,9 @@ from convox_provider.client.errors import ConvoxInputError
 from convox_provider.client.models import App
 from convox_provider.client.operation import Call, D, Flow, Resource, call, operation
 from convox_provider.client.resources import services as service_routes
+from convox_provider.client.waiting import ROLLOUT_WAIT, WaitOptions, wait_options
 from convox_provider.client.workflows.events import EventCallback
-from convox_provider.client.workflows.waits import (
-    DEFAULT_MAX_ERRORS,
-    ROLLOUT_TIMEOUT,
-    Deadline,
-    app_running,
-    check_wait_options,
-)
+from convox_provider.client.workflows.waits import Deadline, app_running
 
 __all__ = ["ServiceWorkflows"]
 
@@ -32,16 +27,18 @@ def _scale(
     resource: Resource[Any],
     app: str,
     update: Call[None],
+    options: WaitOptions,
     *,
     wait: bool,
-    timeout: float,
-    **waiting: Any,
+    watch_processes: bool,
 ) -> Flow[App | None]:
-    deadline = yield from Deadline.start(timeout)
+    deadline = yield from Deadline.start(options.timeout)
     yield from call(update)
     if not wait:
         return None
-    return (yield from app_running(resource, app, deadline, **waiting))
+    return (
+        yield from app_running(resource, app, deadline, options, watch_processes=watch_processes)
+    )
 
 
 class ServiceWorkflows(Resource[D]):
@@ -61,12 +58,13 @@ class ServiceWorkflows(Resource[D]):
         min: int | None = None,
         max: int | None = None,
         wait: bool = True,
-        timeout: float = ROLLOUT_TIMEOUT,
-        poll_interval: float = 5.0,
-        initial_delay: float = 5.0,
-        max_errors: int = DEFAULT_MAX_ERRORS,
+        timeout: float = ROLLOUT_WAIT.timeout,
+        poll_interval: float = ROLLOUT_WAIT.poll_interval,
+        initial_delay: float = ROLLOUT_WAIT.initial_delay,
+        max_errors: int = ROLLOUT_WAIT.max_errors,
         watch_processes: bool = True,
         on_event: EventCallback | None = None,
+        waiting: WaitOptions | None = None,
     ) -> Flow[App | None]:
         """Change a service's count, size or autoscaling range, then wait for the rollout.
 
@@ -76,6 +74,7 @@ class ServiceWorkflows(Resource[D]):
         reading is returned; ``None`` without ``wait``. ``count`` >= 0; ``cpu`` (millicores),
         ``memory`` (MiB), ``gpu`` >= 1; ``count`` excludes ``min``/``max`` (autoscaling, which
         needs an ``autoscale`` block in ``convox.yml``). At least one change is required.
+        ``waiting`` gives the wait's options as one :class:`~..waiting.WaitOptions` instead.
         """
         changes = (count, cpu, memory, gpu, gpu_vendor, min, max)
         if all(value is None for value in changes):
@@ -85,7 +84,7 @@ class ServiceWorkflows(Resource[D]):
         _positive(cpu=cpu, memory=memory, gpu=gpu)
         if min is not None and max is not None and min > max:
             raise ConvoxInputError(f"invalid range: min {min} is above max {max}")
-        check_wait_options(timeout=timeout, poll_interval=poll_interval, max_errors=max_errors)
+        options = wait_options(locals(), ROLLOUT_WAIT)
         update = service_routes.update(
             app,
             service,
@@ -97,15 +96,4 @@ class ServiceWorkflows(Resource[D]):
             min=min,
             max=max,
         )
-        return _scale(
-            self,
-            app,
-            update,
-            wait=wait,
-            timeout=timeout,
-            initial_delay=initial_delay,
-            poll_interval=poll_interval,
-            max_errors=max_errors,
-            watch_processes=watch_processes,
-            on_event=on_event,
-        )
+        return _scale(self, app, update, options, wait=wait, watch_processes=watch_processes)

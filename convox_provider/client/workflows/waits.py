@@ -18,7 +18,6 @@ from convox_provider.client.encoding import segment
 from convox_provider.client.errors import (
     ConvoxConnectionError,
     ConvoxError,
-    ConvoxInputError,
     ConvoxNotImplementedError,
     ConvoxRateLimitError,
     ConvoxRollbackError,
@@ -33,6 +32,7 @@ from convox_provider.client.resources import apps as app_routes
 from convox_provider.client.resources import processes as process_routes
 from convox_provider.client.resources import releases as release_routes
 from convox_provider.client.status import AppStatus
+from convox_provider.client.waiting import ROLLOUT_WAIT, WaitOptions, wait_options
 from convox_provider.client.workflows.events import (
     AppStatusChanged,
     EventCallback,
@@ -42,26 +42,19 @@ from convox_provider.client.workflows.events import (
 )
 
 __all__ = [
-    "DEFAULT_MAX_ERRORS",
-    "ROLLOUT_TIMEOUT",
     "AppWorkflows",
     "Deadline",
+    "RolloutReading",
     "Poller",
     "app_running",
-    "check_wait_options",
     "emit",
     "is_newer_release",
     "is_transient",
     "rollout_error",
+    "rollout_reading",
 ]
 
 T = TypeVar("T")
-
-DEFAULT_MAX_ERRORS = 3
-"""Consecutive failed polls that end a wait (the CLI gives up after 2)."""
-
-ROLLOUT_TIMEOUT = 35 * 60.0
-"""The CLI's limit for a rollout wait, in seconds (docs/rack-api.md §7.9)."""
 
 
 def emit(on_event: EventCallback | None, event: WorkflowEvent) -> None:
@@ -76,16 +69,6 @@ def is_transient(exc: BaseException) -> bool:
     if isinstance(exc, ConvoxNotImplementedError):
         return False
     return isinstance(exc, (ConvoxConnectionError, ConvoxServerError, ConvoxRateLimitError))
-
-
-def check_wait_options(*, timeout: float, poll_interval: float, max_errors: int) -> None:
-    """Refuse wait options that cannot work, before anything is sent."""
-    if not timeout >= 0:
-        raise ConvoxInputError(f"invalid timeout {timeout!r}: give seconds >= 0")
-    if not poll_interval > 0:
-        raise ConvoxInputError(f"invalid poll_interval {poll_interval!r}: give seconds > 0")
-    if isinstance(max_errors, bool) or not isinstance(max_errors, int) or max_errors < 1:
-        raise ConvoxInputError(f"invalid max_errors {max_errors!r}: give an int >= 1")
 
 
 @dataclass(frozen=True)
@@ -109,17 +92,25 @@ class Deadline:
 
 @dataclass
 class Poller:
-    """One wait's polling: the deadline, the interval, and the run of consecutive failures."""
+    """One wait's polling: the deadline, the options, and the run of consecutive failures."""
 
     waiting_for: str
     deadline: Deadline
-    interval: float
-    max_errors: int = DEFAULT_MAX_ERRORS
-    on_event: EventCallback | None = None
+    options: WaitOptions
     failures: int = 0
     state: str = field(default="not yet seen")
     #: When the current poll started (:meth:`check`), on the flow's clock; ``None`` before.
     started: float | None = None
+
+    @property
+    def interval(self) -> float:
+        """Seconds from the start of one poll to the start of the next."""
+        return self.options.poll_interval
+
+    @property
+    def on_event(self) -> EventCallback | None:
+        """The wait's event callback."""
+        return self.options.on_event
 
     def fetch(self, op: Callable[[], Flow[T]]) -> Flow[T | None]:
         """Flow: run ``op``; ``None`` when it failed transiently and the wait may go on.
@@ -132,12 +123,10 @@ class Poller:
             if not is_transient(exc):
                 raise
             self.failures += 1
-            if self.failures >= self.max_errors:
+            limit = self.options.max_errors
+            if self.failures >= limit:
                 raise
-            emit(
-                self.on_event,
-                WaitRetrying(self.waiting_for, str(exc), self.failures, self.max_errors),
-            )
+            emit(self.on_event, WaitRetrying(self.waiting_for, str(exc), self.failures, limit))
             return None
         self.failures = 0
         return result
@@ -235,7 +224,7 @@ def is_newer_release(resource: Resource[Any], app: str, release_id: str, than: s
 
 
 def rollout_error(
-    resource: Resource[Any], app: str, release_id: str, found: App
+    resource: Resource[Any], app: str, release_id: str, found: App, *, newer: bool | None = None
 ) -> Flow[ConvoxWorkflowError]:
     """Flow: why the rollout of ``release_id`` did not end on it, as the error to raise.
 
@@ -245,7 +234,9 @@ def rollout_error(
     reading on another release (Reverted and Failure both read ``running``, §5.1).
     """
     active = found.release
-    if active and (yield from is_newer_release(resource, app, active, than=release_id)):
+    if newer is None:
+        newer = bool(active) and (yield from is_newer_release(resource, app, active, release_id))
+    if newer:
         return ConvoxSupersededError(
             f"release {release_id} of app {app} was superseded: release {active}, created after"
             f" it, was promoted while it rolled out (app status {found.status!r}). Nothing was"
@@ -272,18 +263,72 @@ def rollout_error(
     )
 
 
+@dataclass(frozen=True)
+class RolloutReading:
+    """One look at the rollout of ``release_id`` (``releases.rollout_state``).
+
+    ``state`` is :attr:`RUNNING` (the app runs the release: done), :attr:`ROLLING_OUT` (the app
+    is on the release, not yet running: its rollout has started), :attr:`PENDING` (not yet on
+    it: the promote may not be registered yet, status and ``release`` lag, §5.1), or one that
+    will never end on the release: :attr:`OLDER` (the release is older than the active one,
+    which the rack refuses to promote, §4.4) or :attr:`DELETING` (the app is being deleted);
+    ``message`` then says so.
+    """
+
+    RUNNING = "running"
+    ROLLING_OUT = "rolling out"
+    PENDING = "pending"
+    OLDER = "older"
+    DELETING = "deleting"
+
+    app: App
+    release_id: str
+    state: str
+    message: str = ""
+
+
+def rollout_reading(
+    resource: Resource[Any], app: str, release_id: str, *, seen: bool
+) -> Flow[RolloutReading]:
+    """Flow: ``releases.rollout_state``."""
+    found = yield from call(app_routes.get(app))
+    status = found.app_status
+    if status is AppStatus.DELETING:
+        return RolloutReading(
+            found, release_id, RolloutReading.DELETING, f"app {app} is being deleted"
+        )
+    if found.release == release_id:
+        if status is AppStatus.RUNNING:
+            return RolloutReading(found, release_id, RolloutReading.RUNNING)
+        if status is AppStatus.ROLLBACK:
+            raise (yield from rollout_error(resource, app, release_id, found, newer=False))
+        return RolloutReading(found, release_id, RolloutReading.ROLLING_OUT)
+    if status in (AppStatus.RUNNING, AppStatus.ROLLBACK):
+        newer = bool(found.release) and (
+            yield from is_newer_release(resource, app, found.release, release_id)
+        )
+        if newer and not seen and status is AppStatus.RUNNING:
+            return RolloutReading(
+                found,
+                release_id,
+                RolloutReading.OLDER,
+                f"release {release_id} of app {app} is older than the active release"
+                f" {found.release}: the rack cannot promote it, so it will never be running",
+            )
+        if newer or status is AppStatus.ROLLBACK or seen:
+            raise (yield from rollout_error(resource, app, release_id, found, newer=newer))
+    return RolloutReading(found, release_id, RolloutReading.PENDING)
+
+
 def app_running(
     resource: Resource[Any],
     app: str,
     deadline: Deadline,
+    options: WaitOptions,
     *,
     release_id: str | None = None,
-    initial_delay: float = 5.0,
-    poll_interval: float = 5.0,
-    max_errors: int = DEFAULT_MAX_ERRORS,
     watch_processes: bool = False,
     fail_on_rollback: bool = True,
-    on_event: EventCallback | None = None,
 ) -> Flow[App]:
     """Flow: the CLI's WaitForAppRunning (docs/rack-api.md §7.9) against an existing deadline.
 
@@ -293,9 +338,10 @@ def app_running(
     a rollback that completed between two polls reads as ``running``, §5.1) from a newer release
     promoted meanwhile (:class:`ConvoxSupersededError`).
     """
-    poller = Poller(f"app {app} to be running", deadline, poll_interval, max_errors, on_event)
+    on_event = options.on_event
+    poller = Poller(f"app {app} to be running", deadline, options)
     pods = _PodWatch(resource, app, on_event) if watch_processes else None
-    yield from poller.pause(initial_delay)
+    yield from poller.pause(options.initial_delay)
     streak = 0
     last: App | None = None
     while True:
@@ -331,17 +377,31 @@ class AppWorkflows(Resource[D]):
     """Workflows of ``client.apps``."""
 
     @operation
+    def cancel_rollout(self, app: str, release_id: str) -> Flow[bool]:
+        """Cancel the rollout of ``release_id`` if it is the one in progress; whether it was.
+
+        ``POST /apps/{app}/cancel`` is sent only when the app reads ``updating`` on that
+        release: the rack refuses to cancel a settled app (403), and another release's rollout
+        is not this caller's to stop. A cancelled rollout rolls back to the previous release
+        (docs/rack-api.md §4.1).
+        """
+        segment(app, kind="app name")
+        segment(release_id, kind="release id")
+        return _cancel_rollout(app, release_id)
+
+    @operation
     def wait_for_app_running(
         self,
         app: str,
         *,
         release_id: str | None = None,
-        initial_delay: float = 5.0,
-        poll_interval: float = 5.0,
-        timeout: float = ROLLOUT_TIMEOUT,
-        max_errors: int = DEFAULT_MAX_ERRORS,
+        initial_delay: float = ROLLOUT_WAIT.initial_delay,
+        poll_interval: float = ROLLOUT_WAIT.poll_interval,
+        timeout: float = ROLLOUT_WAIT.timeout,
+        max_errors: int = ROLLOUT_WAIT.max_errors,
         watch_processes: bool = False,
         on_event: EventCallback | None = None,
+        waiting: WaitOptions | None = None,
     ) -> Flow[App]:
         """Wait until the app reads ``running`` twice in a row; return the last reading.
 
@@ -353,25 +413,26 @@ class AppWorkflows(Resource[D]):
         rack, or the previous release may be read twice). ``timeout`` (seconds) is absolute:
         :class:`ConvoxWaitTimeoutError` when it passes. Transient errors are tolerated up to
         ``max_errors`` consecutive failed polls. ``watch_processes`` also lists the app's pods
-        on each poll and reports their status changes as events.
+        on each poll and reports their status changes as events. ``waiting`` gives the five
+        wait options as one :class:`~convox_provider.client.waiting.WaitOptions` instead.
         """
-        check_wait_options(timeout=timeout, poll_interval=poll_interval, max_errors=max_errors)
+        options = wait_options(locals(), ROLLOUT_WAIT)
         segment(app, kind="app name")
         return _wait_for_app_running(
-            self,
-            app,
-            timeout,
-            release_id=release_id,
-            initial_delay=initial_delay,
-            poll_interval=poll_interval,
-            max_errors=max_errors,
-            watch_processes=watch_processes,
-            on_event=on_event,
+            self, app, options, release_id=release_id, watch_processes=watch_processes
         )
 
 
+def _cancel_rollout(app: str, release_id: str) -> Flow[bool]:
+    found = yield from call(app_routes.get(app))
+    if found.app_status is not AppStatus.UPDATING or found.release != release_id:
+        return False
+    yield from call(app_routes.cancel(app))
+    return True
+
+
 def _wait_for_app_running(
-    resource: Resource[Any], app: str, timeout: float, **options: Any
+    resource: Resource[Any], app: str, options: WaitOptions, **how: Any
 ) -> Flow[App]:
-    deadline = yield from Deadline.start(timeout)
-    return (yield from app_running(resource, app, deadline, **options))
+    deadline = yield from Deadline.start(options.timeout)
+    return (yield from app_running(resource, app, deadline, options, **how))
