@@ -137,6 +137,7 @@ class Service:
 
     def stop(self, grace: float = 20.0) -> None:
         """SIGTERM, then SIGKILL whatever of the tree is left after ``grace`` seconds."""
+        self.expected_dead = True
         if self.alive():
             below = children_of(self.pid)
             with contextlib.suppress(ProcessLookupError):
@@ -157,7 +158,7 @@ class Service:
         return ""
 
 
-def stop_all(services: list[Service], grace: float = 20.0) -> None:
+def stop_all(services: list[Service], grace: float = 10.0) -> None:
     """Stop ``services`` together (SIGTERM to each, one shared grace period, then SIGKILL)."""
     below = {service.pid: children_of(service.pid) for service in services if service.alive()}
     for service in services:
@@ -299,7 +300,7 @@ class Api:
     def __init__(self, base: str, password: str) -> None:
         self.base = base
         self._password = password
-        self._client = httpx.Client(base_url=base, timeout=30)
+        self._client = httpx.Client(base_url=base, timeout=60)
         self._token: str | None = None
 
     def login(self) -> None:

@@ -17,6 +17,8 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
+import httpx
+
 from convox_provider.testing import RackEmulator, Timing
 
 from .cluster import Airflow, wait_until
@@ -27,8 +29,9 @@ MANIFEST = (REPO / "demo" / "sample-app" / "convox.yml").read_text()
 #: Seconds between status checks in the DAGs (``CONVOX_POLL_INTERVAL``).
 POLL_INTERVAL = 0.5
 #: Long enough that every deferrable wait really defers (a task starts 1-2 s after the one
-#: before it), short enough to keep the whole run within minutes.
-TIMING = Timing(build=4.0, rollout=4.0, process_start=0.2, process_run=0.2, app_delete=0.1)
+#: before it) and outlasts the supervisor's late report of the deferral (see cluster.py,
+#: MIN_HEARTBEAT_INTERVAL) even on a loaded 2-core machine; short enough to keep the run short.
+TIMING = Timing(build=8.0, rollout=6.0, process_start=0.2, process_run=0.2, app_delete=0.1)
 
 SYSTEM_DAGS = [
     "sys_deploy_sync",
@@ -76,7 +79,7 @@ class Deferral:
 class Watcher(threading.Thread):
     """Samples ``GET /dags/~/dagRuns/~/taskInstances?state=deferred`` every ``interval`` s."""
 
-    def __init__(self, airflow: Airflow, interval: float = 0.4) -> None:
+    def __init__(self, airflow: Airflow, interval: float = 0.5) -> None:
         super().__init__(name="deferred-watcher", daemon=True)
         self.airflow = airflow
         self.interval = interval
@@ -199,26 +202,54 @@ class Harness:
         answer = self.api.post(f"/dags/{dag_id}/dagRuns", body)
         return Run(dag_id, answer["dag_run_id"], app, time.monotonic())
 
+    def poll(self, runs: list[Run]) -> None:
+        """Refresh the state of ``runs``: one list call per DAG, so polling many runs stays
+        cheap for the api-server (which also serves every task's Execution API calls)."""
+        for dag_id in sorted({run.dag_id for run in runs}):
+            page = self.api.get(f"/dags/{dag_id}/dagRuns", limit=100)
+            states = {r["dag_run_id"]: r["state"] for r in page["dag_runs"]}
+            for run in runs:
+                if run.dag_id == dag_id and run.run_id in states:
+                    run.state = states[run.run_id]
+                    if run.state in TERMINAL and run.finished is None:
+                        run.finished = time.monotonic()
+
     def wait(self, *runs: Run, timeout: float = 180) -> None:
         """Until every run is finished (success or failed), polling them all together."""
-        pending = [run for run in runs if run.state not in TERMINAL]
         deadline = time.monotonic() + timeout
-        while pending:
+        while pending := [run for run in runs if run.state not in TERMINAL]:
             self.airflow.check_alive()
-            for run in list(pending):
-                run.state = self.api.get(run.path)["state"]
-                if run.state in TERMINAL:
-                    run.finished = time.monotonic()
-                    pending.remove(run)
-            if pending and time.monotonic() > deadline:
+            if time.monotonic() > deadline:
                 states = {run.run_id: self.task_states(run) for run in pending}
                 raise TimeoutError(f"runs not finished within {timeout:.0f} s: {states}")
-            if pending:
-                time.sleep(0.5)
+            try:
+                self.poll(pending)
+            except httpx.TimeoutException:  # a busy api-server: ask again
+                continue
+            if any(run.state not in TERMINAL for run in pending):
+                time.sleep(1)
 
     def task_instances(self, run: Run) -> dict[str, dict[str, Any]]:
         page = self.api.get(f"{run.path}/taskInstances", limit=100)
         return {ti["task_id"]: ti for ti in page["task_instances"]}
+
+    def explain(self, run: Run) -> str:
+        """Why ``run`` ended as it did: task states, the failed tries' log tails and what the
+        scheduler said about them (for assertion messages)."""
+        lines = [f"{run.dag_id} {run.run_id} ({run.app}): {run.state}"]
+        for task_id, ti in self.task_instances(run).items():
+            lines.append(f"  {task_id}: {ti['state']} (try {ti['try_number']})")
+            if ti["state"] == "failed":
+                for attempt in range(1, (ti["try_number"] or 0) + 1):
+                    tail = self.log_text(run, task_id, attempt).splitlines()[-12:]
+                    lines += [f"    try {attempt}| {line[:300]}" for line in tail]
+        scheduler = self.airflow.logs / "scheduler.log"
+        lines += [
+            f"  scheduler| {line[:400]}"
+            for line in scheduler.read_text(errors="replace").splitlines()
+            if run.run_id in line and ("error" in line or "FAILED" in line)
+        ]
+        return "\n".join(lines)
 
     def task_states(self, run: Run) -> dict[str, str | None]:
         return {task: ti["state"] for task, ti in self.task_instances(run).items()}

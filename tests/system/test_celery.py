@@ -56,7 +56,7 @@ def test_deploy_pipeline_deferred_on_celery(
     run = harness.trigger("sys_celery_deploy_deferred", app)
     harness.wait(run, timeout=240)
     tis = harness.task_instances(run)
-    assert run.state == "success", {t: ti["state"] for t, ti in tis.items()}
+    assert run.state == "success", harness.explain(run)
     assert {ti["executor"] for ti in tis.values()} == {"CeleryExecutor"}
     assert "build" in harness.watcher.deferred(run)
     assert (harness.builds_posted(app), harness.promotes_posted(app)) == (1, 1)
@@ -90,7 +90,7 @@ def test_celery_worker_killed_mid_build(
 
     harness.wait(run, timeout=240)
     tis = harness.task_instances(run)
-    assert run.state == "success", {t: i["state"] for t, i in tis.items()}
+    assert run.state == "success", harness.explain(run)
     assert tis["build"]["try_number"] == 2
     assert survivor.alive()
     assert harness.builds_posted(app) == 1, "the retry re-attached instead of building again"

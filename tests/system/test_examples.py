@@ -140,7 +140,7 @@ def test_example_dag(
     harness.wait(*example_runs.values(), timeout=300)
     expected = EXPECTED[dag_id]
     states = harness.task_states(run)
-    assert (run.state, states) == ("success", expected["tasks"])
+    assert (run.state, states) == ("success", expected["tasks"]), harness.explain(run)
     deferred = harness.watcher.deferred(run)
     assert expected["deferred"] <= set(deferred), f"seen deferred: {sorted(deferred)}"
     if not expected["deferred"]:
