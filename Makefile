@@ -13,7 +13,11 @@ STAMP := $(VENV)/.installed-$(shell printf '%s' '$(AIRFLOW_SPEC)' | cksum | cut 
 # Where `make screenshot` writes the form the README shows.
 SCREENSHOT ?= docs/connection-form.png
 
-.PHONY: env test test-floor check lint typecheck unit screenshot demo bench clean
+# pytest options of `make system`: each scenario may wait minutes (the first one also starts
+# Airflow); the thread method can stop a test whatever signal handlers Airflow installed.
+SYSTEM_PYTEST_ARGS ?= -rs --durations=0 -o timeout=600 -o timeout_method=thread
+
+.PHONY: env test test-floor check lint typecheck unit system system-floor screenshot demo bench clean
 
 env: $(STAMP)
 
@@ -36,6 +40,20 @@ unit: env
 ## checked once, by `make test`, against the newest Airflow.
 test-floor:
 	$(MAKE) --no-print-directory unit VENV=$(FLOOR_VENV) AIRFLOW_SPEC='$(FLOOR_AIRFLOW_SPEC)'
+
+## The system tests alone (tests/system): a real Airflow as separate processes (api-server,
+## scheduler with the Local and Celery executors, dag-processor, two triggerers, two Celery
+## workers) on Debian's PostgreSQL and Redis (apt-get install postgresql redis-server), driving
+## the example DAGs through the REST API against the rack emulator. `.ci/run` runs it after
+## `make test`.
+system: env
+	VIRTUAL_ENV=$(VENV) uv pip install --quiet -e '.[dev,ui,system]' '$(AIRFLOW_SPEC)'
+	CONVOX_SYSTEM_TESTS=1 $(BIN)/pytest -q -p no:cacheprovider $(SYSTEM_PYTEST_ARGS) tests/system
+
+## The system tests on the floor Airflow (3.1.x), in $(FLOOR_VENV). Not part of CI (see
+## tests/system/README.md for what it costs).
+system-floor:
+	$(MAKE) --no-print-directory system VENV=$(FLOOR_VENV) AIRFLOW_SPEC='$(FLOOR_AIRFLOW_SPEC)'
 
 lint: env
 	$(BIN)/ruff check .
