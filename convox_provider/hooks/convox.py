@@ -334,11 +334,25 @@ def shared_async_clients() -> int:
 
 
 async def _amask_secret(secret: str) -> None:
+    """Mask ``secret`` from async code (a trigger on the triggerer's event loop).
+
+    Before Airflow 3.3 there is no ``amask_secret``, and ``mask_secret`` also tells the
+    supervisor with a blocking send on the comms channel the event loop is using: on the loop
+    it would block it, and from a thread its frames interleave with the loop's (Airflow 3.1's
+    trigger runner then dies with "Response read out of order"). This process's own masker,
+    which redacts the trigger's log lines, is told alone there.
+    """
     amask = getattr(_sdk_log, "amask_secret", None)
     if amask is not None:
         await amask(secret)
-    else:  # before Airflow 3.3: the synchronous call must stay off the event loop
-        await asyncio.to_thread(mask_secret, secret)
+        return
+    try:
+        from airflow.sdk._shared.secrets_masker import (  # noqa: PLC0415 - Airflow 3.1/3.2 only
+            mask_secret as mask_in_this_process,
+        )
+    except ImportError:  # pragma: no cover - a layout without the shared masker
+        return
+    mask_in_this_process(secret)
 
 
 def config_from_connection(conn: Connection) -> ClientConfig:
