@@ -35,6 +35,7 @@ __all__ = [
     "Effect",
     "Flow",
     "Now",
+    "On",
     "Pairs",
     "Sleep",
     "Stream",
@@ -164,7 +165,17 @@ class Stream:
     pause_idle: float | None = None
 
 
-Effect: TypeAlias = Call[Any] | Sleep | Now | Stream | Any
+@dataclass(frozen=True)
+class On:
+    """Effect: perform ``effect`` on another client's driver (a workflow spanning two racks,
+    e.g. a build copied from one to another); the result is that driver's result. Both drivers
+    must be of the same kind (sync or async)."""
+
+    driver: Any
+    effect: Any
+
+
+Effect: TypeAlias = Call[Any] | Sleep | Now | Stream | On | Any
 Flow: TypeAlias = Generator[Any, Any, T]
 """A workflow: yields effects, receives their results, returns ``T``."""
 

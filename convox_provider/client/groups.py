@@ -17,6 +17,7 @@ from convox_provider.client.resources.processes import ProcessRoutes
 from convox_provider.client.resources.releases import ReleaseRoutes
 from convox_provider.client.resources.services import ServiceRoutes
 from convox_provider.client.workflows.builds import BuildWorkflows
+from convox_provider.client.workflows.copy import BuildCopyWorkflows
 from convox_provider.client.workflows.environment import EnvironmentWorkflows
 from convox_provider.client.workflows.promote import ReleaseWorkflows
 from convox_provider.client.workflows.run import ProcessWorkflows
@@ -35,9 +36,9 @@ class Apps(AppWorkflows[D], AppRoutes[D]):
     """
 
 
-class Builds(BuildWorkflows[D], BuildRoutes[D]):
+class Builds(BuildCopyWorkflows[D], BuildWorkflows[D], BuildRoutes[D]):
     """``client.builds``: :class:`~.resources.builds.BuildRoutes` (with the build logs) and
-    :class:`~.workflows.builds.BuildWorkflows`."""
+    :class:`~.workflows.builds.BuildWorkflows` (with ``copy``, :mod:`~.workflows.copy`)."""
 
 
 class Environment(EnvironmentWorkflows[D], EnvironmentRoutes[D]):

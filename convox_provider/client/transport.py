@@ -30,6 +30,7 @@ from convox_provider.client.effects import (
     Call,
     Flow,
     Now,
+    On,
     Sleep,
     Stream,
     StreamResult,
@@ -410,6 +411,7 @@ class _Runner(_Exchange):
             Sleep: self._sleep,
             Now: self._now,
             Stream: self._stream,
+            On: lambda effect: effect.driver.perform(effect.effect),
         }
 
     def handler(self, effect: Any) -> Callable[[Any], Any]:
@@ -479,6 +481,21 @@ class SyncDriver(_Runner):
     def open_stream(self, spec: StreamSpec) -> Iterator[bytes]:
         """The output of a WebSocket route as an iterator (opened on the first ``next``)."""
         return open_sync(self, spec)
+
+    def open_download(self, call: Call[Any]) -> Iterator[bytes]:
+        """The body of ``call`` (a GET) as chunks while its response stays open (a build export
+        relayed into another rack's import); sent once, an error status raised typed."""
+        try:
+            response = self.http.send(self.request(self.http, call), stream=True)
+        except httpx.HTTPError as exc:
+            self.transport_error(call, exc)
+        if response.status_code >= 300:
+            try:
+                response.read()
+            finally:
+                response.close()
+            self.finish(call, response)
+        return _chunks_sync(response)
 
     def transmit(self, call: Call[Any]) -> httpx.Response:
         """Send once; hand a retryable outcome to tenacity, which replays it as attempt 1."""
@@ -566,6 +583,21 @@ class AsyncDriver(_Runner):
         """The output of a WebSocket route as an async iterator (opened on the first ``next``)."""
         return open_async(self, spec)
 
+    async def open_download(self, call: Call[Any]) -> AsyncIterator[bytes]:
+        """The body of ``call`` (a GET) as chunks while its response stays open, as
+        :meth:`SyncDriver.open_download` (not counted against ``max_connections``)."""
+        try:
+            response = await self.http.send(self.request(self.http, call), stream=True)
+        except httpx.HTTPError as exc:
+            self.transport_error(call, exc)
+        if response.status_code >= 300:
+            try:
+                await response.aread()
+            finally:
+                await response.aclose()
+            self.finish(call, response)
+        return _chunks_async(response)
+
     async def transmit(self, call: Call[Any]) -> httpx.Response:
         """Send once; hand a retryable outcome to tenacity, which replays it as attempt 1."""
         try:
@@ -642,3 +674,22 @@ async def _pump_async(chunks: AsyncIterable[bytes], sink: Callable[[bytes], None
             sink(chunk)
     except httpx.TransportError as exc:  # bytes already delivered: never retried
         raise ConvoxConnectionError(f"download broke after it started: {exc}") from exc
+
+
+def _chunks_sync(response: httpx.Response) -> Iterator[bytes]:
+    try:
+        yield from response.iter_bytes()
+    except httpx.TransportError as exc:  # bytes already delivered: never retried
+        raise ConvoxConnectionError(f"download broke after it started: {exc}") from exc
+    finally:
+        response.close()
+
+
+async def _chunks_async(response: httpx.Response) -> AsyncIterator[bytes]:
+    try:
+        async for chunk in response.aiter_bytes():
+            yield chunk
+    except httpx.TransportError as exc:  # bytes already delivered: never retried
+        raise ConvoxConnectionError(f"download broke after it started: {exc}") from exc
+    finally:
+        await response.aclose()

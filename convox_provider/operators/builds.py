@@ -17,7 +17,7 @@ if TYPE_CHECKING:
     from convox_provider.client.client import ConvoxClient
     from convox_provider.client.models import Build
 
-__all__ = ["ConvoxBuildOperator", "ConvoxDeployOperator"]
+__all__ = ["ConvoxBuildOperator", "ConvoxCopyBuildOperator", "ConvoxDeployOperator"]
 
 
 class ConvoxBuildOperator(ConvoxBaseOperator):
@@ -284,3 +284,93 @@ class ConvoxDeployOperator(ConvoxBuildOperator):
             return self._promote_or_attach(
                 context, client, release_id, force=self.force, timeout=self.promote_timeout
             )
+
+
+class ConvoxCopyBuildOperator(ConvoxBaseOperator):
+    """Copy a complete build from one rack to another (``convox builds export | convox builds
+    import``, streamed: no temporary file), optionally promoting it on the target.
+
+    The export is relayed into the target rack's import as it arrives; an export cut short is
+    never imported as a complete build. The import answers once the images are pushed, but the
+    rack discards push errors (docs/rack-api.md §4.3): the target build's manifest and release
+    are checked against the source's, and the log says that the images could not be.
+
+    XCom: ``build_id`` and ``release_id`` of the target build (before any wait). Returns the
+    target build id. With ``promote``, the release is promoted on the target and waited for
+    like :class:`~convox_provider.operators.releases.ConvoxPromoteReleaseOperator` (deferrable).
+
+    Durable: the imported build's description carries a ``[convox-copy:…]`` marker, and a
+    retried task finds that build instead of importing again.
+
+    :param source_conn_id: the Airflow connection of the source rack.
+    :param source_app: the app the build belongs to.
+    :param build_id: the complete build to copy.
+    :param target_conn_id: the Airflow connection of the target rack.
+    :param target_app: the app to import into (default ``source_app``); it must exist.
+    :param promote: promote the copied release on the target and wait for its rollout.
+    :param copy_timeout: seconds the copy may take.
+    """
+
+    template_fields = (
+        "source_conn_id",
+        "source_app",
+        "build_id",
+        "target_conn_id",
+        "target_app",
+    )
+    ui_color = "#c9e7f7"
+
+    def __init__(
+        self,
+        *,
+        source_conn_id: str,
+        source_app: str,
+        build_id: str,
+        target_conn_id: str,
+        target_app: str | None = None,
+        promote: bool = False,
+        copy_timeout: float = 2 * 3600.0,
+        **kwargs: Any,
+    ) -> None:
+        kwargs.setdefault("convox_conn_id", target_conn_id)
+        super().__init__(app=target_app or source_app, **kwargs)
+        self.source_conn_id = source_conn_id
+        self.source_app = source_app
+        self.build_id = build_id
+        self.target_conn_id = target_conn_id
+        self.target_app = target_app or source_app
+        self.promote = promote
+        self.copy_timeout = copy_timeout
+
+    def execute(self, context: Context) -> str:
+        """Copy; push the target ids; promote and wait when asked. Return the target build id."""
+        from convox_provider.hooks.convox import ConvoxHook  # noqa: PLC0415 - module doc
+
+        self.app = self.target_app
+        self.convox_conn_id = self.target_conn_id
+        with (
+            ConvoxHook(convox_conn_id=self.source_conn_id) as source_hook,
+            self._client() as target,
+        ):
+            source = source_hook.get_conn()
+            copied = source.builds.copy(
+                self.source_app,
+                self.build_id,
+                to=target,
+                target_app=self.target_app,
+                timeout=self.copy_timeout,
+                on_event=self._progress(context),
+            )
+            self._push(context, "build_id", copied.build_id)
+            self._push(context, "release_id", copied.release_id)
+            self._remember(context, "release_id", copied.release_id)
+            if self.promote:
+                self._promote_or_attach(
+                    context, target, copied.release_id, force=False, timeout=self.timeout
+                )
+        return copied.build_id
+
+    def execute_complete(self, context: Context, event: dict[str, Any] | None = None) -> str:
+        """Resume after the rollout trigger on the target: the target build id."""
+        self._check_event(event, "release_id")
+        return str(context["ti"].xcom_pull(task_ids=self.task_id, key="build_id"))

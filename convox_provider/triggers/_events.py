@@ -156,6 +156,17 @@ _MESSAGES: dict[str, tuple[int, str]] = {
         "Build {build_id} of app {app} from a previous try ({status}): {verdict}",
     ),
     "BuildCreated": (logging.INFO, "Build {build_id} of app {app} started (build pod {process})"),
+    "BuildCopyStarted": (
+        logging.INFO,
+        "Copying build {build_id} of app {app} into app {target_app} on the target rack",
+    ),
+    "BuildCopyProgress": (logging.INFO, "Copying build {build_id}: {received} bytes so far"),
+    "BuildCopied": (
+        logging.INFO,
+        "Build {source_build} is build {build_id} (release {release_id}) of app {target_app}"
+        " on the target rack ({size} bytes; found from an earlier try: {reused}). Not"
+        " verified: {unverified}",
+    ),
     "BuildStatusChanged": (logging.INFO, "Build {build_id} of app {app}: status {status}"),
     "BuildLogProgress": (logging.DEBUG, "Build {build_id}: {total_bytes} bytes of output so far"),
     "StreamInterrupted": (logging.WARNING, "The {what} stream ended early ({error}); polling on"),

@@ -13,6 +13,9 @@ from typing import TypeAlias
 
 __all__ = [
     "AppStatusChanged",
+    "BuildCopied",
+    "BuildCopyProgress",
+    "BuildCopyStarted",
     "BuildCreated",
     "BuildLogProgress",
     "BuildStatusChanged",
@@ -218,6 +221,40 @@ class ProcessCleanupFailed:
     error: str
 
 
+@dataclass(frozen=True)
+class BuildCopyStarted:
+    """The export of build ``build_id`` of ``app`` on the source rack is being imported into
+    ``target_app`` on the target rack."""
+
+    app: str
+    build_id: str
+    target_app: str
+
+
+@dataclass(frozen=True)
+class BuildCopyProgress:
+    """``received`` bytes of the export archive were relayed into the import so far."""
+
+    app: str
+    build_id: str
+    received: int
+
+
+@dataclass(frozen=True)
+class BuildCopied:
+    """Build ``source_build`` is build ``build_id`` (release ``release_id``) of ``target_app``
+    on the target rack; ``reused``: an earlier try's import was found. ``unverified`` says what
+    could not be checked."""
+
+    target_app: str
+    build_id: str
+    release_id: str
+    source_build: str
+    size: int
+    reused: bool
+    unverified: str
+
+
 WorkflowEvent: TypeAlias = (
     WaitRetrying
     | AppStatusChanged
@@ -231,6 +268,9 @@ WorkflowEvent: TypeAlias = (
     | EnvironmentUnchanged
     | SourceUploaded
     | BuildCreated
+    | BuildCopyStarted
+    | BuildCopyProgress
+    | BuildCopied
     | BuildStatusChanged
     | BuildLogProgress
     | StreamInterrupted
