@@ -12,9 +12,10 @@ from typing import Any
 
 from .admin import Admin
 from .api import Console, RackApi
+from .context import Ctx
 from .environment import render_env
 from .faults import FaultPlan, RequestLog
-from .routes import Ctx, Router, rack_routes
+from .routes import Router, rack_routes
 from .scripts import Scripts
 from .server import RackServer
 from .state import ExecRecord, RackState

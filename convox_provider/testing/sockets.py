@@ -23,7 +23,7 @@ from .state import ExecRecord, RackState
 from .websocket import OP_BINARY, OP_CLOSE, OP_TEXT, WebSocket
 
 if TYPE_CHECKING:
-    from .routes import Ctx
+    from .context import Ctx
 
 __all__ = ["EXIT_MARKER"]
 
