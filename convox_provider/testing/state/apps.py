@@ -11,17 +11,14 @@ import base64
 import binascii
 import hashlib
 import re
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from ..encoding import shell_split
 from ..errors import RackError
 from ..models import App
 from ..timing import seconds_to_ns
-from .clock import AppStore, Model
+from ._base import AppStore, Model, Rack
 from .releases import parse_manifest
-
-if TYPE_CHECKING:
-    from .rack import RackState
 
 __all__ = ["APP_PARAMETERS", "Apps", "template_hash"]
 
@@ -41,7 +38,7 @@ def template_hash(release: str, service: str, cpu: int, memory: int, generation:
 class Apps(Model):
     """Apps by name, with rollouts and services."""
 
-    def __init__(self, rack: RackState) -> None:
+    def __init__(self, rack: Rack) -> None:
         super().__init__(rack)
         self._apps: dict[str, App] = {}
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import secrets
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from ..encoding import pod_suffix, shell_split
 from ..environment import parse_env
@@ -18,11 +18,8 @@ from ..errors import RackError
 from ..models import Pod
 from ..scripts import CommandResult, Invocation
 from ..timing import seconds_to_ns
-from .clock import AppRecords
+from ._base import AppRecords, Rack
 from .releases import parse_manifest
-
-if TYPE_CHECKING:
-    from .rack import RackState
 
 __all__ = ["ExecRecord", "Processes", "RunOptions"]
 
@@ -58,7 +55,7 @@ class ExecRecord:
 class Processes(AppRecords[Pod]):
     """Pods per app, one-off runs and the record of execs."""
 
-    def __init__(self, rack: RackState) -> None:
+    def __init__(self, rack: Rack) -> None:
         super().__init__(rack)
         self.execs: list[ExecRecord] = []
 
