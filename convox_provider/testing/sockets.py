@@ -62,6 +62,9 @@ class LogOptions:
 
 
 async def _pause(state: RackState, ws: WebSocket) -> None:
+    """Wait for the next poll (or the next due transition); raise once the peer is gone."""
+    if ws.peer_gone.is_set():
+        raise ConnectionResetError("client went away")
     due = state.next_due()
     wait = _POLL
     if due is not None:
@@ -81,17 +84,27 @@ async def _follow(
     """Send what ``collect`` returns until it reports the end (or once, without follow)."""
     reader = asyncio.create_task(ws.discard_incoming())
     try:
-        while True:
-            chunks, finished = collect()
-            for chunk in chunks:
-                await ws.send_text(chunk)
-            if finished or not follow:
-                return
-            if ws.peer_gone.is_set():
-                raise ConnectionResetError("client went away")
-            await _pause(state, ws)
+        await _rounds(ws, state, collect, follow)
     finally:
         await _stop(reader)
+
+
+async def _rounds(
+    ws: WebSocket,
+    state: RackState,
+    collect: Callable[[], tuple[list[bytes], bool]],
+    follow: bool,
+    done: Callable[[], bool] | None = None,
+) -> None:
+    """``_follow``'s loop, for a caller already reading the socket; ``done`` is asked after
+    each round's chunks went out."""
+    while True:
+        chunks, finished = collect()
+        for chunk in chunks:
+            await ws.send_text(chunk)
+        if finished or not follow or (done is not None and done()):
+            return
+        await _pause(state, ws)
 
 
 def _tail(entries: list[LogEntry], tail: int | None) -> list[LogEntry]:
@@ -203,30 +216,32 @@ async def _pod_stream(
                     b"check cluster resources and node availability\n"
                 )
                 return
-            if ws.peer_gone.is_set():
-                raise ConnectionResetError("client went away")
             await _pause(state, ws)
             waited += _POLL
         cursor = 0
-        while True:
+
+        def collect() -> tuple[list[bytes], bool]:
+            nonlocal cursor
             try:
                 entries, cursor = state.log_entries(app, cursor)
             except RackError:
-                return
-            for entry in entries:
-                if entry.pod != pid or (cutoff is not None and entry.time < cutoff):
-                    continue
-                head = (
-                    f"{format_time_seconds(entry.time)} service/{entry.service}/{pid} ".encode()
+                return [], True
+            return [
+                (
+                    f"{format_time_seconds(e.time)} service/{e.service}/{pid} ".encode()
                     if prefix
                     else b""
                 )
-                await ws.send_text(head + entry.message + b"\n")
-            if state.pod_status(app, pid) not in ("pending", "running"):
-                return
-            if ws.peer_gone.is_set():
-                raise ConnectionResetError("client went away")
-            await _pause(state, ws)
+                + e.message
+                + b"\n"
+                for e in entries
+                if e.pod == pid and (cutoff is None or e.time >= cutoff)
+            ], False
+
+        def ended() -> bool:
+            return state.pod_status(app, pid) not in ("pending", "running")
+
+        await _rounds(ws, state, collect, True, ended)
     finally:
         await _stop(reader)
 
@@ -258,21 +273,17 @@ async def build_logs(req: Request, ctx: Ctx, ws: WebSocket) -> None:
             await asyncio.sleep(_POLL)
             build = state.build_record(app, build_id)
     if build.status == "running" and not build.finished:
-        reader = asyncio.create_task(ws.discard_incoming())
         sent = 0
-        try:
-            while True:
-                build = state.build_record(app, build.id)
-                for _, data in build.output[sent:]:
-                    await ws.send_text(data)
-                sent = len(build.output)
-                if build.finished or build.status not in ("created", "running"):
-                    return
-                if ws.peer_gone.is_set():
-                    raise ConnectionResetError("client went away")
-                await _pause(state, ws)
-        finally:
-            await _stop(reader)
+
+        def collect() -> tuple[list[bytes], bool]:
+            nonlocal build, sent
+            build = state.build_record(app, build.id)
+            chunks = [data for _, data in build.output[sent:]]
+            sent = len(build.output)
+            return chunks, build.finished or build.status not in ("created", "running")
+
+        await _follow(ws, state, collect, True)
+        return
     parts = urlsplit(build.logs)
     if parts.scheme != "object":
         raise RackError(500, f"unable to read logs for build: {build_id}")

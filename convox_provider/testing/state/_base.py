@@ -12,7 +12,7 @@ from collections.abc import Callable
 from contextlib import AbstractContextManager
 from typing import Generic, Protocol, TypedDict, TypeVar
 
-from typing_extensions import Unpack
+from typing_extensions import NotRequired, Unpack
 
 from ..errors import RackError
 from ..models import App, Build, Pod, Release
@@ -28,6 +28,7 @@ __all__ = [
     "FilesPort",
     "LogsPort",
     "Model",
+    "NewPod",
     "ObjectsPort",
     "ProcessesPort",
     "Rack",
@@ -46,6 +47,17 @@ class ReleaseFields(TypedDict, total=False):
     env: str | None
     description: str | None
     parent: str | None
+
+
+class NewPod(TypedDict):
+    """A new pod: what it is for, its release, command, image, creation time and template."""
+
+    kind: str
+    release: str
+    args: list[str]
+    image: str
+    at: int
+    template: NotRequired[str | None]
 
 
 class AppStore(Protocol):
@@ -97,18 +109,7 @@ class ProcessesPort(AppStore, Protocol):
     def count(self) -> int: ...
     def pod(self, app: str, pid: str) -> Pod: ...
     def alive(self, pod: Pod, token: int) -> bool: ...
-    def new_pod(
-        self,
-        app: str,
-        service: str,
-        *,
-        kind: str,
-        release: str,
-        args: list[str],
-        image: str,
-        at: int,
-        template: str | None = None,
-    ) -> Pod: ...
+    def new_pod(self, app: str, service: str, **spec: Unpack[NewPod]) -> Pod: ...
     def start_pod(self, pod: Pod, at: int, then: Callable[[int], None] | None = None) -> None: ...
     def end_pod(self, pod: Pod, at: int, exit_code: int) -> None: ...
     def remove_pod(self, pod: Pod) -> None: ...

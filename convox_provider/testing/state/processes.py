@@ -12,13 +12,15 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from typing_extensions import Unpack
+
 from ..encoding import pod_suffix, shell_split
 from ..environment import parse_env
 from ..errors import RackError
 from ..models import Pod
 from ..scripts import CommandResult, Invocation
 from ..timing import seconds_to_ns
-from ._base import AppRecords, Rack
+from ._base import AppRecords, NewPod, Rack
 from .releases import parse_manifest
 
 __all__ = ["ExecRecord", "Processes", "RunOptions"]
@@ -69,19 +71,9 @@ class Processes(AppRecords[Pod]):
 
     # --- pod lifecycle ---------------------------------------------------------------------
 
-    def new_pod(
-        self,
-        app: str,
-        service: str,
-        *,
-        kind: str,
-        release: str,
-        args: list[str],
-        image: str,
-        at: int,
-        template: str | None = None,
-    ) -> Pod:
+    def new_pod(self, app: str, service: str, **spec: Unpack[NewPod]) -> Pod:
         """A ``pending`` pod with a fresh name (``<service>[-<template>]-<suffix>``)."""
+        template = spec.get("template")
         while True:
             pid = (
                 f"{service}-{template}-{pod_suffix()}" if template else f"{service}-{pod_suffix()}"
@@ -93,11 +85,11 @@ class Processes(AppRecords[Pod]):
             id=pid,
             app=app,
             service=service,
-            release=release,
-            kind=kind,
-            args=args,
-            image=image,
-            created=at,
+            release=spec["release"],
+            kind=spec["kind"],
+            args=spec["args"],
+            image=spec["image"],
+            created=spec["at"],
             host=f"10.1.{secrets.randbelow(250) + 1}.{number}",
             instance=self.rack.rack_system.first_instance(),
         )
