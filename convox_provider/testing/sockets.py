@@ -113,6 +113,26 @@ def _tail(entries: list[LogEntry], tail: int | None) -> list[LogEntry]:
     return entries[-tail:] if tail else []
 
 
+class _LogReader:
+    """Reads an app's log on from where it left off; the first read keeps only the last ``tail``."""
+
+    def __init__(self, state: RackState, app: str, tail: int | None = None) -> None:
+        self._state, self._app, self._tail = state, app, tail
+        self._cursor = 0
+        self._first = True
+
+    def read(self, keep: Callable[[LogEntry], bool]) -> list[LogEntry] | None:
+        """The new entries ``keep`` accepts; None once the app is gone."""
+        try:
+            entries, self._cursor = self._state.log_entries(self._app, self._cursor)
+        except RackError:
+            return None
+        selected = [e for e in entries if keep(e)]
+        if self._first:
+            selected, self._first = _tail(selected, self._tail), False
+        return selected
+
+
 # --- logs ----------------------------------------------------------------------------------
 
 
@@ -122,8 +142,8 @@ async def app_logs(req: Request, ctx: Ctx, ws: WebSocket) -> None:
     options = LogOptions.parse(req)
     ctx.state.app_get(app)
     cutoff = ctx.state.now() - options.since
-    cursor = 0
-    first = True
+    reader = _LogReader(ctx.state, app, options.tail)
+    wanted = options.filter.encode() if options.filter else None
 
     def render(entry: LogEntry) -> bytes:
         if options.prefix:
@@ -135,17 +155,10 @@ async def app_logs(req: Request, ctx: Ctx, ws: WebSocket) -> None:
         return entry.message + b"\n"
 
     def collect() -> tuple[list[bytes], bool]:
-        nonlocal cursor, first
-        try:
-            entries, cursor = ctx.state.log_entries(app, cursor)
-        except RackError:
-            return [], True
-        selected = [e for e in entries if e.time >= cutoff]
-        if options.filter:
-            selected = [e for e in selected if options.filter.encode() in e.message]
-        if first:
-            selected, first = _tail(selected, options.tail), False
-        return [render(e) for e in selected], False
+        selected = reader.read(
+            lambda e: e.time >= cutoff and (wanted is None or wanted in e.message)
+        )
+        return ([], True) if selected is None else ([render(e) for e in selected], False)
 
     await _follow(ws, ctx.state, collect, options.follow)
 
@@ -159,18 +172,12 @@ async def service_logs(req: Request, ctx: Ctx, ws: WebSocket) -> None:
         raise RackError(404, f"no resources found in {ctx.state.namespace(app)} namespace")
     cutoff = ctx.state.now() - options.since
     prefix = options.prefix is not False
-    cursor = 0
-    first = True
+    reader = _LogReader(ctx.state, app, options.tail)
 
     def collect() -> tuple[list[bytes], bool]:
-        nonlocal cursor, first
-        try:
-            entries, cursor = ctx.state.log_entries(app, cursor)
-        except RackError:
+        selected = reader.read(lambda e: e.pod in pods and e.time >= cutoff)
+        if selected is None:
             return [], True
-        selected = [e for e in entries if e.pod in pods and e.time >= cutoff]
-        if first:
-            selected, first = _tail(selected, options.tail), False
         lines = [
             (f"[pod/{e.pod}/{app}] {format_time(e.time)} ".encode() if prefix else b"")
             + e.message
@@ -218,13 +225,11 @@ async def _pod_stream(
                 return
             await _pause(state, ws)
             waited += _POLL
-        cursor = 0
+        log = _LogReader(state, app)
 
         def collect() -> tuple[list[bytes], bool]:
-            nonlocal cursor
-            try:
-                entries, cursor = state.log_entries(app, cursor)
-            except RackError:
+            selected = log.read(lambda e: e.pod == pid and (cutoff is None or e.time >= cutoff))
+            if selected is None:
                 return [], True
             return [
                 (
@@ -234,8 +239,7 @@ async def _pod_stream(
                 )
                 + e.message
                 + b"\n"
-                for e in entries
-                if e.pod == pid and (cutoff is None or e.time >= cutoff)
+                for e in selected
             ], False
 
         def ended() -> bool:
