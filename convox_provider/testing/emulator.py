@@ -7,7 +7,6 @@ import tempfile
 import threading
 from collections.abc import Mapping
 from pathlib import Path
-from types import TracebackType
 from typing import Any
 
 from .admin import Admin
@@ -173,12 +172,7 @@ class RackEmulator:
     def __enter__(self) -> RackEmulator:
         return self.start()
 
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
+    def __exit__(self, *exc_info: object) -> None:
         self.stop()
 
     # --- seeding (no HTTP) -----------------------------------------------------------------
