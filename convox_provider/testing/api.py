@@ -15,10 +15,11 @@ import logging
 import secrets
 from dataclasses import dataclass, field
 
+from .context import Ctx
 from .encoding import new_request_id
 from .errors import RackError
 from .messages import Request, Response
-from .routes import Ctx, Match
+from .routes import Match
 
 __all__ = ["Console", "RackApi"]
 

@@ -7,14 +7,14 @@ import tempfile
 import threading
 from collections.abc import Mapping
 from pathlib import Path
-from types import TracebackType
 from typing import Any
 
 from .admin import Admin
 from .api import Console, RackApi
+from .context import Ctx
 from .environment import render_env
 from .faults import FaultPlan, RequestLog
-from .routes import Ctx, Router, rack_routes
+from .routes import Router, rack_routes
 from .scripts import Scripts
 from .server import RackServer
 from .state import ExecRecord, RackState
@@ -172,12 +172,7 @@ class RackEmulator:
     def __enter__(self) -> RackEmulator:
         return self.start()
 
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
+    def __exit__(self, *exc_info: object) -> None:
         self.stop()
 
     # --- seeding (no HTTP) -----------------------------------------------------------------

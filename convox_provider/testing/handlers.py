@@ -24,7 +24,7 @@ from .messages import Request, Response
 from .state import RunOptions
 
 if TYPE_CHECKING:
-    from .routes import Ctx, HttpHandler
+    from .context import Ctx, HttpHandler
     from .state import RackState
 
 StateCall = Callable[["RackState"], Callable[..., object]]

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .errors import RackError
-from .yamlsubset import ManifestError, parse_yaml
+from .yamlsubset import ManifestError, parse_yaml, scalar_text
 
 __all__ = ["Manifest", "ManifestError", "ManifestService", "interpolate", "load_manifest"]
 
@@ -120,20 +120,10 @@ def _string_list(value: Any) -> tuple[str, ...]:
     if value is None:
         return ()
     if isinstance(value, list):
-        return tuple(_scalar_text(v) for v in value)
+        return tuple(scalar_text(v) for v in value)
     if isinstance(value, dict):
-        return tuple(f"{k}={_scalar_text(v)}" for k, v in value.items())
-    return (_scalar_text(value),)
-
-
-def _scalar_text(value: Any) -> str:
-    if value is True:
-        return "true"
-    if value is False:
-        return "false"
-    if value is None:
-        return ""
-    return str(value)
+        return tuple(f"{k}={scalar_text(v)}" for k, v in value.items())
+    return (scalar_text(value),)
 
 
 def _int(value: Any, what: str) -> int:
@@ -180,8 +170,8 @@ def _service(name: str, spec: dict[str, Any]) -> ManifestService:
         name=name,
         command=" ".join(str(c) for c in command)
         if isinstance(command, list)
-        else _scalar_text(command),
-        image=_scalar_text(spec.get("image", "")),
+        else scalar_text(command),
+        image=scalar_text(spec.get("image", "")),
         port=port,
         port_scheme=scheme,
         internal=spec.get("internal") is True,

@@ -10,6 +10,11 @@ from .encoding import format_time, format_time_seconds, go_shell_join
 __all__ = ["App", "Build", "LogEntry", "Pod", "Release"]
 
 
+def _wire(record: object, *names: str) -> dict[str, Any]:
+    """``record``'s attributes ``names`` under their JSON keys (``git_sha`` is ``git-sha``)."""
+    return {name.replace("_", "-"): getattr(record, name) for name in names}
+
+
 @dataclass
 class App:
     """An app (a namespace on the real rack)."""
@@ -64,18 +69,8 @@ class Build:
     def to_wire(self) -> dict[str, Any]:
         """``Build`` JSON in the key order Go emits."""
         return {
-            "id": self.id,
-            "app": self.app,
-            "description": self.description,
-            "entrypoint": self.entrypoint,
-            "git-sha": self.git_sha,
-            "logs": self.logs,
-            "manifest": self.manifest,
-            "process": self.process,
-            "release": self.release,
-            "reason": self.reason,
-            "repository": self.repository,
-            "status": self.status,
+            **_wire(self, "id", "app", "description", "entrypoint", "git_sha", "logs", "manifest"),
+            **_wire(self, "process", "release", "reason", "repository", "status"),
             "started": format_time(self.started),
             "ended": format_time(self.ended),
         }
@@ -96,12 +91,7 @@ class Release:
     def to_wire(self) -> dict[str, Any]:
         """``Release`` JSON."""
         return {
-            "id": self.id,
-            "app": self.app,
-            "build": self.build,
-            "env": self.env,
-            "manifest": self.manifest,
-            "description": self.description,
+            **_wire(self, "id", "app", "build", "env", "manifest", "description"),
             "created": format_time(self.created),
         }
 

@@ -1,64 +1,130 @@
 """The rack's route table and router (gorilla/mux semantics as stdapi uses them, §3.5).
 
-``rack_routes`` is the table: every HTTP and SOCKET route in the rack's registration order, each
-with its handler from ``handlers`` (HTTP) or ``sockets`` (WebSocket). Routes are tried in
-registration order; ``{name}`` matches one path segment, ``{name:.*}``
-anything. A SOCKET route matches only a GET whose ``Upgrade`` header is exactly ``websocket``.
-A path that matches some route with another method gives 405 with an empty body; anything else
-unmatched gives 404 with an empty body (both without Request-Id or authentication).
+``ROUTE_TABLE`` is the table as data: every HTTP and SOCKET route in the rack's registration
+order, one a line (``METHOD PATTERN HANDLER [raw] [public]``), the handler named in ``handlers``
+(HTTP) or ``sockets`` (SOCKET); ``raw`` hands the body over unread, ``public`` skips
+authentication. ``rack_routes`` resolves it into ``Route`` values (``context``). Routes are tried
+in registration order; ``{name}`` matches one path segment, ``{name:.*}`` anything. A SOCKET route
+matches only a GET whose ``Upgrade`` header is exactly ``websocket``. A path that matches some
+route with another method gives 405 with an empty body; anything else unmatched gives 404 with an
+empty body (both without Request-Id or authentication).
 """
 
 from __future__ import annotations
 
-import re
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from pathlib import Path
-from typing import TYPE_CHECKING
 
 from . import handlers, sockets
+from .context import Ctx, HttpHandler, Route, SocketHandler
 
-if TYPE_CHECKING:
-    from .messages import Request, Response
-    from .state import RackState
-    from .websocket import WebSocket
+__all__ = ["ROUTE_TABLE", "Ctx", "Match", "Route", "Router", "rack_routes"]
 
-__all__ = ["Ctx", "Match", "Route", "Router", "rack_routes"]
+# The rack's registration order (*convox/convox pkg/api/routes.go*).
+ROUTE_TABLE = """
+GET     /auth                                             auth_ok                public
+POST    /apps/{name}/cancel                               app_cancel
+POST    /apps                                             app_create
+DELETE  /apps/{name}                                      app_delete
+GET     /apps/{app}/diagnose                              unimplemented
+GET     /apps/{name}                                      app_get
+GET     /apps                                             app_list
+SOCKET  /apps/{name}/logs                                 app_logs
+GET     /apps/{app}/manifest/services/{service}           manifest_service
+GET     /apps/{name}/metrics                              unimplemented
+GET     /apps/{app}/metrics-by-service                    metrics_by_service
+PUT     /apps/{name}                                      app_update
+GET     /apps/{app}/budget                                budget_get
+POST    /apps/{app}/budget                                unimplemented
+DELETE  /apps/{app}/budget                                unimplemented
+POST    /apps/{app}/budget/reset                          unimplemented
+GET     /apps/{app}/budget/shutdown-state                 unimplemented
+POST    /apps/{app}/budget/simulate-shutdown              unimplemented
+POST    /apps/{app}/budget/dismiss-recovery               unimplemented
+GET     /apps/{app}/cost                                  unimplemented
+GET     /apps/{app}/balancers                             balancer_list
+POST    /apps/{app}/builds                                build_create
+GET     /apps/{app}/builds/{id}.tgz                       build_export
+GET     /apps/{app}/builds/{id}                           build_get
+POST    /apps/{app}/builds/import                         build_import           raw
+POST    /apps/{app}/builds/{id}/image                     build_import_image
+GET     /apps/{app}/builds                                build_list
+SOCKET  /apps/{app}/builds/{id}/logs                      build_logs
+PUT     /apps/{app}/builds/{id}                           build_update
+GET     /apps/{app}/configs                               config_list
+GET     /apps/{app}/configs/{name}                        config_get
+PUT     /apps/{app}/configs/{name}                        config_set
+GET     /system/capacity                                  system_capacity
+PUT     /apps/{app}/ssl/{service}/{port}                  unimplemented
+POST    /certificates                                     certificate_create
+DELETE  /certificates/{id}                                certificate_delete
+POST    /certificates/{id}/renew                          certificate_renew
+POST    /certificates/generate                            certificate_generate
+GET     /certificates                                     certificate_list
+GET     /letsencrypt/config                               unimplemented
+PUT     /letsencrypt/config                               unimplemented
+POST    /events                                           event_send
+DELETE  /apps/{app}/processes/{pid}/files                 process_files
+GET     /apps/{app}/processes/{pid}/files                 process_files
+POST    /apps/{app}/processes/{pid}/files                 process_files          raw
+POST    /instances/keyroll                                unimplemented
+GET     /instances                                        instance_list
+SOCKET  /instances/{id}/shell                             instance_shell
+DELETE  /instances/{id}                                   instance_terminate
+DELETE  /apps/{app}/objects/{key:.*}                      object_delete
+HEAD    /apps/{app}/objects/{key:.*}                      object_exists
+GET     /apps/{app}/objects/{key:.*}                      object_fetch
+GET     /apps/{app}/objects                               object_list
+POST    /apps/{app}/objects/{key:.*}                      object_store           raw
+SOCKET  /apps/{app}/processes/{pid}/exec                  process_exec
+GET     /apps/{app}/processes/{pid}                       process_get
+GET     /apps/{app}/processes                             process_list
+SOCKET  /apps/{app}/processes/{pid}/logs                  process_logs
+POST    /apps/{app}/services/{service}/processes          process_run
+SOCKET  /apps/{app}/services/{service}/logs               service_logs
+DELETE  /apps/{app}/processes/{pid}                       process_stop
+SOCKET  /proxy/{host}/{port}                              unimplemented
+POST    /registries                                       registry_add
+GET     /registries                                       registry_list
+ANY     /v2/{path:.*}                                     unimplemented
+DELETE  /registries/{server:.*}                           registry_remove
+POST    /apps/{app}/releases                              release_create
+GET     /apps/{app}/releases/{id}                         release_get
+GET     /apps/{app}/releases                              release_list
+POST    /apps/{app}/releases/{id}/promote                 release_promote
+SOCKET  /apps/{app}/resources/{name}/console              resource_console
+GET     /apps/{app}/resources/{name}/data                 resource_export
+GET     /apps/{app}/resources/{name}                      resource_get
+PUT     /apps/{app}/resources/{name}/data                 resource_import        raw
+GET     /apps/{app}/resources                             resource_list
+GET     /apps/{app}/services                              service_list
+GET     /apps/{app}/services/{service}/metrics            unimplemented
+POST    /apps/{app}/services/{name}/restart               service_restart
+POST    /apps/{app}/services/{service}/scale-override     unimplemented
+POST    /apps/{app}/services/{service}/triggers/disable   unimplemented
+POST    /apps/{app}/services/{service}/triggers/enable    unimplemented
+POST    /apps/{app}/services/{service}/triggers/threshold unimplemented
+PUT     /apps/{app}/services/{name}                       service_update
+GET     /system                                           system_get
+SOCKET  /system/logs                                      unimplemented
+GET     /system/metrics                                   unimplemented
+PUT     /system/jwt/rotate                                jwt_rotate
+POST    /system/jwt/token                                 jwt_token
+GET     /system/processes                                 system_processes
+GET     /system/releases                                  system_releases
+POST    /resources                                        system_resource_create
+DELETE  /resources/{name}                                 system_resource_delete
+GET     /resources/{name}                                 system_resource_get
+POST    /resources/{name}/links                           unavailable_on_v3
+GET     /resources                                        system_resource_list
+OPTIONS /resources                                        system_resource_types
+DELETE  /resources/{name}/links/{app}                     unavailable_on_v3
+PUT     /resources/{name}                                 unavailable_on_v3
+PUT     /system                                           system_update
+POST    /system/karpenter/cleanup                         karpenter_cleanup
+ANY     /custom/http/proxy/{path:.*}                      unimplemented
+"""
 
-
-@dataclass
-class Ctx:
-    """What handlers need besides the request: the rack state and a spool directory."""
-
-    state: RackState
-    spool: Path
-
-
-HttpHandler = Callable[["Request", Ctx], "Response | Awaitable[Response]"]
-SocketHandler = Callable[["Request", Ctx, "WebSocket"], Awaitable[None]]
-
-
-@dataclass(frozen=True)
-class Route:
-    """One route: ``method`` is an HTTP method, ``SOCKET`` or ``ANY``."""
-
-    method: str
-    pattern: str
-    handler: HttpHandler | None = None
-    socket: SocketHandler | None = None
-    raw_body: bool = False
-    authorized: bool = True
-
-    def regex(self) -> re.Pattern[str]:
-        """The compiled path pattern."""
-        out = []
-        for piece in re.split(r"(\{[^}]+\})", self.pattern):
-            if piece.startswith("{"):
-                name, _, expr = piece[1:-1].partition(":")
-                out.append(f"(?P<{name}>{expr or '[^/]+'})")
-            else:
-                out.append(re.escape(piece))
-        return re.compile("".join(out))
+_FLAGS = frozenset({"raw", "public"})
 
 
 @dataclass(frozen=True)
@@ -95,123 +161,20 @@ class Router:
         return 405 if method_mismatch else 404
 
 
-def _http(
-    method: str,
-    pattern: str,
-    handler: HttpHandler,
-    *,
-    raw_body: bool = False,
-    authorized: bool = True,
-) -> Route:
-    return Route(method, pattern, handler=handler, raw_body=raw_body, authorized=authorized)
-
-
-def _socket(pattern: str, handler: SocketHandler) -> Route:
-    return Route("SOCKET", pattern, socket=handler)
+def _route(line: str) -> Route:
+    method, pattern, name, *flags = line.split()
+    unknown = set(flags) - _FLAGS
+    if unknown:
+        raise ValueError(f"route {method} {pattern}: unknown flags {sorted(unknown)}")
+    if method == "SOCKET":
+        socket: SocketHandler = getattr(sockets, name)
+        return Route(method, pattern, socket=socket)
+    handler: HttpHandler = getattr(handlers, name)
+    return Route(
+        method, pattern, handler=handler, raw_body="raw" in flags, authorized="public" not in flags
+    )
 
 
 def rack_routes() -> list[Route]:
-    """All routes in the rack's registration order (*convox/convox pkg/api/routes.go*)."""
-    return [
-        _http("GET", "/auth", handlers.auth_ok, authorized=False),
-        _http("POST", "/apps/{name}/cancel", handlers.app_cancel),
-        _http("POST", "/apps", handlers.app_create),
-        _http("DELETE", "/apps/{name}", handlers.app_delete),
-        _http("GET", "/apps/{app}/diagnose", handlers.unimplemented),
-        _http("GET", "/apps/{name}", handlers.app_get),
-        _http("GET", "/apps", handlers.app_list),
-        _socket("/apps/{name}/logs", sockets.app_logs),
-        _http("GET", "/apps/{app}/manifest/services/{service}", handlers.manifest_service),
-        _http("GET", "/apps/{name}/metrics", handlers.unimplemented),
-        _http("GET", "/apps/{app}/metrics-by-service", handlers.metrics_by_service),
-        _http("PUT", "/apps/{name}", handlers.app_update),
-        _http("GET", "/apps/{app}/budget", handlers.budget_get),
-        _http("POST", "/apps/{app}/budget", handlers.unimplemented),
-        _http("DELETE", "/apps/{app}/budget", handlers.unimplemented),
-        _http("POST", "/apps/{app}/budget/reset", handlers.unimplemented),
-        _http("GET", "/apps/{app}/budget/shutdown-state", handlers.unimplemented),
-        _http("POST", "/apps/{app}/budget/simulate-shutdown", handlers.unimplemented),
-        _http("POST", "/apps/{app}/budget/dismiss-recovery", handlers.unimplemented),
-        _http("GET", "/apps/{app}/cost", handlers.unimplemented),
-        _http("GET", "/apps/{app}/balancers", handlers.balancer_list),
-        _http("POST", "/apps/{app}/builds", handlers.build_create),
-        _http("GET", "/apps/{app}/builds/{id}.tgz", handlers.build_export),
-        _http("GET", "/apps/{app}/builds/{id}", handlers.build_get),
-        _http("POST", "/apps/{app}/builds/import", handlers.build_import, raw_body=True),
-        _http("POST", "/apps/{app}/builds/{id}/image", handlers.build_import_image),
-        _http("GET", "/apps/{app}/builds", handlers.build_list),
-        _socket("/apps/{app}/builds/{id}/logs", sockets.build_logs),
-        _http("PUT", "/apps/{app}/builds/{id}", handlers.build_update),
-        _http("GET", "/apps/{app}/configs", handlers.config_list),
-        _http("GET", "/apps/{app}/configs/{name}", handlers.config_get),
-        _http("PUT", "/apps/{app}/configs/{name}", handlers.config_set),
-        _http("GET", "/system/capacity", handlers.system_capacity),
-        _http("PUT", "/apps/{app}/ssl/{service}/{port}", handlers.unimplemented),
-        _http("POST", "/certificates", handlers.certificate_create),
-        _http("DELETE", "/certificates/{id}", handlers.certificate_delete),
-        _http("POST", "/certificates/{id}/renew", handlers.certificate_renew),
-        _http("POST", "/certificates/generate", handlers.certificate_generate),
-        _http("GET", "/certificates", handlers.certificate_list),
-        _http("GET", "/letsencrypt/config", handlers.unimplemented),
-        _http("PUT", "/letsencrypt/config", handlers.unimplemented),
-        _http("POST", "/events", handlers.event_send),
-        _http("DELETE", "/apps/{app}/processes/{pid}/files", handlers.process_files),
-        _http("GET", "/apps/{app}/processes/{pid}/files", handlers.process_files),
-        _http("POST", "/apps/{app}/processes/{pid}/files", handlers.process_files, raw_body=True),
-        _http("POST", "/instances/keyroll", handlers.unimplemented),
-        _http("GET", "/instances", handlers.instance_list),
-        _socket("/instances/{id}/shell", sockets.instance_shell),
-        _http("DELETE", "/instances/{id}", handlers.instance_terminate),
-        _http("DELETE", "/apps/{app}/objects/{key:.*}", handlers.object_delete),
-        _http("HEAD", "/apps/{app}/objects/{key:.*}", handlers.object_exists),
-        _http("GET", "/apps/{app}/objects/{key:.*}", handlers.object_fetch),
-        _http("GET", "/apps/{app}/objects", handlers.object_list),
-        _http("POST", "/apps/{app}/objects/{key:.*}", handlers.object_store, raw_body=True),
-        _socket("/apps/{app}/processes/{pid}/exec", sockets.process_exec),
-        _http("GET", "/apps/{app}/processes/{pid}", handlers.process_get),
-        _http("GET", "/apps/{app}/processes", handlers.process_list),
-        _socket("/apps/{app}/processes/{pid}/logs", sockets.process_logs),
-        _http("POST", "/apps/{app}/services/{service}/processes", handlers.process_run),
-        _socket("/apps/{app}/services/{service}/logs", sockets.service_logs),
-        _http("DELETE", "/apps/{app}/processes/{pid}", handlers.process_stop),
-        _socket("/proxy/{host}/{port}", sockets.unimplemented),
-        _http("POST", "/registries", handlers.registry_add),
-        _http("GET", "/registries", handlers.registry_list),
-        _http("ANY", "/v2/{path:.*}", handlers.unimplemented),
-        _http("DELETE", "/registries/{server:.*}", handlers.registry_remove),
-        _http("POST", "/apps/{app}/releases", handlers.release_create),
-        _http("GET", "/apps/{app}/releases/{id}", handlers.release_get),
-        _http("GET", "/apps/{app}/releases", handlers.release_list),
-        _http("POST", "/apps/{app}/releases/{id}/promote", handlers.release_promote),
-        _socket("/apps/{app}/resources/{name}/console", sockets.resource_console),
-        _http("GET", "/apps/{app}/resources/{name}/data", handlers.resource_export),
-        _http("GET", "/apps/{app}/resources/{name}", handlers.resource_get),
-        _http("PUT", "/apps/{app}/resources/{name}/data", handlers.resource_import, raw_body=True),
-        _http("GET", "/apps/{app}/resources", handlers.resource_list),
-        _http("GET", "/apps/{app}/services", handlers.service_list),
-        _http("GET", "/apps/{app}/services/{service}/metrics", handlers.unimplemented),
-        _http("POST", "/apps/{app}/services/{name}/restart", handlers.service_restart),
-        _http("POST", "/apps/{app}/services/{service}/scale-override", handlers.unimplemented),
-        _http("POST", "/apps/{app}/services/{service}/triggers/disable", handlers.unimplemented),
-        _http("POST", "/apps/{app}/services/{service}/triggers/enable", handlers.unimplemented),
-        _http("POST", "/apps/{app}/services/{service}/triggers/threshold", handlers.unimplemented),
-        _http("PUT", "/apps/{app}/services/{name}", handlers.service_update),
-        _http("GET", "/system", handlers.system_get),
-        _socket("/system/logs", sockets.unimplemented),
-        _http("GET", "/system/metrics", handlers.unimplemented),
-        _http("PUT", "/system/jwt/rotate", handlers.jwt_rotate),
-        _http("POST", "/system/jwt/token", handlers.jwt_token),
-        _http("GET", "/system/processes", handlers.system_processes),
-        _http("GET", "/system/releases", handlers.system_releases),
-        _http("POST", "/resources", handlers.system_resource_create),
-        _http("DELETE", "/resources/{name}", handlers.system_resource_delete),
-        _http("GET", "/resources/{name}", handlers.system_resource_get),
-        _http("POST", "/resources/{name}/links", handlers.unavailable_on_v3),
-        _http("GET", "/resources", handlers.system_resource_list),
-        _http("OPTIONS", "/resources", handlers.system_resource_types),
-        _http("DELETE", "/resources/{name}/links/{app}", handlers.unavailable_on_v3),
-        _http("PUT", "/resources/{name}", handlers.unavailable_on_v3),
-        _http("PUT", "/system", handlers.system_update),
-        _http("POST", "/system/karpenter/cleanup", handlers.karpenter_cleanup),
-        _http("ANY", "/custom/http/proxy/{path:.*}", handlers.unimplemented),
-    ]
+    """All routes in the rack's registration order, resolved from ``ROUTE_TABLE``."""
+    return [_route(line) for line in ROUTE_TABLE.splitlines() if line.strip()]

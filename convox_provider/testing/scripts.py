@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 import threading
 from collections.abc import Callable, Mapping, MutableMapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from .shell import Shell
 
@@ -226,16 +226,7 @@ class Scripts:
             inner = self._take((" ".join(words),))
             if inner is None:
                 return None
-            sub = Invocation(
-                command=" ".join(words),
-                argv=tuple(words),
-                app=invocation.app,
-                service=invocation.service,
-                process=invocation.process,
-                mode=invocation.mode,
-                environment=invocation.environment,
-                files=invocation.files,
-            )
+            sub = replace(invocation, command=" ".join(words), argv=tuple(words), stdin=b"")
             result = inner.handler(sub)
             output = b"".join(data for _, data in result.timeline())
             return output, result.exit_code, result.duration or 0.0

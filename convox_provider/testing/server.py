@@ -17,6 +17,7 @@ import logging
 import os
 import socket
 import tempfile
+from dataclasses import dataclass, field
 from email.utils import formatdate
 from http import HTTPStatus
 from pathlib import Path
@@ -69,31 +70,21 @@ class _Protocol(asyncio.StreamReaderProtocol):
         super().connection_lost(exc)
 
 
+@dataclass(eq=False, kw_only=True)
 class RackServer:
     """Serves one ``RackApi`` on a listening socket."""
 
-    def __init__(
-        self,
-        *,
-        api: RackApi,
-        router: Router,
-        faults: FaultPlan,
-        requests: RequestLog,
-        spool: Path,
-        max_frame_bytes: int | None = None,
-        admin: Admin | None = None,
-    ) -> None:
-        self.admin = admin
-        self.api = api
-        self.router = router
-        self.faults = faults
-        self.requests = requests
-        self.spool = spool
-        self.max_frame_bytes = max_frame_bytes
-        self._server: asyncio.Server | None = None
-        self._listener: socket.socket | None = None
-        self._tasks: set[asyncio.Task[None]] = set()
-        self._transports: set[asyncio.BaseTransport] = set()
+    api: RackApi
+    router: Router
+    faults: FaultPlan
+    requests: RequestLog
+    spool: Path
+    max_frame_bytes: int | None = None
+    admin: Admin | None = None
+    _server: asyncio.Server | None = field(default=None, init=False, repr=False)
+    _listener: socket.socket | None = field(default=None, init=False, repr=False)
+    _tasks: set[asyncio.Task[None]] = field(default_factory=set, init=False, repr=False)
+    _transports: set[asyncio.BaseTransport] = field(default_factory=set, init=False, repr=False)
 
     async def start(self, host: str, port: int) -> int:
         """Listen on ``host:port`` (0 picks a free port); returns the bound port."""

@@ -23,7 +23,7 @@ from .state import ExecRecord, RackState
 from .websocket import OP_BINARY, OP_CLOSE, OP_TEXT, WebSocket
 
 if TYPE_CHECKING:
-    from .routes import Ctx
+    from .context import Ctx
 
 __all__ = ["EXIT_MARKER"]
 
@@ -62,6 +62,9 @@ class LogOptions:
 
 
 async def _pause(state: RackState, ws: WebSocket) -> None:
+    """Wait for the next poll (or the next due transition); raise once the peer is gone."""
+    if ws.peer_gone.is_set():
+        raise ConnectionResetError("client went away")
     due = state.next_due()
     wait = _POLL
     if due is not None:
@@ -81,23 +84,53 @@ async def _follow(
     """Send what ``collect`` returns until it reports the end (or once, without follow)."""
     reader = asyncio.create_task(ws.discard_incoming())
     try:
-        while True:
-            chunks, finished = collect()
-            for chunk in chunks:
-                await ws.send_text(chunk)
-            if finished or not follow:
-                return
-            if ws.peer_gone.is_set():
-                raise ConnectionResetError("client went away")
-            await _pause(state, ws)
+        await _rounds(ws, state, collect, follow)
     finally:
         await _stop(reader)
+
+
+async def _rounds(
+    ws: WebSocket,
+    state: RackState,
+    collect: Callable[[], tuple[list[bytes], bool]],
+    follow: bool,
+    done: Callable[[], bool] | None = None,
+) -> None:
+    """``_follow``'s loop, for a caller already reading the socket; ``done`` is asked after
+    each round's chunks went out."""
+    while True:
+        chunks, finished = collect()
+        for chunk in chunks:
+            await ws.send_text(chunk)
+        if finished or not follow or (done is not None and done()):
+            return
+        await _pause(state, ws)
 
 
 def _tail(entries: list[LogEntry], tail: int | None) -> list[LogEntry]:
     if tail is None or tail < 0:
         return entries
     return entries[-tail:] if tail else []
+
+
+class _LogReader:
+    """Reads an app's log on from where it left off; the first read keeps only the last ``tail``."""
+
+    def __init__(self, state: RackState, app: str, tail: int | None = None) -> None:
+        self._state, self._app, self._tail = state, app, tail
+        self._cursor = 0
+        self._first = True
+
+    def read(self, keep: Callable[[LogEntry], bool]) -> list[LogEntry] | None:
+        """The new entries ``keep`` accepts; None once the app is gone."""
+        try:
+            entries, self._cursor = self._state.log_entries(self._app, self._cursor)
+        except RackError:
+            return None
+        selected = [e for e in entries if keep(e)]
+        if self._first:
+            selected, self._first = _tail(selected, self._tail), False
+        return selected
 
 
 # --- logs ----------------------------------------------------------------------------------
@@ -109,8 +142,8 @@ async def app_logs(req: Request, ctx: Ctx, ws: WebSocket) -> None:
     options = LogOptions.parse(req)
     ctx.state.app_get(app)
     cutoff = ctx.state.now() - options.since
-    cursor = 0
-    first = True
+    reader = _LogReader(ctx.state, app, options.tail)
+    wanted = options.filter.encode() if options.filter else None
 
     def render(entry: LogEntry) -> bytes:
         if options.prefix:
@@ -122,17 +155,10 @@ async def app_logs(req: Request, ctx: Ctx, ws: WebSocket) -> None:
         return entry.message + b"\n"
 
     def collect() -> tuple[list[bytes], bool]:
-        nonlocal cursor, first
-        try:
-            entries, cursor = ctx.state.log_entries(app, cursor)
-        except RackError:
-            return [], True
-        selected = [e for e in entries if e.time >= cutoff]
-        if options.filter:
-            selected = [e for e in selected if options.filter.encode() in e.message]
-        if first:
-            selected, first = _tail(selected, options.tail), False
-        return [render(e) for e in selected], False
+        selected = reader.read(
+            lambda e: e.time >= cutoff and (wanted is None or wanted in e.message)
+        )
+        return ([], True) if selected is None else ([render(e) for e in selected], False)
 
     await _follow(ws, ctx.state, collect, options.follow)
 
@@ -146,18 +172,12 @@ async def service_logs(req: Request, ctx: Ctx, ws: WebSocket) -> None:
         raise RackError(404, f"no resources found in {ctx.state.namespace(app)} namespace")
     cutoff = ctx.state.now() - options.since
     prefix = options.prefix is not False
-    cursor = 0
-    first = True
+    reader = _LogReader(ctx.state, app, options.tail)
 
     def collect() -> tuple[list[bytes], bool]:
-        nonlocal cursor, first
-        try:
-            entries, cursor = ctx.state.log_entries(app, cursor)
-        except RackError:
+        selected = reader.read(lambda e: e.pod in pods and e.time >= cutoff)
+        if selected is None:
             return [], True
-        selected = [e for e in entries if e.pod in pods and e.time >= cutoff]
-        if first:
-            selected, first = _tail(selected, options.tail), False
         lines = [
             (f"[pod/{e.pod}/{app}] {format_time(e.time)} ".encode() if prefix else b"")
             + e.message
@@ -203,30 +223,29 @@ async def _pod_stream(
                     b"check cluster resources and node availability\n"
                 )
                 return
-            if ws.peer_gone.is_set():
-                raise ConnectionResetError("client went away")
             await _pause(state, ws)
             waited += _POLL
-        cursor = 0
-        while True:
-            try:
-                entries, cursor = state.log_entries(app, cursor)
-            except RackError:
-                return
-            for entry in entries:
-                if entry.pod != pid or (cutoff is not None and entry.time < cutoff):
-                    continue
-                head = (
-                    f"{format_time_seconds(entry.time)} service/{entry.service}/{pid} ".encode()
+        log = _LogReader(state, app)
+
+        def collect() -> tuple[list[bytes], bool]:
+            selected = log.read(lambda e: e.pod == pid and (cutoff is None or e.time >= cutoff))
+            if selected is None:
+                return [], True
+            return [
+                (
+                    f"{format_time_seconds(e.time)} service/{e.service}/{pid} ".encode()
                     if prefix
                     else b""
                 )
-                await ws.send_text(head + entry.message + b"\n")
-            if state.pod_status(app, pid) not in ("pending", "running"):
-                return
-            if ws.peer_gone.is_set():
-                raise ConnectionResetError("client went away")
-            await _pause(state, ws)
+                + e.message
+                + b"\n"
+                for e in selected
+            ], False
+
+        def ended() -> bool:
+            return state.pod_status(app, pid) not in ("pending", "running")
+
+        await _rounds(ws, state, collect, True, ended)
     finally:
         await _stop(reader)
 
@@ -258,21 +277,17 @@ async def build_logs(req: Request, ctx: Ctx, ws: WebSocket) -> None:
             await asyncio.sleep(_POLL)
             build = state.build_record(app, build_id)
     if build.status == "running" and not build.finished:
-        reader = asyncio.create_task(ws.discard_incoming())
         sent = 0
-        try:
-            while True:
-                build = state.build_record(app, build.id)
-                for _, data in build.output[sent:]:
-                    await ws.send_text(data)
-                sent = len(build.output)
-                if build.finished or build.status not in ("created", "running"):
-                    return
-                if ws.peer_gone.is_set():
-                    raise ConnectionResetError("client went away")
-                await _pause(state, ws)
-        finally:
-            await _stop(reader)
+
+        def collect() -> tuple[list[bytes], bool]:
+            nonlocal build, sent
+            build = state.build_record(app, build.id)
+            chunks = [data for _, data in build.output[sent:]]
+            sent = len(build.output)
+            return chunks, build.finished or build.status not in ("created", "running")
+
+        await _follow(ws, state, collect, True)
+        return
     parts = urlsplit(build.logs)
     if parts.scheme != "object":
         raise RackError(500, f"unable to read logs for build: {build_id}")

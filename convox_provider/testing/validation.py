@@ -40,32 +40,30 @@ class BuildTarget:
     dockerfile: str = ""
 
 
+# A decoded value's YAML tag and Go type, by Python type (bool before int: bool is an int).
+_KINDS: tuple[tuple[type, str, str], ...] = (
+    (dict, "!!map", "map[interface {}]interface {}"),
+    (list, "!!seq", "[]interface {}"),
+    (bool, "!!bool", "bool"),
+    (int, "!!int", "int"),
+    (float, "!!float", "float64"),
+    (type(None), "!!null", "<nil>"),
+)
+
+
+def _kind(value: Any) -> tuple[str, str]:
+    for kind, tag, go_type in _KINDS:
+        if isinstance(value, kind):
+            return tag, go_type
+    return "!!str", "string"
+
+
 def _tag(value: Any) -> str:
-    if isinstance(value, dict):
-        return "!!map"
-    if isinstance(value, list):
-        return "!!seq"
-    if isinstance(value, bool):
-        return "!!bool"
-    if isinstance(value, int):
-        return "!!int"
-    if isinstance(value, float):
-        return "!!float"
-    return "!!null" if value is None else "!!str"
+    return _kind(value)[0]
 
 
 def _go_type(value: Any) -> str:
-    if isinstance(value, dict):
-        return "map[interface {}]interface {}"
-    if isinstance(value, list):
-        return "[]interface {}"
-    if isinstance(value, bool):
-        return "bool"
-    if isinstance(value, int):
-        return "int"
-    if isinstance(value, float):
-        return "float64"
-    return "<nil>" if value is None else "string"
+    return _kind(value)[1]
 
 
 class _Decoder:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import copy
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -347,43 +348,43 @@ class _FlowReader:
         raise self.error("found unexpected end of stream")
 
     def sequence(self) -> list[Any]:
-        self.pos += 1
         items: list[Any] = []
-        while True:
-            self.skip_space()
-            if self.pos >= len(self.text):
-                raise self.error("did not find expected ',' or ']'")
-            if self.text[self.pos] == "]":
-                self.pos += 1
-                return items
-            items.append(self.value())
-            self.skip_space()
-            if self.text[self.pos : self.pos + 1] == ",":
-                self.pos += 1
+        self._flow("]", lambda: items.append(self.value()))
+        return items
 
     def mapping(self) -> dict[str, Any]:
-        self.pos += 1
         result: dict[str, Any] = {}
-        while True:
-            self.skip_space()
-            if self.pos >= len(self.text):
-                raise self.error("did not find expected ',' or '}'")
-            if self.text[self.pos] == "}":
-                self.pos += 1
-                return result
+
+        def entry() -> None:
             key = self.value()
             self.skip_space()
             value: Any = None
             if self.text[self.pos : self.pos + 1] == ":":
                 self.pos += 1
                 value = self.value()
-            result[_scalar_text(key)] = value
+            result[scalar_text(key)] = value
+
+        self._flow("}", entry)
+        return result
+
+    def _flow(self, close: str, entry: Callable[[], None]) -> None:
+        """A flow collection from its opening bracket to ``close``: ``entry`` reads each item."""
+        self.pos += 1
+        while True:
+            self.skip_space()
+            if self.pos >= len(self.text):
+                raise self.error(f"did not find expected ',' or '{close}'")
+            if self.text[self.pos] == close:
+                self.pos += 1
+                return
+            entry()
             self.skip_space()
             if self.text[self.pos : self.pos + 1] == ",":
                 self.pos += 1
 
 
-def _scalar_text(value: Any) -> str:
+def scalar_text(value: Any) -> str:
+    """A YAML scalar as text: ``true``/``false``, ``""`` for null, else ``str(value)``."""
     if value is True:
         return "true"
     if value is False:

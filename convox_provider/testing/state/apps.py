@@ -11,19 +11,18 @@ import base64
 import binascii
 import hashlib
 import re
-from typing import TYPE_CHECKING, Any
+from typing import Any, Literal, TypedDict
+
+from typing_extensions import Unpack
 
 from ..encoding import shell_split
 from ..errors import RackError
 from ..models import App
 from ..timing import seconds_to_ns
-from .clock import AppStore, Model
+from ._base import AppStore, Model, Rack
 from .releases import parse_manifest
 
-if TYPE_CHECKING:
-    from .rack import RackState
-
-__all__ = ["APP_PARAMETERS", "Apps", "template_hash"]
+__all__ = ["APP_PARAMETERS", "Apps", "ServiceScale", "template_hash"]
 
 RESERVED_APP_NAMES = ("rack", "system")
 APP_PARAMETERS = ("BuildCpu", "BuildLabels", "BuildMem")
@@ -38,10 +37,21 @@ def template_hash(release: str, service: str, cpu: int, memory: int, generation:
     return "".join(alphabet[b % len(alphabet)] for b in digest[:9])
 
 
+class ServiceScale(TypedDict, total=False):
+    """What ``PUT /apps/{app}/services/{name}`` may change; None leaves a value as it is."""
+
+    count: int | None
+    cpu: int | None
+    memory: int | None
+
+
+_SCALE_KEYS: tuple[Literal["count", "cpu", "memory"], ...] = ("count", "cpu", "memory")
+
+
 class Apps(Model):
     """Apps by name, with rollouts and services."""
 
-    def __init__(self, rack: RackState) -> None:
+    def __init__(self, rack: Rack) -> None:
         super().__init__(rack)
         self._apps: dict[str, App] = {}
 
@@ -398,20 +408,13 @@ class Apps(Model):
             raise RackError(500, f'deployments.apps "{name}" not found')
         return target.service_overrides.setdefault(name, {})
 
-    def service_update(
-        self,
-        app: str,
-        name: str,
-        *,
-        count: int | None = None,
-        cpu: int | None = None,
-        memory: int | None = None,
-    ) -> None:
+    def service_update(self, app: str, name: str, **scale: Unpack[ServiceScale]) -> None:
         """``PUT /apps/{app}/services/{name}``: patch the deployment; the app is ``updating``."""
         with self.locked() as now:
             target = self.app(app)
             override = self._override(target, name)
-            for key, value in (("count", count), ("cpu", cpu), ("memory", memory)):
+            for key in _SCALE_KEYS:
+                value = scale.get(key)
                 if value is not None:
                     override[key] = value
             self.rollout(target, now, target.release, kind="scale", timeout=None)

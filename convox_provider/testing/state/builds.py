@@ -20,7 +20,7 @@ from ..errors import RackError
 from ..manifest import ManifestError, load_manifest
 from ..models import Build, Pod
 from ..timing import seconds_to_ns
-from .clock import AppRecords
+from ._base import AppRecords
 from .releases import parse_manifest
 
 __all__ = ["Builds"]
@@ -82,7 +82,7 @@ class Builds(AppRecords[Build]):
                         raise RackError(
                             400, f"invalid build {label}: {value}, err: {exc.message}"
                         ) from exc
-            newest = self.rack.releases._newest_release(app)
+            newest = self.rack.releases.newest(app)
             app_env = parse_env(newest.env) if newest is not None else {}
         script = None if external else self.scripts.take_build(app)
         build_id = new_id("B")

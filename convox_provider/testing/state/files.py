@@ -11,13 +11,9 @@ import io
 import posixpath
 import tarfile
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from ..errors import RackError
-from .clock import Model
-
-if TYPE_CHECKING:
-    from .rack import RackState
+from ._base import Model, Rack
 
 __all__ = ["Files", "normalise_path"]
 
@@ -30,7 +26,7 @@ def normalise_path(path: str) -> str:
 class Files(Model):
     """File stores by (app, pid)."""
 
-    def __init__(self, rack: RackState) -> None:
+    def __init__(self, rack: Rack) -> None:
         super().__init__(rack)
         self._stores: dict[tuple[str, str], dict[str, bytes]] = {}
 

@@ -6,13 +6,8 @@ tests ``system/emulator`` lines; a stream reads them from an index on.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 from ..models import LogEntry, Pod
-from .clock import Model
-
-if TYPE_CHECKING:
-    from .rack import RackState
+from ._base import Model, Rack
 
 __all__ = ["Logs"]
 
@@ -20,7 +15,7 @@ __all__ = ["Logs"]
 class Logs(Model):
     """Log entries per app, in the order they were written."""
 
-    def __init__(self, rack: RackState) -> None:
+    def __init__(self, rack: Rack) -> None:
         super().__init__(rack)
         self._logs: dict[str, list[LogEntry]] = {}
 

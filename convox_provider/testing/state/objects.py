@@ -11,13 +11,9 @@ import os
 import secrets
 import shutil
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from ..errors import RackError
-from .clock import Model
-
-if TYPE_CHECKING:
-    from .rack import RackState
+from ._base import Model, Rack
 
 __all__ = ["Objects"]
 
@@ -25,7 +21,7 @@ __all__ = ["Objects"]
 class Objects(Model):
     """Objects by (app, key)."""
 
-    def __init__(self, rack: RackState, storage: Path) -> None:
+    def __init__(self, rack: Rack, storage: Path) -> None:
         super().__init__(rack)
         self._storage = storage
         (storage / "objects").mkdir(parents=True, exist_ok=True)

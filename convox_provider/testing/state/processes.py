@@ -10,7 +10,9 @@ from __future__ import annotations
 import secrets
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
-from typing import TYPE_CHECKING, Any
+from typing import Any
+
+from typing_extensions import Unpack
 
 from ..encoding import pod_suffix, shell_split
 from ..environment import parse_env
@@ -18,11 +20,8 @@ from ..errors import RackError
 from ..models import Pod
 from ..scripts import CommandResult, Invocation
 from ..timing import seconds_to_ns
-from .clock import AppRecords
+from ._base import AppRecords, NewPod, Rack
 from .releases import parse_manifest
-
-if TYPE_CHECKING:
-    from .rack import RackState
 
 __all__ = ["ExecRecord", "Processes", "RunOptions"]
 
@@ -58,7 +57,7 @@ class ExecRecord:
 class Processes(AppRecords[Pod]):
     """Pods per app, one-off runs and the record of execs."""
 
-    def __init__(self, rack: RackState) -> None:
+    def __init__(self, rack: Rack) -> None:
         super().__init__(rack)
         self.execs: list[ExecRecord] = []
 
@@ -72,19 +71,9 @@ class Processes(AppRecords[Pod]):
 
     # --- pod lifecycle ---------------------------------------------------------------------
 
-    def new_pod(
-        self,
-        app: str,
-        service: str,
-        *,
-        kind: str,
-        release: str,
-        args: list[str],
-        image: str,
-        at: int,
-        template: str | None = None,
-    ) -> Pod:
+    def new_pod(self, app: str, service: str, **spec: Unpack[NewPod]) -> Pod:
         """A ``pending`` pod with a fresh name (``<service>[-<template>]-<suffix>``)."""
+        template = spec.get("template")
         while True:
             pid = (
                 f"{service}-{template}-{pod_suffix()}" if template else f"{service}-{pod_suffix()}"
@@ -96,11 +85,11 @@ class Processes(AppRecords[Pod]):
             id=pid,
             app=app,
             service=service,
-            release=release,
-            kind=kind,
-            args=args,
-            image=image,
-            created=at,
+            release=spec["release"],
+            kind=spec["kind"],
+            args=spec["args"],
+            image=spec["image"],
+            created=spec["at"],
             host=f"10.1.{secrets.randbelow(250) + 1}.{number}",
             instance=self.rack.rack_system.first_instance(),
         )

@@ -8,12 +8,14 @@ from __future__ import annotations
 
 from typing import Any
 
+from typing_extensions import Unpack
+
 from ..encoding import new_id
 from ..environment import env_diff, parse_env
 from ..errors import RackError
 from ..manifest import Manifest, ManifestError, load_manifest
 from ..models import Release
-from .clock import AppRecords
+from ._base import AppRecords, ReleaseFields
 
 __all__ = ["Releases", "parse_manifest"]
 
@@ -37,7 +39,7 @@ class Releases(AppRecords[Release]):
         """The release with exactly this id, None when there is none."""
         return self._records[app].get(release_id)
 
-    def _newest_release(self, app: str) -> Release | None:
+    def newest(self, app: str) -> Release | None:
         releases = self._records.get(app, {})
         return max(releases.values(), key=lambda r: r.created) if releases else None
 
@@ -53,38 +55,21 @@ class Releases(AppRecords[Release]):
             releases = sorted(self._records[app].values(), key=lambda r: r.created, reverse=True)
             return [r.to_wire() for r in releases[: 10 if limit is None else max(limit, 0)]]
 
-    def release_create(
-        self,
-        app: str,
-        *,
-        build: str | None = None,
-        env: str | None = None,
-        description: str | None = None,
-        parent: str | None = None,
-    ) -> dict[str, Any]:
+    def release_create(self, app: str, **fields: Unpack[ReleaseFields]) -> dict[str, Any]:
         """``POST /apps/{app}/releases`` with the fork rule of docs/rack-api.md §4.4."""
         with self.locked() as now:
             self.rack.apps.app(app)
-            return self.create(
-                app, now, build=build, env=env, description=description, parent=parent
-            ).to_wire()
+            return self.create(app, now, **fields).to_wire()
 
-    def create(
-        self,
-        app: str,
-        at: int,
-        *,
-        build: str | None = None,
-        env: str | None = None,
-        description: str | None = None,
-        parent: str | None = None,
-    ) -> Release:
+    def create(self, app: str, at: int, **fields: Unpack[ReleaseFields]) -> Release:
         """A new release record forked from ``parent`` (or the newest), created at ``at``."""
+        build, env = fields.get("build"), fields.get("env")
+        description, parent = fields.get("description"), fields.get("parent")
         release = Release(id=new_id("R"), app=app)
         if parent:
             base: Release | None = self.release(app, parent)
         else:
-            base = self._newest_release(app)
+            base = self.newest(app)
         if base is not None:
             release.build, release.env = base.build, base.env
         if build is not None:

@@ -9,17 +9,14 @@ from __future__ import annotations
 
 import hashlib
 import secrets
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from ..encoding import format_time
 from ..errors import RackError
 from ..models import Pod
+from ._base import Model, Rack
 from .apps import template_hash
-from .clock import Model
 from .releases import parse_manifest
-
-if TYPE_CHECKING:
-    from .rack import RackState
 
 __all__ = ["System"]
 
@@ -29,7 +26,7 @@ _NS_PER_S = 1_000_000_000
 class System(Model):
     """What belongs to the rack rather than to one app."""
 
-    def __init__(self, rack: RackState) -> None:
+    def __init__(self, rack: Rack) -> None:
         super().__init__(rack)
         self._registries: dict[str, tuple[str, str]] = {}
         self._webhooks: dict[str, str] = {}
