@@ -63,7 +63,9 @@ def test_deploy_pipeline_deferred_on_celery(
     xcom = harness.xcom(run, "build")
     assert harness.rack.app(app)["release"] == xcom["release_id"]
     assert harness.xcom(run, "report")["return_value"]["active_release"] == xcom["release_id"]
-    assert f"Build complete: {xcom['build_id']}" in harness.log_text(run, "build", 1)
+    build_log = harness.log_text(run, "build", 1)
+    assert "Running: docker push " in build_log  # the build's own output
+    assert f":web.{xcom['build_id']}" in build_log
     worker_logs = "".join(w.log.read_text(errors="replace") for w in celery_workers)
     assert run.run_id in worker_logs  # the tasks really ran on the Celery workers
     figures["scenario_seconds:celery_deploy_deferred"] = round(

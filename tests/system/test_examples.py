@@ -99,7 +99,9 @@ def check_dag_specifics(harness: Harness, run: Run) -> None:
         }
         log = harness.log_text(run, "build", 1)
         assert f"Build {xcom['build_id']} of app {app} started" in log
-        assert f"Build complete: {xcom['build_id']}" in log  # the build's own output
+        # the build's own output: the builder's push of the image it built
+        assert f":web.{xcom['build_id']}" in log
+        assert "Running: docker push " in log
     elif run.dag_id == "sys_guarded_deferred":
         release = harness.xcom(run, "deploy")["release_id"]
         assert active["release"] == release
