@@ -46,7 +46,7 @@ EXPECTED: dict[str, dict[str, Any]] = {
         "deferred": {"build", "promote"},
     },
     "sys_rollback_deferred": {
-        "tasks": dict.fromkeys(("rollback", "report"), OK),
+        "tasks": dict.fromkeys(("on_time", "rollback", "report"), OK),
         "builds": 0,
         "deferred": {"rollback"},
     },
