@@ -36,6 +36,7 @@ from convox_provider.client.effects import (
     StreamSpec,
     parse_bytes,
     parse_json,
+    parse_ok,
 )
 from convox_provider.client.errors import (
     ConvoxAuthError,
@@ -139,7 +140,7 @@ class _Exchange:
         elif call.content is not None:
             content = call.content
             headers = headers or {}
-            headers["Content-Type"] = _RAW
+            headers.setdefault("Content-Type", _RAW)
         if self.session_id is not None:
             headers = headers or {}
             headers["Session"] = self.session_id
@@ -156,6 +157,16 @@ class _Exchange:
             content=content,
             timeout=timeout,
         )
+
+    def raw_request(
+        self, http: httpx.Client | httpx.AsyncClient, method: str, path: str, kwargs: dict[str, Any]
+    ) -> tuple[httpx.Request, Call[None]]:
+        """The request of ``client.stream(method, path, **kwargs)`` (httpx's own arguments:
+        ``params``, ``data``, ``content``, ``headers``, ``timeout``…), with the client's
+        credentials and session, and the :class:`Call` that names it in errors."""
+        if self.session_id is not None:
+            kwargs["headers"] = {**dict(kwargs.get("headers") or {}), "Session": self.session_id}
+        return http.build_request(method, path, **kwargs), Call(method, path, parse_ok)
 
     def first_needs_retry(self, outcome: _Outcome[httpx.Response], call: Call[Any]) -> bool:
         """Whether the first attempt's outcome should go on to the retry loop."""
@@ -494,6 +505,15 @@ class SyncDriver(_Runner):
         except httpx.HTTPError as exc:
             self.transport_error(call, exc)
 
+    def send_raw(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        """Send once, not retried, and return the open streaming response whatever its status
+        (the official SDK's ``client.stream``); the caller closes it."""
+        request, call = self.raw_request(self.http, method, path, kwargs)
+        try:
+            return self.http.send(request, stream=True)
+        except httpx.HTTPError as exc:
+            self.transport_error(call, exc)
+
     def _send_once(self, call: Call[Any]) -> httpx.Response:
         response = self.http.send(self.request(self.http, call), stream=True)
         try:
@@ -580,6 +600,14 @@ class AsyncDriver(_Runner):
                 httpx.Response,
                 await retrying(_async_replay(first, lambda: self._send_once(call))),
             )
+        except httpx.HTTPError as exc:
+            self.transport_error(call, exc)
+
+    async def send_raw(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        """As :meth:`SyncDriver.send_raw`; the caller closes the response (``aclose``)."""
+        request, call = self.raw_request(self.http, method, path, kwargs)
+        try:
+            return await self.http.send(request, stream=True)
         except httpx.HTTPError as exc:
             self.transport_error(call, exc)
 
