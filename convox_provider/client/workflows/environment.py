@@ -247,6 +247,7 @@ class EnvironmentWorkflows(Resource[D]):
         app: str,
         changes: Mapping[str, str] | None = None,
         *,
+        env: Mapping[str, str] | None = None,
         unset: Iterable[str] = (),
         replace: bool = False,
         release: str | None = None,
@@ -279,8 +280,13 @@ class EnvironmentWorkflows(Resource[D]):
         returned and nothing written (what a retried task needs; default deploy keys may not
         read releases). The result is promoted like ``releases.promote`` (with ``wait``,
         ``force`` and the wait options, or ``waiting``) unless ``promote=False``, as the official
-        SDK's default; unlike its promote, this one waits for the rollout (§8 item 7).
+        SDK's default; unlike its promote, this one waits for the rollout (§8 item 7). ``env``
+        is the official SDK's name of ``changes`` (give one of them).
         """
+        if env is not None:
+            if changes is not None:
+                raise ConvoxInputError("give changes or env, not both")
+            changes = env
         change = EnvironmentChange(changes, unset, replace=replace)
         return _write(self, app, change, locals(), if_changed=if_changed)
 
