@@ -180,6 +180,12 @@ class _Exchange:
     def exchange(self, call: Call[T]) -> Flow[T]:
         """Send ``call``, answering a console session challenge once, and read the answer."""
         response = yield Transmit(call)
+        return (yield from self.answer(call, response))
+
+    def answer(self, call: Call[T], response: httpx.Response) -> Flow[T]:
+        """Read the answer to ``call``; a 401 console session challenge is answered once and
+        the call sent again. The drivers run a body-less call without a flow and enter this
+        only for a 401 (every other answer goes straight to :meth:`finish`)."""
         if response.status_code == 401:
             challenge = session_challenge(response)
             if challenge is not None:
@@ -218,7 +224,6 @@ class _Exchange:
         ``ValueError`` becomes :class:`ConvoxResponseError`, described without the body's values.
         """
         status = response.status_code
-        request_id = response.headers.get("request-id")
         raw = call.sink is not None or call.parse is parse_bytes
         if response.headers.get("content-type", "").lower().startswith("text/html") and (
             status >= 300 or not raw
@@ -231,7 +236,7 @@ class _Exchange:
             raise error_for_status(
                 status,
                 message,
-                request_id=request_id,
+                request_id=response.headers.get("request-id"),
                 method=call.method,
                 path=call.path,
                 hint=_status_hint(self.config, call, status, message),
@@ -245,7 +250,7 @@ class _Exchange:
         raise ConvoxResponseError(
             f"the answer could not be read: {problem}",
             status_code=status,
-            request_id=request_id,
+            request_id=response.headers.get("request-id"),
             method=call.method,
             path=call.path,
         )
@@ -463,7 +468,15 @@ class SyncDriver(_Runner):
 
     def execute(self, op: Call[T] | Flow[T]) -> T:
         """Run a call or a flow to completion."""
-        flow = self.exchange(with_body(op, sync_body)) if isinstance(op, Call) else op
+        if type(op) is Call and op.content is None:  # the common case, without a flow
+            response = self.transmit(op)
+            if response.status_code != 401:
+                return self.finish(op, response)
+            flow: Flow[T] = self.answer(op, response)
+        elif isinstance(op, Call):
+            flow = self.exchange(with_body(op, sync_body))
+        else:
+            flow = op
         done, item = self._settle(flow, None, None)
         while not done:
             try:
@@ -554,9 +567,18 @@ class AsyncDriver(_Runner):
     def execute(self, op: Call[T] | Flow[T]) -> Awaitable[T]:
         """Return a coroutine running a call or a flow to completion (a call's body is checked
         now, before the coroutine is awaited)."""
+        if type(op) is Call and op.content is None:
+            return self._execute_call(op)
         if isinstance(op, Call):
             return self._execute(self.exchange(with_body(op, async_body)))
         return self._execute(op)
+
+    async def _execute_call(self, call: Call[T]) -> T:
+        """A body-less call, without a flow unless it meets a 401 (see :meth:`answer`)."""
+        response = await self.transmit(call)
+        if response.status_code != 401:
+            return self.finish(call, response)
+        return await self._execute(self.answer(call, response))
 
     async def _execute(self, flow: Flow[T]) -> T:
         done, item = self._settle(flow, None, None)
