@@ -170,14 +170,22 @@ class ConvoxAPIError(ConvoxError):
 
     def __init__(
         self,
-        message: str,
-        *,
-        status_code: int,
+        message: str | int,
+        *sdk_args: str | None,
+        status_code: int | None = None,
         request_id: str | None = None,
         method: str = "",
         path: str = "",
         hint: str = "",
     ) -> None:
+        if isinstance(message, int) and not isinstance(message, bool):
+            # the official SDK's positional form: (status_code, message, request_id=None)
+            if not 1 <= len(sdk_args) <= 2 or not isinstance(sdk_args[0], str):
+                raise TypeError("ConvoxAPIError(status_code, message, request_id=None)")
+            status_code, message = message, sdk_args[0]
+            request_id = sdk_args[1] if len(sdk_args) == 2 else request_id
+        elif sdk_args or status_code is None or not isinstance(message, str):
+            raise TypeError("ConvoxAPIError(message, *, status_code=…) or (status_code, message)")
         self.message = message
         self.status_code = status_code
         self.request_id = request_id

@@ -665,3 +665,11 @@ async def test_stream_lets_a_body_be_read_in_pieces(rack: Rack) -> None:
         lines = [line async for line in response.aiter_lines()]
         await response.aclose()
     assert lines == ["line one", "line two"]
+
+
+def test_errors_can_be_built_the_sdks_way() -> None:
+    error = convox.ConvoxNotFoundError(404, "no such app", "rid-2")
+    assert (error.status_code, error.message, error.request_id) == (404, "no such app", "rid-2")
+    assert convox.ConvoxAPIError(500, "boom").request_id is None
+    ours = convox.ConvoxNotFoundError("no such app", status_code=404)
+    assert (ours.status_code, ours.message) == (404, "no such app")
