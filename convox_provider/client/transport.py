@@ -175,7 +175,16 @@ class _Exchange:
         if outcome.error is not None:
             return self.policy.should_retry_exception(outcome.error, idempotent=call.idempotent)
         assert outcome.value is not None
-        return call.idempotent and self.policy.should_retry_response(outcome.value)
+        return self.response_needs_retry(outcome.value, call)
+
+    def response_needs_retry(self, response: httpx.Response, call: Call[Any]) -> bool:
+        """Whether a first attempt answered by ``response`` should go on to the retry loop."""
+        return (
+            response.status_code >= 400  # the cheap test first: a success is never retried
+            and self.config.retry.max_retries > 0
+            and call.idempotent
+            and self.policy.should_retry_response(response)
+        )
 
     def exchange(self, call: Call[T]) -> Flow[T]:
         """Send ``call``, answering a console session challenge once, and read the answer."""
@@ -507,9 +516,13 @@ class SyncDriver(_Runner):
     def transmit(self, call: Call[Any]) -> httpx.Response:
         """Send once; hand a retryable outcome to tenacity, which replays it as attempt 1."""
         try:
-            first = _Outcome(self._send_once(call))
+            response = self._send_once(call)
         except httpx.HTTPError as exc:
-            first = _Outcome(error=exc)
+            first: _Outcome[httpx.Response] = _Outcome(error=exc)
+        else:
+            if not self.response_needs_retry(response, call):
+                return response
+            first = _Outcome(response)
         try:
             if not self.first_needs_retry(first, call):
                 return first.replay(lambda: self._send_once(call))()
@@ -611,9 +624,13 @@ class AsyncDriver(_Runner):
     async def transmit(self, call: Call[Any]) -> httpx.Response:
         """Send once; hand a retryable outcome to tenacity, which replays it as attempt 1."""
         try:
-            first = _Outcome(await self._send_once(call))
+            response = await self._send_once(call)
         except httpx.HTTPError as exc:
-            first = _Outcome(error=exc)
+            first: _Outcome[httpx.Response] = _Outcome(error=exc)
+        else:
+            if not self.response_needs_retry(response, call):
+                return response
+            first = _Outcome(response)
         try:
             if not self.first_needs_retry(first, call):
                 return first.replay(lambda: cast(httpx.Response, None))()
