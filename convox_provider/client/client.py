@@ -76,23 +76,39 @@ class _Surface(Generic[D]):
         raise NotImplementedError
 
     @classmethod
-    def from_env(cls, **options: Any) -> Self:
-        """Configure from ``CONVOX_HOST``, ``CONVOX_PASSWORD``, ``CONVOX_RACK`` or ``RACK_URL``."""
+    def from_env(
+        cls, *, retry: RetryConfig | None = None, timeout: float | None = 30.0, **options: Any
+    ) -> Self:
+        """Configure from ``CONVOX_HOST``, ``CONVOX_PASSWORD``, ``CONVOX_RACK`` or ``RACK_URL``
+        (``retry``/``timeout`` as the official SDK's; other options as the constructor's)."""
         transport = options.pop("transport", None)
-        return cls(ClientConfig.from_env(**options), transport=transport)
+        config = ClientConfig.from_env(retry=retry, timeout=timeout, **options)
+        return cls(config, transport=transport)
 
     @classmethod
     def from_cli_config(
         cls,
-        host: str | None = None,
         rack: str | None = None,
         *,
+        host: str | None = None,
+        config_path: str | os.PathLike[str] | None = None,
         config_dir: str | os.PathLike[str] | None = None,
+        retry: RetryConfig | None = None,
+        timeout: float | None = 30.0,
         **options: Any,
     ) -> Self:
-        """Use the Convox CLI's login (see :meth:`ClientConfig.from_cli_config`)."""
+        """Use the Convox CLI's login, with the official SDK's arguments: ``rack`` first,
+        ``host`` (the auth file's key) by keyword; see :meth:`ClientConfig.from_cli_config`."""
         transport = options.pop("transport", None)
-        config = ClientConfig.from_cli_config(host, rack, config_dir=config_dir, **options)
+        config = ClientConfig.from_cli_config(
+            rack,
+            host=host,
+            config_path=config_path,
+            config_dir=config_dir,
+            retry=retry,
+            timeout=timeout,
+            **options,
+        )
         return cls(config, transport=transport)
 
     @property
@@ -128,6 +144,14 @@ class ConvoxClient(Closing, _Surface[SyncDriver]):
         _transport_kind(transport, httpx.BaseTransport, "ConvoxClient")
         return SyncDriver(config, transport)  # type: ignore[arg-type]
 
+    def stream(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        """Send one request (httpx's arguments: ``params``, ``data``, ``headers``…) and return
+        the open ``httpx.Response`` without raising on its status, as the official SDK's
+        ``stream``; call ``close()`` on it. Not retried. The rack's logs are WebSocket routes
+        that a plain GET cannot reach (404, docs/rack-api.md §8 item 1): use ``apps.logs``,
+        ``builds.logs`` or ``processes.logs`` for those."""
+        return self._driver.send_raw(method, path, **kwargs)
+
     def close(self) -> None:
         """Close the connection pool."""
         self._driver.close()
@@ -144,6 +168,10 @@ class AsyncConvoxClient(AsyncClosing, _Surface[AsyncDriver]):
     ) -> AsyncDriver:
         _transport_kind(transport, httpx.AsyncBaseTransport, "AsyncConvoxClient")
         return AsyncDriver(config, transport)  # type: ignore[arg-type]
+
+    async def stream(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        """:meth:`ConvoxClient.stream`, awaitable; close the response with ``aclose()``."""
+        return await self._driver.send_raw(method, path, **kwargs)
 
     async def aclose(self) -> None:
         """Close the connection pool."""

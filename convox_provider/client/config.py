@@ -233,14 +233,20 @@ class ClientConfig:
     @classmethod
     def from_cli_config(
         cls,
-        host: str | None = None,
         rack: str | None = None,
         *,
+        host: str | None = None,
         config_dir: str | os.PathLike[str] | None = None,
+        config_path: str | os.PathLike[str] | None = None,
         environ: Mapping[str, str] | None = None,
         **overrides: Any,
     ) -> ClientConfig:
         """Use the login of an installed Convox CLI (v3, or v2 ``convox/rack``).
+
+        The arguments are the official SDK's: ``rack`` first (``'<org>/<rack>'``), ``host``
+        by keyword; a ``rack`` that is a host of the auth file (and no ``host``) is that direct
+        rack, as the SDK's ``from_cli_config(rack="rack.example.com")``. ``config_path`` is the
+        SDK's path of the ``auth`` file itself: its directory is ``config_dir``.
 
         Reads the CLI's settings directory the way the CLI does (*convox/convox*
         ``vendor/github.com/convox/stdcli/setting.go``, ``pkg/cli/login.go``,
@@ -269,12 +275,26 @@ class ClientConfig:
         env = os.environ if environ is None else environ
         if host is None and (env.get("RACK_URL") or "").strip():
             return cls.create(env["RACK_URL"], None, **overrides)
+        if config_path is not None:
+            auth_file = Path(config_path)
+            if auth_file.name != "auth" or config_dir is not None:
+                raise ConvoxConfigError(
+                    f"config_path must name the Convox CLI's 'auth' file, got {auth_file} "
+                    "(or pass config_dir=, the directory holding it)",
+                    setting="config_dir",
+                )
+            config_dir = auth_file.parent
         if config_dir is not None:
             candidates = [Path(config_dir)]
         elif env.get("CONVOX_CONFIG"):
             candidates = [Path(env["CONVOX_CONFIG"])]
         else:
             candidates = _default_cli_dirs(env, sys.platform)
+        direct = False
+        if host is None and rack is not None and rack.strip():
+            probe = _pick_cli_settings(candidates, _host_key(rack))
+            if probe is not None and _host_key(rack) in probe.mapping("auth"):
+                host, rack, direct = rack, None, True
         wanted = host or env.get("CONVOX_HOST") or None
         password = env.get("CONVOX_PASSWORD") or None
         settings = _pick_cli_settings(candidates, None if wanted is None else _host_key(wanted))
@@ -292,6 +312,8 @@ class ClientConfig:
         from_file = wanted is None
         if wanted is None:
             wanted = settings.text("console") or settings.text("host")
+        if wanted is None and len(settings.auth_hosts()) == 1:
+            wanted = settings.auth_hosts()[0]  # the one login there is (as the official SDK)
         if wanted is None:
             known = settings.auth_hosts()
             raise ConvoxConfigError(
@@ -304,8 +326,9 @@ class ClientConfig:
         if password is None:
             password = settings.password(key_host)
 
-        rack = rack or env.get("CONVOX_RACK") or settings.rack_for(key_host)
-        if rack is None:
+        if not direct:
+            rack = rack or env.get("CONVOX_RACK") or settings.rack_for(key_host)
+        if rack is None and not direct:
             if from_file:
                 settings.refuse_non_console_current()
             if key_host == DEFAULT_CONSOLE_HOST or (from_file and settings.text("console")):

@@ -80,6 +80,8 @@ _GO_UNIT_NS = {
 # leaves them alone so httpx has nothing left to re-escape.
 _PCHAR_SAFE = "!$&'()*+,;=:@"
 _CONTROL = "\x00-\x1f\x7f-\x9f"
+_SEGMENT_PLAIN = re.compile(r"[A-Za-z0-9._~-]+")
+"""Segments made only of URL-unreserved characters (RFC 3986 §2.3), which need no escaping."""
 _SEGMENT_BAD = re.compile(rf"[\s{_CONTROL}/\\?#%]")
 _OBJECT_KEY_BAD = re.compile(rf"[\s{_CONTROL}?#]")
 _APP_NAME = re.compile(r"[a-z][a-z0-9-]*")
@@ -356,6 +358,8 @@ def segment(value: str, *, kind: str) -> str:
     whitespace, control characters, ``?``, ``#`` or ``%`` anywhere. ``kind`` names the value in
     the message (``"app name"``, ``"build id"``).
     """
+    if type(value) is str and _SEGMENT_PLAIN.fullmatch(value) and value not in (".", ".."):
+        return value  # nothing to reject or escape: the common case, kept cheap
     if not isinstance(value, str):
         raise ConvoxInputError(f"invalid {kind}: expected a str, got {_type_name(value)}")
     if not value or value.isspace():

@@ -4,7 +4,6 @@ Names follow the official ``convox`` SDK 0.1.0, plus what it lacks (403, 422, cl
 checks, stream errors)::
 
     ConvoxError
-    ├── ConvoxInputError (also ValueError)   bad argument, caught before any request is sent
     ├── ConvoxConfigError (also ValueError)  bad host/key/auth file, or a console answering HTML
     ├── ConvoxConnectionError                the rack could not be reached or the connection broke
     │   └── ConvoxTimeoutError               connect/read/write/pool timeout
@@ -17,11 +16,15 @@ checks, stream errors)::
     ├── ConvoxStreamError                    an ``ERROR:`` frame ended a WebSocket stream
     └── ConvoxAPIError                       the rack answered with an error status
         ├── ConvoxAuthError                  401
+        │   └── ConvoxPermissionError        401 "unauthorized to access" (also Forbidden)
         ├── ConvoxForbiddenError             403 (``app is currently updating``, role missing)
         ├── ConvoxNotFoundError              404, and 500 "… not found" (docs/rack-api.md §3.3)
         ├── ConvoxValidationError            400 and 422
+        │   └── ConvoxInputError             bad argument, caught before sending (also ValueError)
         ├── ConvoxConflictError              409 (app exists, app locked, budget cap)
         ├── ConvoxServerError                other 5xx
+        │   ├── ConvoxServerConflictError    500 "already exists"/"is locked" (also Conflict)
+        │   ├── ConvoxServerValidationError  500 "invalid", "required"… (also Validation)
         │   ├── ConvoxGatewayError           502, 503, 504
         │   └── ConvoxNotImplementedError    501 ``unimplemented``
         ├── ConvoxRateLimitError             429
@@ -51,11 +54,14 @@ __all__ = [
     "ConvoxInputError",
     "ConvoxNotFoundError",
     "ConvoxNotImplementedError",
+    "ConvoxPermissionError",
     "ConvoxRateLimitError",
     "ConvoxResponseError",
     "ConvoxRollbackError",
     "ConvoxRolloutEndedError",
+    "ConvoxServerConflictError",
     "ConvoxServerError",
+    "ConvoxServerValidationError",
     "ConvoxStreamError",
     "ConvoxSupersededError",
     "ConvoxTimeoutError",
@@ -69,10 +75,6 @@ __all__ = [
 
 class ConvoxError(Exception):
     """Base class of every error this package raises."""
-
-
-class ConvoxInputError(ConvoxError, ValueError):
-    """An argument is invalid; raised before any request is sent."""
 
 
 class ConvoxConfigError(ConvoxError, ValueError):
@@ -168,14 +170,22 @@ class ConvoxAPIError(ConvoxError):
 
     def __init__(
         self,
-        message: str,
-        *,
-        status_code: int,
+        message: str | int,
+        *sdk_args: str | None,
+        status_code: int | None = None,
         request_id: str | None = None,
         method: str = "",
         path: str = "",
         hint: str = "",
     ) -> None:
+        if isinstance(message, int) and not isinstance(message, bool):
+            # the official SDK's positional form: (status_code, message, request_id=None)
+            if not 1 <= len(sdk_args) <= 2 or not isinstance(sdk_args[0], str):
+                raise TypeError("ConvoxAPIError(status_code, message, request_id=None)")
+            status_code, message = message, sdk_args[0]
+            request_id = sdk_args[1] if len(sdk_args) == 2 else request_id
+        elif sdk_args or status_code is None or not isinstance(message, str):
+            raise TypeError("ConvoxAPIError(message, *, status_code=…) or (status_code, message)")
         self.message = message
         self.status_code = status_code
         self.request_id = request_id
@@ -204,13 +214,38 @@ class ConvoxForbiddenError(ConvoxAPIError):
     """403: e.g. ``app is currently updating`` on promote without force, or admin role required."""
 
 
+class ConvoxPermissionError(ConvoxAuthError, ConvoxForbiddenError):
+    """401 ``… unauthorized to access …``: the key is valid but lacks the role (docs/rack-api.md
+    §1.3). Both an auth error (the status) and a forbidden error (the official SDK's class for
+    it, so its ``except ConvoxForbiddenError`` still catches it)."""
+
+
 class ConvoxNotFoundError(ConvoxAPIError):
     """404, or a 500 whose message says ``not found`` (how the rack reports missing builds,
     releases and processes, docs/rack-api.md §3.3)."""
 
 
 class ConvoxValidationError(ConvoxAPIError):
-    """400 or 422: the rack rejected the request's content."""
+    """400 or 422: the rack rejected the request's content (and the base of
+    :class:`ConvoxInputError`, the same verdict given before sending)."""
+
+
+class ConvoxInputError(ConvoxValidationError, ValueError):
+    """An argument is invalid; raised before any request is sent.
+
+    It is a :class:`ConvoxValidationError` (``status_code`` 0: nothing was sent) and a
+    ``ValueError``, so code written for the official SDK, which leaves these checks to the rack
+    and catches its 400 as ``ConvoxValidationError``, catches them unchanged.
+    """
+
+    def __init__(self, message: str, **_: Any) -> None:
+        super().__init__(message, status_code=0)
+
+    def _describe(self) -> str:
+        return self.message
+
+    def __reduce__(self) -> tuple[object, ...]:
+        return (type(self), (self.message,))
 
 
 class ConvoxConflictError(ConvoxAPIError):
@@ -228,6 +263,18 @@ class ConvoxResponseError(ConvoxAPIError):
 
 class ConvoxServerError(ConvoxAPIError):
     """5xx other than a "not found" 500."""
+
+
+class ConvoxServerConflictError(ConvoxServerError, ConvoxConflictError):
+    """A 500 saying ``already exists`` or ``is locked``: how older racks report a conflict.
+    A server error (its status) and a conflict (as the official SDK classifies it)."""
+
+
+class ConvoxServerValidationError(ConvoxServerError, ConvoxValidationError):
+    """A 500 whose message says the input was refused (``is reserved``, ``invalid``, ``must
+    specify``, ``can not promote``, ``required``, ``not available``, ``not enabled``, ``is
+    disabled``). A server error (its status) and a validation error (as the official SDK has it).
+    """
 
 
 class ConvoxGatewayError(ConvoxServerError):
@@ -253,12 +300,31 @@ _BY_STATUS: dict[int, type[ConvoxAPIError]] = {
 }
 
 
+_NOT_FOUND_WORDS = ("not found", "no such", "does not exist")
+_CONFLICT_WORDS = ("already exists", "is locked")
+_VALIDATION_WORDS = (
+    "is reserved",
+    "invalid",
+    "must specify",
+    "can not promote",
+    "required",
+    "not available",
+    "not enabled",
+    "is disabled",
+)
+
+
+def _says(message: str, words: tuple[str, ...]) -> bool:
+    lower = message.lower()
+    return any(word in lower for word in words)
+
+
 def is_not_found_500(status_code: int, message: str) -> bool:
     """Whether an error answer is a 500 whose message contains ``not found``: how the rack
     reports missing releases, builds and processes (docs/rack-api.md §3.3). Such a 500 is a
     :class:`ConvoxNotFoundError`, is never retried, and is no sign that a write may have acted.
     The one place this rule lives (errors, retries, and the transport's hints use it)."""
-    return status_code == 500 and "not found" in message.lower()
+    return status_code == 500 and _says(message, _NOT_FOUND_WORDS)
 
 
 def error_for_status(
@@ -272,11 +338,22 @@ def error_for_status(
 ) -> ConvoxAPIError:
     """Build the typed error for an error response.
 
-    A 500 whose message contains ``not found`` becomes :class:`ConvoxNotFoundError`: the rack
-    reports missing releases, builds and processes that way (docs/rack-api.md §3.3).
+    A 500 whose message contains ``not found`` (or ``no such``, ``does not exist``) becomes
+    :class:`ConvoxNotFoundError`: the rack reports missing releases, builds and processes that
+    way (docs/rack-api.md §3.3). Other 500s are classified by their words as the official SDK
+    does (:class:`ConvoxServerConflictError`, :class:`ConvoxServerValidationError`, both still
+    :class:`ConvoxServerError`); a 401 ``unauthorized to access`` (a missing role) is a
+    :class:`ConvoxPermissionError`, both :class:`ConvoxAuthError` and
+    :class:`ConvoxForbiddenError`.
     """
     if is_not_found_500(status_code, message):
         cls: type[ConvoxAPIError] = ConvoxNotFoundError
+    elif status_code == 500 and _says(message, _CONFLICT_WORDS):
+        cls = ConvoxServerConflictError
+    elif status_code == 500 and _says(message, _VALIDATION_WORDS):
+        cls = ConvoxServerValidationError
+    elif status_code == 401 and "unauthorized to access" in message.lower():
+        cls = ConvoxPermissionError
     elif status_code in _BY_STATUS:
         cls = _BY_STATUS[status_code]
     elif status_code >= 500:

@@ -51,14 +51,20 @@ __all__ = [
     "Capacity",
     "Certificate",
     "ConvoxModel",
+    "Dns01Solver",
     "Instance",
     "JwtToken",
+    "KeyPair",
+    "LetsEncryptConfig",
+    "Metric",
+    "MetricValue",
     "Object",
     "Process",
     "Registry",
     "Release",
     "Resource",
     "ResourceParameter",
+    "Route53",
     "ResourceType",
     "Service",
     "ServiceAutoscale",
@@ -481,6 +487,57 @@ class Capacity(ConvoxModel):
     process_cpu: int = 0
     process_gpu: int = 0
     process_memory: int = 0
+
+
+class KeyPair(ConvoxModel):
+    """The instance key pair returned by ``POST /instances/keyroll`` (501 on v3 racks);
+    ``private_key`` is masked in ``repr``."""
+
+    _secret_fields = frozenset({"private_key"})
+
+    name: str | None = None
+    private_key: str | None = None
+
+
+class MetricValue(ConvoxModel):
+    """One point of a metric series."""
+
+    avg: float = 0.0
+    count: float = 0.0
+    max: float = 0.0
+    min: float = 0.0
+    sum: float = 0.0
+    time: Timestamp = None
+
+
+class Metric(ConvoxModel):
+    """A named metric series (``GET /apps/{app}/metrics``, ``GET /system/metrics``)."""
+
+    name: str = ""
+    values: _NullList[MetricValue] = Field(default_factory=list)
+
+
+class Route53(ConvoxModel):
+    """The Route 53 settings of a DNS-01 solver."""
+
+    hosted_zone_id: str | None = None
+    region: str | None = None
+    role: str | None = None
+
+
+class Dns01Solver(ConvoxModel):
+    """A Let's Encrypt DNS-01 solver."""
+
+    id: int = 0
+    dns_zones: _NullList[str] = Field(default_factory=list)
+    route53: Route53 | None = None
+
+
+class LetsEncryptConfig(ConvoxModel):
+    """The rack's Let's Encrypt configuration (``/letsencrypt/config``)."""
+
+    role: str = ""
+    solvers: _NullList[Dns01Solver] = Field(default_factory=list)
 
 
 _LIST_ADAPTERS: dict[type[BaseModel], TypeAdapter[Any]] = {}

@@ -37,6 +37,7 @@ from convox_provider.client.effects import (
     StreamSpec,
     parse_bytes,
     parse_json,
+    parse_ok,
 )
 from convox_provider.client.errors import (
     ConvoxAuthError,
@@ -140,7 +141,7 @@ class _Exchange:
         elif call.content is not None:
             content = call.content
             headers = headers or {}
-            headers["Content-Type"] = _RAW
+            headers.setdefault("Content-Type", _RAW)
         if self.session_id is not None:
             headers = headers or {}
             headers["Session"] = self.session_id
@@ -158,6 +159,16 @@ class _Exchange:
             timeout=timeout,
         )
 
+    def raw_request(
+        self, http: httpx.Client | httpx.AsyncClient, method: str, path: str, kwargs: dict[str, Any]
+    ) -> tuple[httpx.Request, Call[None]]:
+        """The request of ``client.stream(method, path, **kwargs)`` (httpx's own arguments:
+        ``params``, ``data``, ``content``, ``headers``, ``timeout``…), with the client's
+        credentials and session, and the :class:`Call` that names it in errors."""
+        if self.session_id is not None:
+            kwargs["headers"] = {**dict(kwargs.get("headers") or {}), "Session": self.session_id}
+        return http.build_request(method, path, **kwargs), Call(method, path, parse_ok)
+
     def first_needs_retry(self, outcome: _Outcome[httpx.Response], call: Call[Any]) -> bool:
         """Whether the first attempt's outcome should go on to the retry loop."""
         if self.config.retry.max_retries == 0:
@@ -165,11 +176,26 @@ class _Exchange:
         if outcome.error is not None:
             return self.policy.should_retry_exception(outcome.error, idempotent=call.idempotent)
         assert outcome.value is not None
-        return call.idempotent and self.policy.should_retry_response(outcome.value)
+        return self.response_needs_retry(outcome.value, call)
+
+    def response_needs_retry(self, response: httpx.Response, call: Call[Any]) -> bool:
+        """Whether a first attempt answered by ``response`` should go on to the retry loop."""
+        return (
+            response.status_code >= 400  # the cheap test first: a success is never retried
+            and self.config.retry.max_retries > 0
+            and call.idempotent
+            and self.policy.should_retry_response(response)
+        )
 
     def exchange(self, call: Call[T]) -> Flow[T]:
         """Send ``call``, answering a console session challenge once, and read the answer."""
         response = yield Transmit(call)
+        return (yield from self.answer(call, response))
+
+    def answer(self, call: Call[T], response: httpx.Response) -> Flow[T]:
+        """Read the answer to ``call``; a 401 console session challenge is answered once and
+        the call sent again. The drivers run a body-less call without a flow and enter this
+        only for a 401 (every other answer goes straight to :meth:`finish`)."""
         if response.status_code == 401:
             challenge = session_challenge(response)
             if challenge is not None:
@@ -208,7 +234,6 @@ class _Exchange:
         ``ValueError`` becomes :class:`ConvoxResponseError`, described without the body's values.
         """
         status = response.status_code
-        request_id = response.headers.get("request-id")
         raw = call.sink is not None or call.parse is parse_bytes
         if response.headers.get("content-type", "").lower().startswith("text/html") and (
             status >= 300 or not raw
@@ -221,7 +246,7 @@ class _Exchange:
             raise error_for_status(
                 status,
                 message,
-                request_id=request_id,
+                request_id=response.headers.get("request-id"),
                 method=call.method,
                 path=call.path,
                 hint=_status_hint(self.config, call, status, message),
@@ -235,7 +260,7 @@ class _Exchange:
         raise ConvoxResponseError(
             f"the answer could not be read: {problem}",
             status_code=status,
-            request_id=request_id,
+            request_id=response.headers.get("request-id"),
             method=call.method,
             path=call.path,
         )
@@ -454,7 +479,15 @@ class SyncDriver(_Runner):
 
     def execute(self, op: Call[T] | Flow[T]) -> T:
         """Run a call or a flow to completion."""
-        flow = self.exchange(with_body(op, sync_body)) if isinstance(op, Call) else op
+        if type(op) is Call and op.content is None:  # the common case, without a flow
+            response = self.transmit(op)
+            if response.status_code != 401:
+                return self.finish(op, response)
+            flow: Flow[T] = self.answer(op, response)
+        elif isinstance(op, Call):
+            flow = self.exchange(with_body(op, sync_body))
+        else:
+            flow = op
         done, item = self._settle(flow, None, None)
         while not done:
             try:
@@ -500,14 +533,27 @@ class SyncDriver(_Runner):
     def transmit(self, call: Call[Any]) -> httpx.Response:
         """Send once; hand a retryable outcome to tenacity, which replays it as attempt 1."""
         try:
-            first = _Outcome(self._send_once(call))
+            response = self._send_once(call)
         except httpx.HTTPError as exc:
-            first = _Outcome(error=exc)
+            first: _Outcome[httpx.Response] = _Outcome(error=exc)
+        else:
+            if not self.response_needs_retry(response, call):
+                return response
+            first = _Outcome(response)
         try:
             if not self.first_needs_retry(first, call):
                 return first.replay(lambda: self._send_once(call))()
             retrying = self._retrying[call.idempotent].copy(before_sleep=self.log_retry(call))
             return retrying(first.replay(lambda: self._send_once(call)))
+        except httpx.HTTPError as exc:
+            self.transport_error(call, exc)
+
+    def send_raw(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        """Send once, not retried, and return the open streaming response whatever its status
+        (the official SDK's ``client.stream``); the caller closes it."""
+        request, call = self.raw_request(self.http, method, path, kwargs)
+        try:
+            return self.http.send(request, stream=True)
         except httpx.HTTPError as exc:
             self.transport_error(call, exc)
 
@@ -551,9 +597,18 @@ class AsyncDriver(_Runner):
     def execute(self, op: Call[T] | Flow[T]) -> Awaitable[T]:
         """Return a coroutine running a call or a flow to completion (a call's body is checked
         now, before the coroutine is awaited)."""
+        if type(op) is Call and op.content is None:
+            return self._execute_call(op)
         if isinstance(op, Call):
             return self._execute(self.exchange(with_body(op, async_body)))
         return self._execute(op)
+
+    async def _execute_call(self, call: Call[T]) -> T:
+        """A body-less call, without a flow unless it meets a 401 (see :meth:`answer`)."""
+        response = await self.transmit(call)
+        if response.status_code != 401:
+            return self.finish(call, response)
+        return await self._execute(self.answer(call, response))
 
     async def _execute(self, flow: Flow[T]) -> T:
         done, item = self._settle(flow, None, None)
@@ -601,9 +656,13 @@ class AsyncDriver(_Runner):
     async def transmit(self, call: Call[Any]) -> httpx.Response:
         """Send once; hand a retryable outcome to tenacity, which replays it as attempt 1."""
         try:
-            first = _Outcome(await self._send_once(call))
+            response = await self._send_once(call)
         except httpx.HTTPError as exc:
-            first = _Outcome(error=exc)
+            first: _Outcome[httpx.Response] = _Outcome(error=exc)
+        else:
+            if not self.response_needs_retry(response, call):
+                return response
+            first = _Outcome(response)
         try:
             if not self.first_needs_retry(first, call):
                 return first.replay(lambda: cast(httpx.Response, None))()
@@ -612,6 +671,14 @@ class AsyncDriver(_Runner):
                 httpx.Response,
                 await retrying(_async_replay(first, lambda: self._send_once(call))),
             )
+        except httpx.HTTPError as exc:
+            self.transport_error(call, exc)
+
+    async def send_raw(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        """As :meth:`SyncDriver.send_raw`; the caller closes the response (``aclose``)."""
+        request, call = self.raw_request(self.http, method, path, kwargs)
+        try:
+            return await self.http.send(request, stream=True)
         except httpx.HTTPError as exc:
             self.transport_error(call, exc)
 

@@ -243,6 +243,7 @@ class ConvoxEnvSetOperator(EnvironmentOperator):
             replace=self.replace,
             release=self.release_id or None,
             if_changed=True,
+            promote=False,
             on_event=self._progress(context),
         )
         self.log.info(

@@ -149,7 +149,7 @@ class ConvoxRunProcessOperator(EnvironmentOperator):
                 release or "active",
             )
             with self._output() as on_output, self._outcomes():
-                exit_code = client.processes.run(
+                exit_code = client.processes.run_attached(
                     self.app,
                     self.service,
                     self.command,

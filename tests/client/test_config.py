@@ -318,7 +318,7 @@ def test_v3_is_preferred_when_both_clis_are_logged_in(home: Path) -> None:
 def test_the_directory_that_knows_the_host_wins(home: Path) -> None:
     write(home / ".config/convox", V3_CONSOLE)
     write(home / ".convox", {"auth": {"old.rack.example": KEY}})
-    config = ClientConfig.from_cli_config("old.rack.example", environ=env_for(home))
+    config = ClientConfig.from_cli_config(host="old.rack.example", environ=env_for(home))
     assert (config.base_url, config.api_key, config.rack) == ("https://old.rack.example", KEY, None)
 
 
@@ -373,7 +373,7 @@ def test_dev_http_like_the_cli(home: Path) -> None:
     write(home / ".config/convox", {"auth": {"127.0.0.1:5080": KEY}, "console": "127.0.0.1:5080"})
     env = env_for(home, X_DEV_ALLOW_HTTP="true", CONVOX_RACK="dev/rack")
     assert ClientConfig.from_cli_config(environ=env).base_url == "http://127.0.0.1:5080"
-    config = ClientConfig.from_cli_config("http://127.0.0.1:5080", environ=env_for(home))
+    config = ClientConfig.from_cli_config(host="http://127.0.0.1:5080", environ=env_for(home))
     assert (config.base_url, config.api_key) == ("http://127.0.0.1:5080", KEY)
 
 
@@ -444,7 +444,7 @@ def test_other_malformed_files(home: Path, files: dict[str, Any], message: str) 
 def test_host_missing_from_auth_lists_the_hosts_it_has(home: Path) -> None:
     write(home / ".config/convox", V3_CONSOLE)
     with pytest.raises(ConvoxConfigError) as info:
-        ClientConfig.from_cli_config("api.unknown.example", environ=env_for(home))
+        ClientConfig.from_cli_config(host="api.unknown.example", environ=env_for(home))
     text = str(info.value)
     assert "no password for 'api.unknown.example'" in text
     assert "api.rack.example, console.convox.com" in text

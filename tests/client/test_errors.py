@@ -24,6 +24,7 @@ from convox_provider.client.errors import (
     ConvoxResponseError,
     ConvoxRollbackError,
     ConvoxServerError,
+    ConvoxServerValidationError,
     ConvoxValidationError,
     error_for_status,
 )
@@ -43,7 +44,8 @@ STATUSES = [
     (429, "slow down", ConvoxRateLimitError),
     (500, 'releases.convox.com "rabcdefghij" not found', ConvoxNotFoundError),
     (500, 'pods "web-123" Not Found', ConvoxNotFoundError),
-    (500, "required env: FOO", ConvoxServerError),
+    (500, "required env: FOO", ConvoxServerValidationError),
+    (500, "boom", ConvoxServerError),
     (501, "unimplemented", ConvoxNotImplementedError),
     (502, "bad gateway", ConvoxGatewayError),
     (503, "metrics: server busy, retry shortly", ConvoxGatewayError),

@@ -159,7 +159,7 @@ async def test_writes_are_retried_when_they_never_left(
     rack = make_rack(retry=RETRY)
     rack.mock.add_exception(failure)
     rack.ok()
-    assert await rack(operation) == "ok\n"
+    assert await rack(operation) == "ok"
     assert [r.method for r in rack.requests] == [method, method]
     assert len(rack.waits) == 1
 

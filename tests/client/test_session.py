@@ -73,7 +73,7 @@ async def test_a_challenged_post_is_sent_again_once(make_rack: Callable[..., Any
     rack.reply(401, text="session required", headers=CHALLENGE)
     rack.reply(json={"id": "sess-2"})
     rack.ok()
-    assert await rack(lambda c: c.api.post("/apps/myapp/releases/R1/promote")) == "ok\n"
+    assert await rack(lambda c: c.api.post("/apps/myapp/releases/R1/promote")) == "ok"
     assert [(r.method, rack.path_of(r)) for r in rack.requests] == [
         ("POST", "/apps/myapp/releases/R1/promote"),
         ("POST", "/session"),

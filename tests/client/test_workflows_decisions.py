@@ -160,7 +160,12 @@ class TestEnvironmentUnchanged:
         rack.on("GET", f"{RELEASES}/R5", Release(id="R5", env="ONLY=1"))
 
         found = EnvironmentWorkflows(rack).set(  # type: ignore[arg-type]
-            "myapp", {"ONLY": "1"}, replace=True, if_changed=True, on_event=rack.event
+            "myapp",
+            {"ONLY": "1"},
+            replace=True,
+            if_changed=True,
+            on_event=rack.event,
+            promote=False,
         )
 
         assert found == "R5"
@@ -178,7 +183,12 @@ class TestEnvironmentUnchanged:
         rack.on("POST", RELEASES, Release(id="R6", env="ONLY=1"))
 
         found = EnvironmentWorkflows(rack).set(  # type: ignore[arg-type]
-            "myapp", {"ONLY": "1"}, replace=True, if_changed=True, on_event=rack.event
+            "myapp",
+            {"ONLY": "1"},
+            replace=True,
+            if_changed=True,
+            on_event=rack.event,
+            promote=False,
         )
 
         assert found == "R6"
@@ -190,7 +200,7 @@ class TestEnvironmentUnchanged:
         rack.on("POST", RELEASES, Release(id="R6", env="ONLY=1"))
 
         found = EnvironmentWorkflows(rack).set(  # type: ignore[arg-type]
-            "myapp", {"ONLY": "1"}, replace=True, if_changed=True, release="R1"
+            "myapp", {"ONLY": "1"}, replace=True, if_changed=True, release="R1", promote=False
         )
 
         assert found == "R6"
@@ -200,7 +210,9 @@ class TestEnvironmentUnchanged:
         rack.on("GET", RELEASES, [Release(id="R5")])
         rack.on("GET", f"{RELEASES}/R5", Release(id="R5", env="A=1\nB=2"))
 
-        found = EnvironmentWorkflows(rack).set("myapp", {"A": "1"}, on_event=rack.event)  # type: ignore[arg-type]
+        found = EnvironmentWorkflows(rack).set(
+            "myapp", {"A": "1"}, on_event=rack.event, promote=False
+        )  # type: ignore[arg-type]
 
         assert found == "R5"
         assert not rack.requests("POST")

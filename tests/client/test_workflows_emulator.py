@@ -275,8 +275,12 @@ class TestEnvironment:
                     thread.join()
             else:
                 await asyncio.gather(
-                    first.environment.set("demo", {"ONE": "1"}, on_event=events.append),
-                    second.environment.set("demo", {"TWO": "2"}, on_event=events.append),
+                    first.environment.set(
+                        "demo", {"ONE": "1"}, on_event=events.append, promote=False
+                    ),
+                    second.environment.set(
+                        "demo", {"TWO": "2"}, on_event=events.append, promote=False
+                    ),
                 )
         finally:
             await _close(first.client)
@@ -290,8 +294,10 @@ class TestEnvironment:
         self, flows: Flows, convox_rack: RackEmulator, source: Path
     ) -> None:
         build = await deploy(flows, source)
-        set_id = await flows(lambda f: f.environment.set("demo", {"A": "1", "B": "2"}))
-        unset_id = await flows(lambda f: f.environment.unset("demo", ["A"]))
+        set_id = await flows(
+            lambda f: f.environment.set("demo", {"A": "1", "B": "2"}, promote=False)
+        )
+        unset_id = await flows(lambda f: f.environment.unset("demo", ["A"], promote=False))
         releases = {r["id"]: r for r in convox_rack.releases("demo")}
         assert releases[set_id]["build"] == build.id
         assert releases[unset_id]["env"] == "B=2"
@@ -372,10 +378,14 @@ class TestDecisions:
     ) -> None:
         await deploy(flows, source)
         first = await flows(
-            lambda f: f.environment.set("demo", {"ONLY": "1"}, replace=True, if_changed=True)
+            lambda f: f.environment.set(
+                "demo", {"ONLY": "1"}, replace=True, if_changed=True, promote=False
+            )
         )
         again = await flows(
-            lambda f: f.environment.set("demo", {"ONLY": "1"}, replace=True, if_changed=True)
+            lambda f: f.environment.set(
+                "demo", {"ONLY": "1"}, replace=True, if_changed=True, promote=False
+            )
         )
         assert again == first
         assert posts(convox_rack, "/apps/demo/releases") == 1
@@ -408,7 +418,7 @@ class TestRun:
         await deploy(flows, source)
         output: list[bytes] = []
         code = await flows(
-            lambda f: f.processes.run(
+            lambda f: f.processes.run_attached(
                 "demo", "web", "sh -c 'echo migrating; exit 3'", on_output=output.append, **FAST
             )
         )
@@ -426,7 +436,9 @@ class TestRun:
         flows = make_flows(convox_rack, "async")
         try:
             with pytest.raises(asyncio.TimeoutError):
-                await asyncio.wait_for(flows.processes.run("demo", "web", "sleep 30", **FAST), 0.5)
+                await asyncio.wait_for(
+                    flows.processes.run_attached("demo", "web", "sleep 30", **FAST), 0.5
+                )
         finally:
             await _close(flows.client)
         assert convox_rack.requests.count("GET", "/apps/demo/processes/*/exec") == 1
@@ -488,8 +500,8 @@ class TestFaults:
         steps: dict[str, Callable[[Flows], Any]] = {
             "build": lambda f: f.builds.build_from_directory("demo", source, **FAST),
             "promote": lambda f: f.releases.promote("demo", release["id"], force=True, **ROLLOUT),
-            "env": lambda f: f.environment.set("demo", {"K": "v"}),
-            "run": lambda f: f.processes.run("demo", "web", "true", **FAST),
+            "env": lambda f: f.environment.set("demo", {"K": "v"}, promote=False),
+            "run": lambda f: f.processes.run_attached("demo", "web", "true", **FAST),
         }
         try:
             with pytest.raises(ConvoxGatewayError):

@@ -59,19 +59,20 @@ class TestValidation:
         self, rack: FakeRack, changes: Any, unset: Any
     ) -> None:
         with pytest.raises(ConvoxInputError) as info:
-            env(rack).set("myapp", changes, unset=unset)
+            env(rack).set("myapp", changes, unset=unset, promote=False)
         assert rack.sent == []
         assert "line\nbreak" not in str(info.value)
 
     def test_values_never_appear_in_errors(self, rack: FakeRack) -> None:
         with pytest.raises(ConvoxInputError) as info:
-            env(rack).set("myapp", {"GOOD": SECRET, "BAD": SECRET + "\n"})
+            env(rack).set("myapp", {"GOOD": SECRET, "BAD": SECRET + "\n"}, promote=False)
         assert SECRET not in str(info.value)
         assert "BAD" in str(info.value)
 
-    def test_unset_needs_a_collection(self, rack: FakeRack) -> None:
-        with pytest.raises(ConvoxInputError):
-            env(rack).unset("myapp", "KEY")
+    def test_unset_takes_each_str_as_one_key(self, rack: FakeRack) -> None:
+        # The official SDK's form, unset(app, *keys): "BAD KEY" is one (invalid) key, not letters
+        with pytest.raises(ConvoxInputError, match="BAD KEY"):
+            env(rack).unset("myapp", "GOOD", "BAD KEY", promote=False)
         assert rack.sent == []
 
 
@@ -81,7 +82,9 @@ class TestSet:
         rack.on("POST", RELEASES, created("R6"))
         rack.on("GET", RELEASES, [Release(id="R6"), Release(id="R5")])
 
-        result = env(rack).set("myapp", {"B": SECRET, "C": "3"}, unset=["A"], on_event=rack.event)
+        result = env(rack).set(
+            "myapp", {"B": SECRET, "C": "3"}, unset=["A"], on_event=rack.event, promote=False
+        )
 
         assert result == "R6"
         reads = rack.requests("GET", RELEASES)
@@ -97,7 +100,7 @@ class TestSet:
         rack.on("GET", f"{RELEASES}/R2", Release(id="R2", build="B2", env="A=1"))
         rack.on("POST", RELEASES, created("R7"))
 
-        assert env(rack).set("myapp", {"Z": "9"}, release="R2") == "R7"
+        assert env(rack).set("myapp", {"Z": "9"}, release="R2", promote=False) == "R7"
 
         assert rack.requests("POST", RELEASES)[0].form == {
             "env": "A=1\nZ=9",
@@ -110,25 +113,25 @@ class TestSet:
         rack.on("GET", RELEASES, [], [Release(id="R1")])
         rack.on("POST", RELEASES, created("R1"))
 
-        assert env(rack).set("myapp", {"A": "1"}) == "R1"
+        assert env(rack).set("myapp", {"A": "1"}, promote=False) == "R1"
         assert rack.requests("POST", RELEASES)[0].form == {"env": "A=1"}
 
     def test_a_change_already_in_the_newest_release_creates_nothing(self, rack: FakeRack) -> None:
         newest(rack, Release(id="R5", env="A=1\nB=2"))
-        assert env(rack).set("myapp", {"A": "1"}, unset=["C"]) == "R5"
+        assert env(rack).set("myapp", {"A": "1"}, unset=["C"], promote=False) == "R5"
         assert rack.requests("POST") == []
 
     def test_replace_reads_nothing_and_writes_exactly_the_changes(self, rack: FakeRack) -> None:
         rack.on("POST", RELEASES, created("R9"))
 
-        assert env(rack).set("myapp", {"ONLY": "1"}, replace=True) == "R9"
+        assert env(rack).set("myapp", {"ONLY": "1"}, replace=True, promote=False) == "R9"
 
         assert rack.keys == [("POST", RELEASES)]
         assert rack.sent[0].form == {"env": "ONLY=1"}
 
     def test_replace_with_nothing_empties_the_environment(self, rack: FakeRack) -> None:
         rack.on("POST", RELEASES, created("R9"))
-        env(rack).set("myapp", {}, replace=True)
+        env(rack).set("myapp", {}, replace=True, promote=False)
         assert rack.sent[0].form == {"env": ""}
 
     def test_unset(self, rack: FakeRack) -> None:
@@ -136,7 +139,7 @@ class TestSet:
         rack.on("POST", RELEASES, created("R6"))
         rack.on("GET", RELEASES, [Release(id="R6"), Release(id="R5")])
 
-        assert env(rack).unset("myapp", ["A"]) == "R6"
+        assert env(rack).unset("myapp", ["A"], promote=False) == "R6"
         assert rack.requests("POST", RELEASES)[0].form["env"] == "B=2"
 
     def test_promote_runs_the_promote_flow_on_the_result(self, rack: FakeRack) -> None:
@@ -174,7 +177,7 @@ class TestConcurrentWriter:
 
         rack._answers[("GET", RELEASES)] = [listing]
 
-        result = env(rack).set("myapp", {"MINE": "y"}, on_event=rack.event)
+        result = env(rack).set("myapp", {"MINE": "y"}, on_event=rack.event, promote=False)
 
         assert result == "R8"
         creates = rack.requests("POST", RELEASES)
@@ -197,7 +200,7 @@ class TestConcurrentWriter:
         rack.on("GET", f"{RELEASES}/R7", later)
         rack.on("POST", RELEASES, created("R6"))
 
-        assert env(rack).set("myapp", {"MINE": "y"}) == "R7"
+        assert env(rack).set("myapp", {"MINE": "y"}, promote=False) == "R7"
         assert len(rack.requests("POST", RELEASES)) == 1
 
     def test_a_writer_we_overwrote_gets_our_change_merged_on_top_of_theirs(
@@ -222,7 +225,7 @@ class TestConcurrentWriter:
         rack.on("GET", f"{RELEASES}/R6", theirs)
         rack.on("POST", RELEASES, created("R7"), created("R8"))
 
-        assert env(rack).set("myapp", {"MINE": "y"}) == "R8"
+        assert env(rack).set("myapp", {"MINE": "y"}, promote=False) == "R8"
         second = rack.requests("POST", RELEASES)[1]
         assert second.form == {"env": "A=1\nMINE=y\nTHEIRS=x", "parent-release": "R6"}
 
@@ -238,7 +241,7 @@ class TestConcurrentWriter:
         rack.on("GET", f"{RELEASES}/R6", same)
         rack.on("POST", RELEASES, created("R7"))
 
-        assert env(rack).set("myapp", {"MINE": "y"}) == "R7"
+        assert env(rack).set("myapp", {"MINE": "y"}, promote=False) == "R7"
         assert len(rack.requests("POST", RELEASES)) == 1
 
     def test_gives_up_after_max_attempts(self, rack: FakeRack) -> None:
@@ -260,5 +263,5 @@ class TestConcurrentWriter:
         rack.on("POST", RELEASES, created("RN"))
 
         with pytest.raises(ConvoxWorkflowError, match="3 attempts"):
-            env(rack).set("myapp", {"A": "mine"}, max_attempts=3)
+            env(rack).set("myapp", {"A": "mine"}, max_attempts=3, promote=False)
         assert len(rack.requests("POST", RELEASES)) == 3

@@ -49,7 +49,7 @@ def running(rack: FakeRack, *before: str) -> None:
 def run(rack: FakeRack, command: Any = "bin/migrate", **options: Any) -> int:
     options.setdefault("on_event", rack.event)
     workflows: ProcessWorkflows[Any] = ProcessWorkflows(rack)  # type: ignore[arg-type]
-    return workflows.run("myapp", "web", command, **options)
+    return workflows.run_attached("myapp", "web", command, **options)
 
 
 def deleted(rack: FakeRack) -> bool:
@@ -184,7 +184,7 @@ class TestRun:
     def test_closing_the_flow_cannot_send_the_delete(self, rack: FakeRack) -> None:
         running(rack)
         workflows: ProcessWorkflows[Any] = ProcessWorkflows(rack)  # type: ignore[arg-type]
-        flow = ProcessWorkflows.run.describe(workflows, "myapp", "web", "true")
+        flow = ProcessWorkflows.run_attached.describe(workflows, "myapp", "web", "true")
         effect = next(flow)
         while not isinstance(effect, Stream):
             effect = flow.send(rack._perform(effect))

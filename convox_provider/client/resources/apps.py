@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import base64
 import builtins
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
+from datetime import datetime
 
 from convox_provider.client.encoding import Fields, segment, validate_app_name
 from convox_provider.client.errors import ConvoxInputError
-from convox_provider.client.models import App, AppConfig
+from convox_provider.client.models import App, AppConfig, Metric
 from convox_provider.client.operation import (
     Call,
     D,
@@ -30,6 +31,8 @@ __all__ = [
     "delete",
     "get",
     "list",
+    "metrics",
+    "metrics_query",
     "update",
 ]
 
@@ -48,15 +51,17 @@ def get(name: str) -> Call[App]:
     return Call("GET", app_path(name), parse_model(App))
 
 
-def create(name: str, *, timeout: int | None = None) -> Call[App]:
+def create(name: str, *, generation: str | None = None, timeout: int | None = None) -> Call[App]:
     """Create an app; it is ``updating`` until its empty first release settles.
 
+    ``generation`` is sent as given, ``"2"`` when not (the only generation v3 racks run).
     ``timeout`` is the rollout deadline of that first deploy in seconds (server default 300).
     Not retried: a second POST after a lost answer would get 409 ``app already exists``.
     """
     validate_app_name(name)
     whole_numbers(timeout=timeout)
-    form = Fields().add("name", name).add("generation", "2").add("timeout", timeout)
+    generation = "2" if generation is None else generation
+    form = Fields().add("name", name).add("generation", generation).add("timeout", timeout)
     return Call("POST", "/apps", parse_model(App), form=pairs(form))
 
 
@@ -90,6 +95,38 @@ def cancel(name: str) -> Call[None]:
     return Call("POST", app_path(name, "cancel"), parse_ok)
 
 
+def metrics_query(
+    start: str | datetime | None,
+    end: str | datetime | None,
+    period: int | None,
+    metrics: Iterable[str] | None = None,
+) -> Fields:
+    """The query of the metrics routes: times as the rack's ``YYYYMMDD.HHMMSS.nnnnnnnnn``
+    (a ``str`` is sent as given), ``period`` in seconds, ``metrics`` comma-joined (§4.8)."""
+    whole_numbers(period=period)
+    query = Fields()
+    for name, value in (("start", start), ("end", end)):
+        if isinstance(value, datetime):
+            query.add_time(name, value)
+        else:
+            query.add(name, value)
+    return query.add("period", period).add_list("metrics", metrics)
+
+
+def metrics(
+    name: str,
+    *,
+    start: str | datetime | None = None,
+    end: str | datetime | None = None,
+    period: int | None = None,
+    metrics: Iterable[str] | None = None,
+) -> Call[builtins.list[Metric]]:
+    """The app's metrics. v3 racks on the generic Kubernetes provider answer 501
+    ``unimplemented`` (``ConvoxNotImplementedError``, docs/rack-api.md §8 item 10)."""
+    query = pairs(metrics_query(start, end, period, metrics))
+    return Call("GET", app_path(name, "metrics"), parse_list(Metric), query=query)
+
+
 def config_list(app: str) -> Call[builtins.list[AppConfig]]:
     """The app's named configs (the CLI keeps its env mask list under ``cli-env-mask``)."""
     return Call("GET", app_path(app, "configs"), parse_list(AppConfig))
@@ -100,17 +137,34 @@ def config_get(app: str, name: str) -> Call[AppConfig]:
     return Call("GET", _config_path(app, name), parse_model(AppConfig))
 
 
-def config_set(app: str, name: str, value: str | bytes) -> Call[None]:
+def config_set(
+    app: str,
+    name: str,
+    value: str | bytes | None = None,
+    *,
+    value_base64: str | None = None,
+) -> Call[None]:
     """Store ``value`` (text is stored as UTF-8) under ``name``, replacing any earlier value.
 
     The rack wants the value base64-encoded and answers it decoded (see :meth:`config_get`);
-    the encoding is done here, so pass the plain value, not base64 as the official SDK's
-    ``value_base64``. Retried like a GET: writing the same value twice leaves the same config.
+    the encoding is done here, so pass the plain value, or as the official SDK the encoded one
+    as ``value_base64=`` (sent as given). Exactly one of the two. Retried like a GET: writing
+    the same value twice leaves the same config.
     """
-    data = value.encode("utf-8") if isinstance(value, str) else value
-    if not isinstance(data, bytes):
-        raise ConvoxInputError(f"config value must be str or bytes, got {type(data).__name__}")
-    form = Fields().add("value", base64.b64encode(data).decode("ascii"))
+    if (value is None) == (value_base64 is None):
+        raise ConvoxInputError("config_set needs exactly one of value and value_base64")
+    if value_base64 is not None:
+        try:
+            base64.b64decode(value_base64, validate=True)
+        except (ValueError, TypeError) as exc:
+            raise ConvoxInputError("value_base64 is not valid base64") from exc
+        encoded = value_base64
+    else:
+        data = value.encode("utf-8") if isinstance(value, str) else value
+        if not isinstance(data, bytes):
+            raise ConvoxInputError(f"config value must be str or bytes, got {type(data).__name__}")
+        encoded = base64.b64encode(data).decode("ascii")
+    form = Fields().add("value", encoded)
     return Call("PUT", _config_path(app, name), parse_ok, form=hidden(form), retry_safe=True)
 
 
@@ -123,6 +177,7 @@ class AppRoutes(AppLogs[D]):
     update = route(update)
     delete = route(delete)
     cancel = route(cancel)
+    metrics = route(metrics)
     config_list = route(config_list)
     config_get = route(config_get)
     config_set = route(config_set)

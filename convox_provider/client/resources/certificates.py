@@ -6,7 +6,7 @@ import builtins
 from collections.abc import Iterable
 from datetime import timedelta
 
-from convox_provider.client.encoding import Fields, segment
+from convox_provider.client.encoding import Fields, encode_int, segment
 from convox_provider.client.models import Certificate
 from convox_provider.client.operation import (
     Call,
@@ -17,7 +17,7 @@ from convox_provider.client.operation import (
     parse_model,
     parse_ok,
 )
-from convox_provider.client.resources._common import hidden, pairs
+from convox_provider.client.resources._common import app_path, hidden, pairs
 
 __all__ = ["Certificates"]
 
@@ -25,8 +25,8 @@ __all__ = ["Certificates"]
 class Certificates(Resource[D]):
     """``client.certificates``.
 
-    Not offered: ``apply`` (``PUT /apps/{app}/ssl/{service}/{port}``) answers 501 on v3 racks,
-    and ``renew`` reads its id as an app name there, renewing that app's generated certificates.
+    ``apply`` answers 501 on v3 racks, and ``renew`` reads its id as an app name there; both
+    are offered because the official SDK has them, and send what it sends.
     """
 
     @operation
@@ -63,6 +63,23 @@ class Certificates(Resource[D]):
             .add_duration("duration", duration)
         )
         return Call("POST", "/certificates/generate", parse_model(Certificate), form=pairs(form))
+
+    @operation
+    def apply(self, app: str, service: str, port: int, cert_id: str) -> Call[None]:
+        """Put certificate ``cert_id`` on ``port`` of ``service``
+        (``PUT /apps/{app}/ssl/{service}/{port}``): 501 ``unimplemented`` on v3 racks
+        (``ConvoxNotImplementedError``). Retried like a GET: applying twice changes nothing."""
+        port_text = encode_int(port, name="port")
+        path = app_path(app, "ssl", segment(service, kind="service name"), port_text)
+        form = Fields().add("id", cert_id)
+        return Call("PUT", path, parse_ok, form=pairs(form), retry_safe=True)
+
+    @operation
+    def renew(self, cert_id: str) -> Call[None]:
+        """``POST /certificates/{id}/renew``. v3 racks read the id as an APP name and renew that
+        app's generated certificates (docs/rack-api.md §4.11). Not retried."""
+        path = "/certificates/" + segment(cert_id, kind="certificate id") + "/renew"
+        return Call("POST", path, parse_ok)
 
     @operation
     def delete(self, cert_id: str) -> Call[None]:

@@ -102,6 +102,8 @@ def run_detached(
     width: int | None = None,
 ) -> Call[Process]:
     """Start a detached one-off process of ``service``; returns its pod, usually ``pending``.
+    ``client.processes.run`` and ``run_detached`` (its older name) are this route;
+    ``run_attached`` runs a command to its exit code.
 
     All options travel as headers (§4.6). ``command`` is split shell-style by the rack (no
     shell: use ``["sh", "-c", "a && b"]``); a list is quoted for that split. ``release``
@@ -155,4 +157,5 @@ class ProcessRoutes(ProcessStreams[D]):
     get = route(get)
     stop = route(stop)
     delete = route(delete)
+    run = route(run_detached)
     run_detached = route(run_detached)

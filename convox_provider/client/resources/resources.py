@@ -29,11 +29,11 @@ def _rack_resource_path(name: str) -> str:
 class Resources(Resource[D]):
     """``client.resources``.
 
-    Not offered, because v3 racks refuse them: ``system_update``, ``system_link`` and
-    ``system_unlink`` always answer 400 ``unavailable on v3 racks`` (the official SDK exposes them
-    as if they worked, §8 item 10). Database dump export/import and the resource console are
-    streams outside this module. Resource ``url`` and ``parameters`` hold credentials: they are
-    masked in ``repr``.
+    ``system_update``, ``system_link`` and ``system_unlink`` are sent as the official SDK sends
+    them, but v3 racks always answer 400 ``unavailable on v3 racks``
+    (``ConvoxValidationError``, §8 item 10). Database dump export/import and the resource
+    console are streams outside this module. Resource ``url`` and ``parameters`` hold
+    credentials: they are masked in ``repr``.
     """
 
     @operation
@@ -75,6 +75,32 @@ class Resources(Resource[D]):
         """
         form = Fields().add("kind", kind).add("name", name).add_map("parameters", parameters)
         return Call("POST", "/resources", parse_model(ResourceModel), form=hidden(form))
+
+    @operation
+    def system_update(
+        self, name: str, *, parameters: Mapping[str, str] | None = None
+    ) -> Call[ResourceModel]:
+        """``PUT /resources/{name}``; ``parameters`` as ONE url-encoded field (§8 item 3).
+        v3 racks answer 400 ``unavailable on v3 racks``. Not retried."""
+        form = Fields().add_map("parameters", parameters)
+        path = _rack_resource_path(name)
+        return Call("PUT", path, parse_model(ResourceModel), form=hidden(form))
+
+    @operation
+    def system_link(self, name: str, app: str) -> Call[ResourceModel]:
+        """Link a rack resource to ``app`` (``POST /resources/{name}/links``): 400
+        ``unavailable on v3 racks`` there. Not retried."""
+        segment(app, kind="app name")
+        form = Fields().add("app", app)
+        path = _rack_resource_path(name) + "/links"
+        return Call("POST", path, parse_model(ResourceModel), form=hidden(form))
+
+    @operation
+    def system_unlink(self, name: str, app: str) -> Call[ResourceModel]:
+        """Unlink ``app`` (``DELETE /resources/{name}/links/{app}``): 400 ``unavailable on v3
+        racks`` there. Not retried."""
+        path = _rack_resource_path(name) + "/links/" + segment(app, kind="app name")
+        return Call("DELETE", path, parse_model(ResourceModel))
 
     @operation
     def system_delete(self, name: str) -> Call[None]:

@@ -2,12 +2,22 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Literal
+import json
+from collections.abc import Iterable, Mapping
+from datetime import datetime
+from typing import Any, Literal
 
 from convox_provider.client.encoding import Fields
 from convox_provider.client.errors import ConvoxInputError
-from convox_provider.client.models import Capacity, Process, Release, System, SystemJwt
+from convox_provider.client.models import (
+    Capacity,
+    LetsEncryptConfig,
+    Metric,
+    Process,
+    Release,
+    System,
+    SystemJwt,
+)
 from convox_provider.client.operation import (
     Call,
     D,
@@ -18,6 +28,7 @@ from convox_provider.client.operation import (
     parse_ok,
 )
 from convox_provider.client.resources._common import pairs, whole_numbers
+from convox_provider.client.resources.apps import metrics_query
 
 __all__ = ["SystemResource"]
 
@@ -76,23 +87,61 @@ class SystemResource(Resource[D]):
         return Call("GET", "/system/capacity", parse_model(Capacity))
 
     @operation
+    def metrics(
+        self,
+        *,
+        start: str | datetime | None = None,
+        end: str | datetime | None = None,
+        period: int | None = None,
+        metrics: Iterable[str] | None = None,
+    ) -> Call[list[Metric]]:
+        """The rack's metrics (``GET /system/metrics``): 501 ``unimplemented`` on the generic
+        Kubernetes provider (``ConvoxNotImplementedError``)."""
+        query = pairs(metrics_query(start, end, period, metrics))
+        return Call("GET", "/system/metrics", parse_list(Metric), query=query)
+
+    @operation
     def jwt_token(
-        self, *, role: Literal["read", "write", "admin"], duration_in_hour: int
+        self,
+        *,
+        role: Literal["read", "write", "admin"] | None = None,
+        duration_in_hour: int | str | None = None,
     ) -> Call[SystemJwt]:
         """Mint a JWT (direct racks), used as the password with Basic user ``jwt``.
 
-        ``duration_in_hour`` is 1 to 8760; an ``admin`` token needs an admin caller. The token
-        is masked in ``repr``. Not retried: each call mints another token.
+        ``role`` defaults on the rack to ``read`` and ``duration_in_hour`` (1 to 8760, an int
+        or its digits as the official SDK's ``str``) to 1. An ``admin`` token needs an admin
+        caller. The token is masked in ``repr``. Not retried: each call mints another token.
         """
-        if role not in _JWT_ROLES:
+        if role is not None and role not in _JWT_ROLES:
             raise ConvoxInputError(f"invalid JWT role {role!r}: expected read, write or admin")
-        whole_numbers(duration_in_hour=duration_in_hour)
-        if not 1 <= duration_in_hour <= _JWT_MAX_HOURS:
-            raise ConvoxInputError(
-                f"invalid duration_in_hour {duration_in_hour}: the rack accepts 1 to 8760"
-            )
-        form = Fields().add("role", role).add("durationInHour", duration_in_hour)
+        hours = duration_in_hour
+        if isinstance(hours, str):
+            if not (hours.isascii() and hours.isdigit()):
+                raise ConvoxInputError(f"invalid duration_in_hour {hours!r}: give whole hours")
+            hours = int(hours)
+        whole_numbers(duration_in_hour=hours)
+        if hours is not None and not 1 <= hours <= _JWT_MAX_HOURS:
+            raise ConvoxInputError(f"invalid duration_in_hour {hours}: the rack accepts 1 to 8760")
+        form = Fields().add("role", role).add("durationInHour", hours)
         return Call("POST", "/system/jwt/token", parse_model(SystemJwt), form=pairs(form))
+
+    @operation
+    def letsencrypt_config_get(self) -> Call[LetsEncryptConfig]:
+        """The Let's Encrypt DNS-01 configuration (``GET /letsencrypt/config``)."""
+        return Call("GET", "/letsencrypt/config", parse_model(LetsEncryptConfig))
+
+    @operation
+    def letsencrypt_config_apply(self, config: LetsEncryptConfig | Mapping[str, Any]) -> Call[None]:
+        """Replace the Let's Encrypt configuration (``PUT /letsencrypt/config``, a JSON body
+        with the rack's keys). Retried like a GET: the same body twice leaves the same config."""
+        if not isinstance(config, LetsEncryptConfig):
+            config = LetsEncryptConfig.model_validate(config)
+        body = json.dumps(config.model_dump(mode="json", by_alias=True)).encode("utf-8")
+        headers = (("Content-Type", "application/json"),)
+        return Call(
+            "PUT", "/letsencrypt/config", parse_ok, content=body, headers=headers, retry_safe=True
+        )
 
     @operation
     def jwt_rotate(self) -> Call[None]:

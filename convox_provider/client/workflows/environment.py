@@ -247,12 +247,13 @@ class EnvironmentWorkflows(Resource[D]):
         app: str,
         changes: Mapping[str, str] | None = None,
         *,
+        env: Mapping[str, str] | None = None,
         unset: Iterable[str] = (),
         replace: bool = False,
         release: str | None = None,
         max_attempts: int = 5,
         if_changed: bool = False,
-        promote: bool = False,
+        promote: bool = True,
         wait: bool = True,
         force: bool = False,
         timeout: float = ROLLOUT_WAIT.timeout,
@@ -277,9 +278,15 @@ class EnvironmentWorkflows(Resource[D]):
         newest release. With ``replace`` and ``if_changed`` (and no ``release``) the newest
         release is read first, and when its environment is exactly ``changes`` its id is
         returned and nothing written (what a retried task needs; default deploy keys may not
-        read releases). ``promote=True`` promotes the result like ``releases.promote`` (with
-        ``wait``, ``force`` and the wait options, or ``waiting``).
+        read releases). The result is promoted like ``releases.promote`` (with ``wait``,
+        ``force`` and the wait options, or ``waiting``) unless ``promote=False``, as the official
+        SDK's default; unlike its promote, this one waits for the rollout (§8 item 7). ``env``
+        is the official SDK's name of ``changes`` (give one of them).
         """
+        if env is not None:
+            if changes is not None:
+                raise ConvoxInputError("give changes or env, not both")
+            changes = env
         change = EnvironmentChange(changes, unset, replace=replace)
         return _write(self, app, change, locals(), if_changed=if_changed)
 
@@ -287,11 +294,10 @@ class EnvironmentWorkflows(Resource[D]):
     def unset(
         self,
         app: str,
-        keys: Iterable[str],
-        *,
+        *keys: str | Iterable[str],
         release: str | None = None,
         max_attempts: int = 5,
-        promote: bool = False,
+        promote: bool = True,
         wait: bool = True,
         force: bool = False,
         timeout: float = ROLLOUT_WAIT.timeout,
@@ -301,6 +307,12 @@ class EnvironmentWorkflows(Resource[D]):
         on_event: EventCallback | None = None,
         waiting: WaitOptions | None = None,
     ) -> Flow[str]:
-        """Remove variables in a new release; return its id: ``set(app, unset=keys, …)``."""
-        change = EnvironmentChange(None, keys, replace=False)
+        """Remove variables in a new release; return its id: ``set(app, unset=keys, …)``.
+
+        Keys come as the official SDK's ``unset(app, "A", "B")``, or as collections
+        (``unset(app, ["A", "B"])``); a ``str`` is always one key. Promoted unless
+        ``promote=False``, as ``set``.
+        """
+        names = [k for arg in keys for k in ((arg,) if isinstance(arg, str) else arg)]
+        change = EnvironmentChange(None, names, replace=False)
         return _write(self, app, change, locals(), if_changed=False)

@@ -20,6 +20,7 @@ from typing import Any
 from convox_provider.client.encoding import segment
 from convox_provider.client.errors import (
     ConvoxForbiddenError,
+    ConvoxInputError,
     ConvoxSupersededError,
     ConvoxWorkflowError,
 )
@@ -68,6 +69,7 @@ class PromoteOptions:
     min_count: int | None = None
     max_count: int | None = None
     watch_processes: bool = True
+    idle: bool | None = None
 
 
 def promote_release(
@@ -110,6 +112,7 @@ def promote_release(
                     timeout=options.rollout_timeout,
                     min_count=options.min_count,
                     max_count=options.max_count,
+                    idle=options.idle,
                 )
             )
         except ConvoxForbiddenError as exc:
@@ -304,11 +307,18 @@ class ReleaseWorkflows(Resource[D]):
         rollout_timeout: int | None = None,
         min_count: int | None = None,
         max_count: int | None = None,
+        idle: bool | None = None,
+        development: bool | None = None,
         watch_processes: bool = True,
         on_event: EventCallback | None = None,
         waiting: WaitOptions | None = None,
     ) -> Flow[str]:
         """Promote a release (default: the newest) and wait for its rollout; return its id.
+
+        The official SDK's arguments are taken: ``idle`` is sent to the rack; ``development``
+        is accepted and not sent, since the rack ignores it (§8 item 10). Its ``timeout`` was
+        the rack's rollout deadline; here ``timeout`` bounds the whole wait, and the rack's
+        deadline is ``rollout_timeout``.
 
         As the CLI does (docs/rack-api.md §7.4): unless ``force``, wait for the app to be
         ``running`` first (the rack answers 403 ``app is currently updating`` otherwise; a 403
@@ -336,7 +346,9 @@ class ReleaseWorkflows(Resource[D]):
             min_count=min_count,
             max_count=max_count,
             watch_processes=watch_processes,
+            idle=idle,
         )
+        del development  # accepted for the official SDK's callers; the rack ignores it
         segment(app, kind="app name")
         if release_id is not None:
             segment(release_id, kind="release id")
@@ -348,6 +360,7 @@ class ReleaseWorkflows(Resource[D]):
         app: str,
         to_release: str | None = None,
         *,
+        release_id: str | None = None,
         undoing: str | None = None,
         wait: bool = True,
         force: bool = False,
@@ -376,8 +389,13 @@ class ReleaseWorkflows(Resource[D]):
         ``wait_first`` (and no ``force``) it waits for a rollout in progress to end first, as
         :meth:`promote` does: what a rollback right after a failed deploy needs, since the rack
         is then still rolling that deploy back. The wait and its options are those of
-        :meth:`promote` (``waiting`` included); ``timeout`` covers both waits.
+        :meth:`promote` (``waiting`` included); ``timeout`` covers both waits. ``release_id``
+        is the official SDK's name of ``to_release`` (give one of them).
         """
+        if release_id is not None:
+            if to_release is not None and to_release != release_id:
+                raise ConvoxInputError("give to_release or release_id, not both")
+            to_release = release_id
         options = PromoteOptions(
             wait_options(locals(), ROLLOUT_WAIT),
             wait=wait,

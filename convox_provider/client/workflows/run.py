@@ -176,7 +176,7 @@ class ProcessWorkflows(Resource[D]):
         return _remove(app, pid)
 
     @operation
-    def run(
+    def run_attached(
         self,
         app: str,
         service: str,
@@ -202,7 +202,8 @@ class ProcessWorkflows(Resource[D]):
         waiting: WaitOptions | None = None,
     ) -> Flow[int]:
         """Run ``command`` in a new one-off pod of ``service``, stream its output, return its
-        exit code; the pod is always deleted afterwards.
+        exit code; the pod is always deleted afterwards (``convox run``; ``processes.run`` is
+        the official SDK's detached run, which returns the pod and no exit code).
 
         As ``convox run`` (§7.6): a pod running ``sleep <timeout>`` is started (``timeout`` in
         seconds bounds the command's run time; ``release``, ``environment`` and the sizing
