@@ -29,7 +29,7 @@ import time
 import warnings
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
-from datetime import timedelta
+from datetime import datetime, timedelta, timezone
 from functools import cached_property
 from typing import TYPE_CHECKING, Any, NoReturn
 
@@ -338,7 +338,14 @@ class ConvoxTask(BaseOperator):
     def _defer(self, trigger: ConvoxTrigger, method_name: str) -> NoReturn:
         """Defer to ``trigger``; the deferral times out ``DEFER_MARGIN`` after its deadline."""
         left = max(0.0, trigger.end_time - time.time())
-        self.log.info("Deferring: waiting on the triggerer for %s", trigger.subject)
+        self.log.info(
+            "Deferring: waiting on the triggerer for %s. A triggerer must be running "
+            "(`airflow triggerer`); without one the task stays deferred until %s",
+            trigger.subject,
+            datetime.fromtimestamp(trigger.end_time + DEFER_MARGIN, timezone.utc).isoformat(
+                timespec="seconds"
+            ),
+        )
         self.defer(
             trigger=trigger,
             method_name=method_name,
