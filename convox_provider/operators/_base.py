@@ -140,6 +140,8 @@ def check_argument(
     ``task_id`` names the task before ``BaseOperator.__init__`` has set it."""
     if value is None and optional:
         return
+    if name in getattr(task, "template_fields", ()) and hasattr(value, "resolve"):
+        return  # an XComArg (``task.output``), resolved when the task runs
     kinds = expected if isinstance(expected, tuple) else (expected,)
     ok = isinstance(value, kinds) and not (isinstance(value, bool) and bool not in kinds)
     if ok:
@@ -181,17 +183,24 @@ class ConvoxTask(BaseOperator):
 
     _templated: frozenset[str] = frozenset()
     """The template fields whose value was a Jinja template before the last render."""
+    _pulled: frozenset[str] = frozenset()
+    """Those of them whose template pulls an XCom."""
 
     def render_template_fields(self, context: Context, jinja_env: Any = None) -> None:
         """Render the templates, remembering which fields held one (see :meth:`_preflight`)."""
         self._templated = frozenset(
             name for name in self.template_fields if _looks_templated(getattr(self, name, None))
         )
+        self._pulled = frozenset(
+            name for name in self._templated if "xcom_pull" in str(getattr(self, name))
+        )
         super().render_template_fields(context, jinja_env)
 
     def _preflight(self, context: Context) -> None:
-        """Refuse, before any request to the rack, a context that is not a running task's and
-        a template that rendered to nothing (``None``, ``"None"`` or ``""``)."""
+        """Refuse, before any request to the rack, a context that is not a running task's, a
+        template that rendered to the text ``"None"`` (never a Convox id or name), and an
+        ``xcom_pull`` template that rendered to ``None`` (a native render whose template means
+        None on purpose, such as an empty param, is left alone)."""
         owner = f"{type(self).__name__} {self.task_id!r}"
         if not isinstance(context, Mapping) or context.get("ti") is None:
             raise AirflowException(
@@ -201,7 +210,9 @@ class ConvoxTask(BaseOperator):
             )
         for name in sorted(self._templated):
             value = getattr(self, name, None)
-            if value is None or (isinstance(value, str) and value.strip() in _UNSET):
+            if (value is None and name in self._pulled) or (
+                isinstance(value, str) and value.strip() in _UNSET
+            ):
                 raise AirflowException(
                     f"{owner}: the template of {name} rendered to {value!r}, so nothing was "
                     f"sent to the rack. A template that renders to None is usually an "

@@ -132,8 +132,10 @@ def test_execute_outside_a_task_sends_nothing(rack: RackEmulator) -> None:
 def test_a_template_rendered_to_none_is_refused_before_any_request(
     rack: RackEmulator, rendered: Any
 ) -> None:
-    op = promote(release_id="{{ missing }}")
-    ctx = {**context(RecordingTI()), "missing": rendered}
+    op = promote(release_id="{{ missing }}" if rendered else "{{ ti.xcom_pull('bulid') }}")
+    ti = RecordingTI()
+    ti.xcom_pull = lambda *args, **kwargs: None  # type: ignore[attr-defined]
+    ctx = {**context(ti), "missing": rendered}
     op.render_template_fields(ctx)
     before = len(rack.requests)
     with pytest.raises(AirflowException) as refused:
@@ -142,3 +144,13 @@ def test_a_template_rendered_to_none_is_refused_before_any_request(
     assert "the template of release_id rendered to" in message
     assert "xcom_pull" in message
     assert len(rack.requests) == before
+
+
+def test_a_template_meaning_none_on_purpose_is_left_alone() -> None:
+    op = promote(release_id="{{ params.release_id }}")
+    op.render_template_fields({**context(), "params": {"release_id": None}}, None)
+    assert op.release_id == "None"  # not native: the text is refused
+    native = promote(release_id="{{ params.release_id }}")
+    native._templated = frozenset({"release_id"})
+    native.release_id = None  # what a native render of an empty param gives
+    native._preflight(context())  # no xcom_pull: None means "the default" here
