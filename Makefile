@@ -17,20 +17,20 @@ SCREENSHOT ?= docs/connection-form.png
 # Airflow); the thread method can stop a test whatever signal handlers Airflow installed.
 SYSTEM_PYTEST_ARGS ?= -rs --durations=0 -o timeout=600 -o timeout_method=thread
 
-.PHONY: env test test-floor check lint typecheck unit system system-floor screenshot demo bench clean
+.PHONY: env test test-floor check lint typecheck unit system system-floor screenshot demo bench clean docs
 
 env: $(STAMP)
 
 $(STAMP): pyproject.toml
 	@command -v uv >/dev/null 2>&1 || $(PYTHON) -m pip install --quiet --disable-pip-version-check uv
 	uv venv --quiet --allow-existing --python $(PYTHON) $(VENV)
-	VIRTUAL_ENV=$(VENV) uv pip install --quiet -e '.[dev,ui]' '$(AIRFLOW_SPEC)'
+	VIRTUAL_ENV=$(VENV) uv pip install --quiet -e '.[dev,ui,docs]' '$(AIRFLOW_SPEC)'
 	@rm -f $(VENV)/.installed*
 	@touch $@
 
 ## The whole suite (what .ci/run calls): lint, format, types, the tests on the newest Airflow
 ## 3.3.x, then the tests again on the declared floor, Airflow 3.1.x, in its own virtualenv.
-test: env lint typecheck unit test-floor
+test: env lint typecheck docs unit test-floor
 
 ## The test suite alone, in $(VENV).
 unit: env
@@ -62,6 +62,10 @@ lint: env
 typecheck: env
 	$(BIN)/mypy
 
+## The documentation site, into site/ (warnings fail the build).
+docs: env
+	PYTHONPATH=$(CURDIR) $(BIN)/mkdocs build --strict --quiet --site-dir site
+
 ## Refresh the README's screenshot of the Convox connection form (real browser, tests/ui).
 screenshot: env
 	CONVOX_UI_SCREENSHOT='$(abspath $(SCREENSHOT))' $(BIN)/pytest -q tests/ui
@@ -75,4 +79,4 @@ bench: env
 	$(BIN)/python -m bench
 
 clean:
-	rm -rf $(VENV) $(FLOOR_VENV) .mypy_cache .ruff_cache .pytest_cache
+	rm -rf $(VENV) $(FLOOR_VENV) .mypy_cache .ruff_cache .pytest_cache site

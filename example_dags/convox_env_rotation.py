@@ -51,6 +51,10 @@ POLL_INTERVAL = float(os.environ.get("CONVOX_POLL_INTERVAL", "5"))
 ROLLOUT_TIMEOUT = 35 * 60.0
 
 
+#: When the run happened: its logical date, or, for a run without one, when it was due to run.
+ROTATED_AT = "{{ (dag_run.logical_date or dag_run.run_after).isoformat() }}"
+
+
 @dag(
     dag_id="convox_env_rotation",
     description="Write a rotated secret into a Convox app's environment and promote it",
@@ -71,7 +75,8 @@ def convox_env_rotation() -> None:
         app="{{ params.app }}",
         set={
             "PAYMENTS_CREDENTIAL": "{{ var.value.payments_credential }}",
-            "PAYMENTS_CREDENTIAL_ROTATED_AT": "{{ ts }}",
+            # Not {{ ts }}: a run triggered with no logical date (REST API, UI) has none.
+            "PAYMENTS_CREDENTIAL_ROTATED_AT": ROTATED_AT,
         },
         promote=True,
         poll_interval=POLL_INTERVAL,

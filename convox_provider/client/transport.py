@@ -280,6 +280,13 @@ class _Exchange:
                 f"({reason}). Pass verify= the CA bundle that signed it (or an ssl.SSLContext), "
                 "or verify=False for a rack's self-signed certificate"
             ) from exc
+        if _speaks_plain_http(exc):
+            parts = urlsplit(self.config.base_url)
+            raise ConvoxConnectionError(
+                f"{where} failed: {parts.netloc} speaks plain HTTP, not TLS; use "
+                f"http://{parts.netloc} as the host (plain http:// is accepted for loopback "
+                "hosts only, such as the local rack emulator)"
+            ) from exc
         unsure = ""
         if not call.idempotent and not self.policy.should_retry_exception(exc, idempotent=False):
             unsure = f"; {MAY_HAVE_ACTED}"
@@ -312,6 +319,18 @@ class _Exchange:
             )
 
         return before_sleep
+
+
+def _speaks_plain_http(exc: BaseException) -> bool:
+    """Whether a TLS handshake failed because the server answered in plain HTTP (OpenSSL:
+    ``WRONG_VERSION_NUMBER``, or ``RECORD_LAYER_FAILURE`` since 3.2)."""
+    current: BaseException | None = exc
+    while current is not None:
+        text = str(current)
+        if "WRONG_VERSION_NUMBER" in text or "RECORD_LAYER_FAILURE" in text:
+            return True
+        current = current.__cause__ or current.__context__
+    return False
 
 
 def session_challenge(response: httpx.Response) -> tuple[str, bool] | None:

@@ -51,6 +51,8 @@ from convox_provider.client.errors import (
     ConvoxAPIError,
     ConvoxAuthError,
     ConvoxConnectionError,
+    ConvoxNotFoundError,
+    ConvoxStreamError,
     ConvoxTimeoutError,
     ConvoxWaitTimeoutError,
 )
@@ -98,6 +100,7 @@ class AsyncStreamDriver(StreamDriver, Protocol):
 
 __all__ = [
     "PING_INTERVAL",
+    "ConvoxStreamNotFoundError",
     "console_session",
     "lines",
     "AsyncStreamDriver",
@@ -138,6 +141,13 @@ def console_session(driver: StreamDriver, path: str) -> Flow[None]:
             raise
 
 
+class ConvoxStreamNotFoundError(ConvoxNotFoundError, ConvoxStreamError):
+    """A stream the rack ended at once with ``ERROR: … not found`` (the logs of a missing build,
+    app or process): a :class:`ConvoxNotFoundError` like a missing object anywhere else, and
+    still a :class:`ConvoxStreamError`. ``status_code`` is 404 (the upgrade itself succeeded);
+    ``request_id`` is the upgrade's."""
+
+
 class _Connection:
     """One stream without I/O: handshake, frames in and out, and what they mean."""
 
@@ -151,6 +161,7 @@ class _Connection:
         self.protocol = ClientProtocol(self.uri, max_size=(None, _MAX_FRAME))
         self.decoder = StreamDecoder(exit_code=spec.exit_code)
         self.open = False  # the server accepted the upgrade
+        self.request_id: str | None = None  # of the accepted upgrade
 
     @property
     def address(self) -> tuple[str, int]:
@@ -229,6 +240,7 @@ class _Connection:
         error = self.protocol.handshake_exc
         if error is None:
             self.open = True
+            self.request_id = response.headers.get("Request-Id")
             self._send_stdin()
             return
         if not isinstance(error, InvalidStatus):
@@ -256,7 +268,19 @@ class _Connection:
         self.protocol.send_binary(b"")  # any binary frame means EOF (§6.4)
 
     def result(self) -> StreamResult:
-        """The outcome; raises ``ConvoxStreamError`` when the server ended with ``ERROR:``."""
+        """The outcome; raises ``ConvoxStreamError`` when the server ended with ``ERROR:``
+        (:class:`ConvoxStreamNotFoundError`, also a ``ConvoxNotFoundError``, when it said that
+        what the stream is of is not found, before any output)."""
+        error = self.decoder.error
+        if error is not None and not self.decoder.received and "not found" in error.lower():
+            raise ConvoxStreamNotFoundError(
+                error,
+                status_code=404,
+                request_id=self.request_id,
+                method="GET",
+                path=self.spec.path,
+                hint="the rack said so in the stream's ERROR frame",
+            )
         self.decoder.check()
         return StreamResult(self.decoder.exit_code, self.decoder.received)
 

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import difflib
 import json
 import math
 import os
@@ -92,6 +93,8 @@ def _field_labels() -> dict[str, str]:
 
 
 _LABELS = _field_labels()
+_EXTRAS = tuple(get_provider_info()["connection-types"][0]["conn-fields"])
+"""The extras a Convox connection reads (each also as ``extra__convox__<name>``)."""
 
 
 class ConvoxConnectionConfigError(ConvoxConfigError):
@@ -397,7 +400,7 @@ def _config(conn: Connection) -> ClientConfig:
             host, key, rack=rack, username=login, verify=verify, timeout=timeout, retry=retry
         )
     except ConvoxConfigError as exc:
-        raise _field_error(exc, host) from None
+        raise _field_error(exc, host, key) from None
     if rack is not None and not _is_org_rack(rack):
         raise _FieldError(
             "rack",
@@ -407,10 +410,15 @@ def _config(conn: Connection) -> ClientConfig:
     return config
 
 
-def _field_error(exc: ConvoxConfigError, host: str) -> _FieldError:
+def _field_error(exc: ConvoxConfigError, host: str, key: str | None) -> _FieldError:
     """The connection field to fix for ``exc``. A connection cannot set the client's
     ``allow_insecure_http``, so its refusal of plain ``http://`` gets advice a connection can
     follow."""
+    if exc.setting == "api_key" and not (key or "").strip():
+        return _FieldError(
+            "password",
+            "no key: enter the deploy key (console) or the rack API password (direct rack API)",
+        )
     if exc.setting == "allow_insecure_http":
         return _FieldError(
             "host",
@@ -460,6 +468,16 @@ def _extras(raw: str | None) -> Mapping[str, Any]:
         raise _FieldError("extra", "the extra is not valid JSON") from None
     if not isinstance(extra, dict):
         raise _FieldError("extra", "the extra must be a JSON object")
+    for key in extra:
+        name = str(key).removeprefix(_EXTRA_PREFIX)
+        if name not in _EXTRAS:
+            close = difflib.get_close_matches(name, _EXTRAS, n=1, cutoff=0.4)
+            hint = f"did you mean {close[0]!r}? " if close else ""
+            raise _FieldError(
+                "extra",
+                f"unknown extra {str(key)!r}: {hint}a Convox connection reads only "
+                f"{', '.join(_EXTRAS)}",
+            )
     return extra
 
 

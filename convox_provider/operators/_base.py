@@ -27,9 +27,9 @@ import hashlib
 import sys
 import time
 import warnings
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
-from datetime import timedelta
+from datetime import datetime, timedelta, timezone
 from functools import cached_property
 from typing import TYPE_CHECKING, Any, NoReturn
 
@@ -81,6 +81,7 @@ __all__ = [
     "ConvoxTask",
     "OnEvent",
     "StartRollout",
+    "check_argument",
 ]
 
 DEFER_MARGIN = 60.0
@@ -117,6 +118,47 @@ def _warn_at_dag_line(message: str) -> None:
     )
 
 
+_JINJA_MARKS = ("{{", "{%")
+_UNSET = ("None",)
+
+
+def _looks_templated(value: Any) -> bool:
+    return isinstance(value, str) and any(mark in value for mark in _JINJA_MARKS)
+
+
+def check_argument(
+    task: BaseOperator,
+    name: str,
+    value: Any,
+    expected: type | tuple[type, ...],
+    *,
+    optional: bool = False,
+    task_id: str | None = None,
+) -> None:
+    """Refuse at DAG parse an argument of the wrong type, naming it; a Jinja string in an
+    argument that is not templated is refused as such, with the templated fields listed.
+    ``task_id`` names the task before ``BaseOperator.__init__`` has set it."""
+    if value is None and optional:
+        return
+    if name in getattr(task, "template_fields", ()) and hasattr(value, "resolve"):
+        return  # an XComArg (``task.output``), resolved when the task runs
+    kinds = expected if isinstance(expected, tuple) else (expected,)
+    ok = isinstance(value, kinds) and not (isinstance(value, bool) and bool not in kinds)
+    if ok:
+        return
+    task_id = getattr(task, "task_id", None) or task_id
+    owner = f"{type(task).__name__} {task_id!r}"
+    wanted = " or ".join(kind.__name__ for kind in kinds) + (" or None" if optional else "")
+    if _looks_templated(value):
+        templated = ", ".join(getattr(task, "template_fields", ())) or "none"
+        raise TypeError(
+            f"{owner}: {name}={value!r} is a Jinja template, but {name} is not a templated "
+            f"field, so it would never be rendered. Give {name} a {wanted} when the DAG is "
+            f"written (templated fields of {type(task).__name__}: {templated})"
+        )
+    raise TypeError(f"{owner}: {name} must be a {wanted}, not {type(value).__name__} {value!r}")
+
+
 def _sentence(message: str) -> str:
     """A client message as a sentence of an Airflow exception (capital first letter)."""
     return message[:1].upper() + message[1:]
@@ -138,6 +180,45 @@ class ConvoxTask(BaseOperator):
         from convox_provider.hooks.convox import ConvoxHook  # noqa: PLC0415 - module doc
 
         return ConvoxHook(convox_conn_id=self.convox_conn_id)
+
+    _templated: frozenset[str] = frozenset()
+    """The template fields whose value was a Jinja template before the last render."""
+    _pulled: frozenset[str] = frozenset()
+    """Those of them whose template pulls an XCom."""
+
+    def render_template_fields(self, context: Context, jinja_env: Any = None) -> None:
+        """Render the templates, remembering which fields held one (see :meth:`_preflight`)."""
+        self._templated = frozenset(
+            name for name in self.template_fields if _looks_templated(getattr(self, name, None))
+        )
+        self._pulled = frozenset(
+            name for name in self._templated if "xcom_pull" in str(getattr(self, name))
+        )
+        super().render_template_fields(context, jinja_env)
+
+    def _preflight(self, context: Context) -> None:
+        """Refuse, before any request to the rack, a context that is not a running task's, a
+        template that rendered to the text ``"None"`` (never a Convox id or name), and an
+        ``xcom_pull`` template that rendered to ``None`` (a native render whose template means
+        None on purpose, such as an empty param, is left alone)."""
+        owner = f"{type(self).__name__} {self.task_id!r}"
+        if not isinstance(context, Mapping) or context.get("ti") is None:
+            raise AirflowException(
+                f"{owner}: execute() was called without a task instance in its context, so "
+                "nothing was sent to the rack. Run the task in a DAG run (in a test: "
+                "dag.test(), with the convox_airflow fixture of convox_provider.testing)"
+            )
+        for name in sorted(self._templated):
+            value = getattr(self, name, None)
+            if (value is None and name in self._pulled) or (
+                isinstance(value, str) and value.strip() in _UNSET
+            ):
+                raise AirflowException(
+                    f"{owner}: the template of {name} rendered to {value!r}, so nothing was "
+                    f"sent to the rack. A template that renders to None is usually an "
+                    "xcom_pull of a task id or key that pushed nothing (a typo, or a task that "
+                    f"did not run); check the Rendered Template of {name}"
+                )
 
     @contextmanager
     def _client(self) -> Iterator[ConvoxClient]:
@@ -268,7 +349,14 @@ class ConvoxTask(BaseOperator):
     def _defer(self, trigger: ConvoxTrigger, method_name: str) -> NoReturn:
         """Defer to ``trigger``; the deferral times out ``DEFER_MARGIN`` after its deadline."""
         left = max(0.0, trigger.end_time - time.time())
-        self.log.info("Deferring: waiting on the triggerer for %s", trigger.subject)
+        self.log.info(
+            "Deferring: waiting on the triggerer for %s. A triggerer must be running "
+            "(`airflow triggerer`); without one the task stays deferred until %s",
+            trigger.subject,
+            datetime.fromtimestamp(trigger.end_time + DEFER_MARGIN, timezone.utc).isoformat(
+                timespec="seconds"
+            ),
+        )
         self.defer(
             trigger=trigger,
             method_name=method_name,
@@ -313,6 +401,13 @@ class ConvoxBaseOperator(ConvoxTask):
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
+        check_argument(self, "convox_conn_id", convox_conn_id, str)
+        check_argument(self, "app", app, str)
+        check_argument(self, "wait_for_completion", wait_for_completion, bool)
+        check_argument(self, "poll_interval", poll_interval, (int, float))
+        check_argument(self, "timeout", timeout, (int, float), optional=True)
+        check_argument(self, "deferrable", deferrable, bool, optional=True)
+        check_argument(self, "durable", durable, bool)
         if timeout is None:
             timeout = self.default_timeout
         if not poll_interval > 0:

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 from airflow.sdk import Context
 
 from convox_provider.client.waiting import BUILD_TIMEOUT, ROLLOUT_TIMEOUT, WaitOptions
-from convox_provider.operators._base import ConvoxBaseOperator
+from convox_provider.operators._base import ConvoxBaseOperator, check_argument
 
 if TYPE_CHECKING:
     from convox_provider.client.client import ConvoxClient
@@ -91,6 +91,9 @@ class ConvoxBuildOperator(ConvoxBaseOperator):
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
+        check_argument(self, "no_cache", no_cache, bool, optional=True)
+        check_argument(self, "development", development, bool, optional=True)
+        check_argument(self, "follow_logs", follow_logs, bool)
         self.follow_logs = follow_logs
         sources = {
             "source_dir": source_dir,
@@ -132,6 +135,7 @@ class ConvoxBuildOperator(ConvoxBaseOperator):
 
     def execute(self, context: Context) -> str:
         """Build; return the build id."""
+        self._preflight(context)
         build = self._build(context, wait=self.wait_for_completion, resume="execute_complete")
         return build.id
 
@@ -259,6 +263,8 @@ class ConvoxDeployOperator(ConvoxBuildOperator):
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
+        check_argument(self, "force", force, bool)
+        check_argument(self, "promote_timeout", promote_timeout, (int, float))
         if not promote_timeout >= 0:
             raise ValueError(f"promote_timeout must be seconds, 0 or more: {promote_timeout}")
         self.force = force
@@ -266,6 +272,7 @@ class ConvoxDeployOperator(ConvoxBuildOperator):
 
     def execute(self, context: Context) -> str:
         """Build, promote, wait; return the release id."""
+        self._preflight(context)
         build = self._build(context, wait=True, resume="build_complete")
         return self._promote(context, build.release)
 

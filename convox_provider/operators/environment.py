@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from airflow.sdk import Context
 
 from convox_provider.client.waiting import ROLLOUT_TIMEOUT
-from convox_provider.operators._base import ConvoxBaseOperator
+from convox_provider.operators._base import ConvoxBaseOperator, check_argument
 
 if TYPE_CHECKING:
     import jinja2
@@ -194,6 +194,8 @@ class ConvoxEnvSetOperator(EnvironmentOperator):
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
+        for name, flag in (("replace", replace), ("promote", promote), ("force", force)):
+            check_argument(self, name, flag, bool)
         if isinstance(unset, str):
             raise TypeError(
                 f"{type(self).__name__} {self.task_id!r}: unset must be a list of keys, "
@@ -209,6 +211,7 @@ class ConvoxEnvSetOperator(EnvironmentOperator):
 
     def execute(self, context: Context) -> str:
         """Write the change (and promote it); return the release id."""
+        self._preflight(context)
         values = self._environment("set", context)
         unset = tuple(self.unset or ())
         with self._client() as client:

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from airflow.sdk import Context
 
 from convox_provider.client.waiting import RUN_TIMEOUT, START_TIMEOUT
-from convox_provider.operators._base import AirflowException, _warn_at_dag_line
+from convox_provider.operators._base import AirflowException, _warn_at_dag_line, check_argument
 from convox_provider.operators.environment import EnvironmentOperator
 
 if TYPE_CHECKING:
@@ -105,6 +105,21 @@ class ConvoxRunProcessOperator(EnvironmentOperator):
         deferrable: bool = False,
         **kwargs: Any,
     ) -> None:
+        task_id = kwargs.get("task_id")
+        if isinstance(timeout, str):
+            check_argument(self, "timeout", timeout, int, task_id=task_id)
+        check_argument(self, "deferrable", deferrable, bool, task_id=task_id)
+        check_argument(self, "entrypoint", entrypoint, bool, task_id=task_id)
+        check_argument(self, "start_timeout", start_timeout, (int, float), task_id=task_id)
+        for name, value in (("cpu", cpu), ("memory", memory), ("gpu", gpu)):
+            check_argument(self, name, value, int, optional=True, task_id=task_id)
+        for name, value in (("cpu_limit", cpu_limit), ("memory_limit", memory_limit)):
+            check_argument(self, name, value, int, optional=True, task_id=task_id)
+        check_argument(self, "gpu_vendor", gpu_vendor, str, optional=True, task_id=task_id)
+        check_argument(self, "node_labels", node_labels, Mapping, optional=True, task_id=task_id)
+        check_argument(
+            self, "use_service_volume", use_service_volume, bool, optional=True, task_id=task_id
+        )
         if isinstance(timeout, bool) or not isinstance(timeout, int) or timeout < 1:
             raise ValueError(f"timeout must be whole seconds, 1 or more: {timeout!r}")
         super().__init__(
@@ -137,6 +152,7 @@ class ConvoxRunProcessOperator(EnvironmentOperator):
 
     def execute(self, context: Context) -> int:
         """Run the command; return its exit code (0), or raise for any other."""
+        self._preflight(context)
         environment = self._environment("environment", context)
         release = self.release_id or None
         with self._client() as client:

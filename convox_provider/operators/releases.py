@@ -7,7 +7,7 @@ from typing import Any
 from airflow.sdk import Context
 
 from convox_provider.client.waiting import ROLLOUT_TIMEOUT
-from convox_provider.operators._base import ConvoxBaseOperator
+from convox_provider.operators._base import ConvoxBaseOperator, check_argument
 
 __all__ = ["ConvoxPromoteReleaseOperator", "ConvoxRollbackOperator"]
 
@@ -24,6 +24,8 @@ class _ReleaseOperator(ConvoxBaseOperator):
         self, *, release_id: str | None = None, force: bool = False, **kwargs: Any
     ) -> None:
         super().__init__(**kwargs)
+        check_argument(self, "release_id", release_id, str, optional=True)
+        check_argument(self, "force", force, bool)
         self.release_id = release_id
         self.force = force
 
@@ -59,6 +61,7 @@ class ConvoxPromoteReleaseOperator(_ReleaseOperator):
 
     def execute(self, context: Context) -> str:
         """Promote; return the release id."""
+        self._preflight(context)
         if self.release_id:
             self._push(context, "release_id", self.release_id)
         with self._client() as client:
@@ -112,10 +115,12 @@ class ConvoxRollbackOperator(_ReleaseOperator):
 
     def __init__(self, *, undoing: str | None = None, **kwargs: Any) -> None:
         super().__init__(**kwargs)
+        check_argument(self, "undoing", undoing, str, optional=True)
         self.undoing = undoing
 
     def execute(self, context: Context) -> str:
         """Roll back; return the new release's id."""
+        self._preflight(context)
         with self._client() as client:
             previous = self._recall(context, "release_id")
             if previous is not None:

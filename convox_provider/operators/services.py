@@ -71,6 +71,7 @@ class ConvoxScaleServiceOperator(ConvoxBaseOperator):
 
     def execute(self, context: Context) -> str:
         """Scale; return the release the app runs."""
+        self._preflight(context)
         changes: dict[str, Any] = {
             "count": _whole("count", self.count),
             "cpu": _whole("cpu", self.cpu),

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import time
 from abc import abstractmethod
+from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import BaseSensorOperator, Context, PokeReturnValue
 
-from convox_provider.operators._base import DEFAULT_DEFERRABLE, ConvoxTask
+from convox_provider.operators._base import DEFAULT_DEFERRABLE, ConvoxTask, check_argument
 
 if TYPE_CHECKING:
     from convox_provider.client.client import ConvoxClient
@@ -41,7 +42,14 @@ class ConvoxBaseSensor(ConvoxTask, BaseSensorOperator):
         deferrable: bool = DEFAULT_DEFERRABLE,
         **kwargs: Any,
     ) -> None:
+        task_id = kwargs.get("task_id")
+        for name in ("poke_interval", "timeout"):
+            if name in kwargs:
+                numbers = (int, float, timedelta)
+                check_argument(self, name, kwargs[name], numbers, task_id=task_id)
+        check_argument(self, "deferrable", deferrable, bool, task_id=task_id)
         super().__init__(**kwargs)
+        check_argument(self, "convox_conn_id", convox_conn_id, str)
         self.app = app
         self.convox_conn_id = convox_conn_id
         self.deferrable = deferrable
@@ -88,6 +96,7 @@ class ConvoxBaseSensor(ConvoxTask, BaseSensorOperator):
 
         Every poke of one run shares a client, closed when the run ends.
         """
+        self._preflight(context)
         with self.hook:
             if not self.deferrable:
                 return super().execute(context)

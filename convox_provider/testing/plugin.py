@@ -2,19 +2,45 @@
 
 ``convox_rack`` is a started ``RackEmulator`` with instant timings and fresh state, one per
 test; ``convox_rack_factory`` builds more with custom options and stops them after the test.
-Importing this module never imports Airflow.
+``convox_airflow`` also points the Airflow connection ``convox_default`` at ``convox_rack`` and
+gives ``dag.test()`` the metadata DB it needs; with the ini option ``convox_dags_folder`` the
+plugin isolates Airflow (a temporary ``AIRFLOW_HOME`` with that DAGs folder) before any
+``conftest.py`` is loaded. Importing this module never imports Airflow.
 """
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
 
+from .airflow import ISOLATED, connection_uri, isolate_airflow
 from .emulator import RackEmulator
 
-__all__ = ["convox_rack", "convox_rack_factory"]
+__all__ = ["ConvoxAirflow", "convox_airflow", "convox_rack", "convox_rack_factory"]
+
+_DAGS_FOLDER = "convox_dags_folder"
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addini(
+        _DAGS_FOLDER,
+        "DAGs folder of dag.test() (relative to the ini file): Airflow gets a temporary "
+        "AIRFLOW_HOME with it before any conftest.py is loaded (convox_airflow fixture)",
+        default="",
+    )
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_load_initial_conftests(early_config: pytest.Config) -> None:
+    folder = early_config.getini(_DAGS_FOLDER)
+    if folder and ISOLATED not in os.environ:
+        base = early_config.inipath.parent if early_config.inipath else Path.cwd()
+        isolate_airflow(base / str(folder))
+
 
 RackFactory = Callable[..., RackEmulator]
 
@@ -38,3 +64,42 @@ def convox_rack_factory() -> Iterator[RackFactory]:
 def convox_rack(convox_rack_factory: RackFactory) -> RackEmulator:
     """A started rack with instant timings; password ``password``, URL in ``convox_rack.url``."""
     return convox_rack_factory()
+
+
+class ConvoxAirflow:
+    """What ``convox_airflow`` set up: the rack, and the Airflow connections pointed at it."""
+
+    def __init__(self, rack: RackEmulator, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.rack = rack
+        self._monkeypatch = monkeypatch
+
+    def connect(self, conn_id: str = "convox_default") -> str:
+        """Point the Airflow connection ``conn_id`` at the rack until the test ends."""
+        self._monkeypatch.setenv(f"AIRFLOW_CONN_{conn_id.upper()}", connection_uri(self.rack))
+        return conn_id
+
+
+@pytest.fixture(scope="session")
+def convox_airflow_db() -> None:
+    """A fresh metadata DB in the temporary ``AIRFLOW_HOME`` of :func:`isolate_airflow`."""
+    if ISOLATED not in os.environ:
+        raise pytest.UsageError(
+            "convox_airflow needs an isolated Airflow for dag.test(): set the ini option "
+            "convox_dags_folder (e.g. `convox_dags_folder = dags` under [pytest]), or call "
+            "convox_provider.testing.airflow.isolate_airflow(<dags folder>) at the top of "
+            "conftest.py, before Airflow is imported"
+        )
+    from airflow.utils import db  # noqa: PLC0415 - the plugin never imports Airflow on load
+
+    db.resetdb()
+
+
+@pytest.fixture
+def convox_airflow(
+    convox_airflow_db: None, convox_rack: RackEmulator, monkeypatch: pytest.MonkeyPatch
+) -> ConvoxAirflow:
+    """``convox_rack``, with the Airflow connection ``convox_default`` pointed at it (more with
+    ``convox_airflow.connect(conn_id)``) and a metadata DB for ``dag.test()``."""
+    airflow = ConvoxAirflow(convox_rack, monkeypatch)
+    airflow.connect()
+    return airflow

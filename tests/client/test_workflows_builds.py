@@ -15,11 +15,12 @@ from convox_provider.client.errors import (
     ConvoxBuildFailedError,
     ConvoxConnectionError,
     ConvoxInputError,
+    ConvoxNotFoundError,
     ConvoxStreamError,
     ConvoxWaitTimeoutError,
     ConvoxWorkflowError,
 )
-from convox_provider.client.models import Build, Object, Process
+from convox_provider.client.models import App, Build, Object, Process
 from convox_provider.client.workflows import BuildWorkflows
 from convox_provider.client.workflows.events import (
     BuildCreated,
@@ -54,6 +55,7 @@ def builds(rack: FakeRack) -> BuildWorkflows[Any]:
 
 
 def script_build(rack: FakeRack, *states: Build) -> None:
+    rack.on("GET", APP, App(name="myapp", status="running"))  # read before the upload
     rack.on(
         "POST",
         f"{APP}/objects/tmp/*.tgz",
@@ -65,6 +67,12 @@ def script_build(rack: FakeRack, *states: Build) -> None:
 
 
 class TestBuildFromDirectory:
+    def test_a_missing_app_fails_before_the_upload(self, rack: FakeRack, source: Path) -> None:
+        rack.on("GET", APP, api_error(404, "app not found"))
+        with pytest.raises(ConvoxNotFoundError):
+            builds(rack).build_from_directory("myapp", source)
+        assert rack.keys == [("GET", APP)]
+
     def test_uploads_builds_follows_and_catches_up(self, rack: FakeRack, source: Path) -> None:
         script_build(rack, RUNNING, COMPLETE)
         rack.on_stream(
@@ -127,7 +135,7 @@ class TestBuildFromDirectory:
         build = builds(rack).build_from_directory("myapp", source, wait=False)
         assert build.status == "running"
         assert rack.streams == []
-        assert [s.method for s in rack.sent] == ["POST", "POST"]
+        assert [s.method for s in rack.sent] == ["GET", "POST", "POST"]  # app, upload, create
 
     def test_a_dropped_log_stream_is_reported_and_the_poll_goes_on(
         self, rack: FakeRack, source: Path

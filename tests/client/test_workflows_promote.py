@@ -396,7 +396,7 @@ class TestRollback:
         rack.on("GET", f"{APP}/releases/R1", old)
         rack.on("POST", f"{APP}/releases", Release(id="R9", build="B1", description="b1"))
         rack.on("POST", f"{APP}/releases/R9/promote", None)
-        rack.on("GET", APP, app("updating", "R9"), app("running", "R9"))
+        rack.on("GET", APP, app("running", "R2"), app("updating", "R9"), app("running", "R9"))
         rack.on("GET", f"{APP}/processes", [])
 
         result = ReleaseWorkflows(rack).rollback("myapp", "R1", on_event=rack.event)
@@ -406,18 +406,46 @@ class TestRollback:
         assert create.form == {"build": "B1", "env": "A=1\nSECRET=hunter2"}
         promotes = [s.path for s in rack.requests("POST") if s.path.endswith("/promote")]
         assert promotes == [f"{APP}/releases/R9/promote"]  # never the old id (§8 item 2)
-        # like the CLI: no wait for "running" before the promote
-        assert rack.keys.index(("POST", f"{APP}/releases/R9/promote")) == 2
+        # like the CLI: no wait for "running" before the promote, one look at the app first
+        assert rack.keys.index(("POST", f"{APP}/releases/R9/promote")) == 3
         assert rack.events_of(ReleaseCreated) == [ReleaseCreated("myapp", "R9", "B1", "b1")]
         assert "hunter2" not in repr(rack.events)
 
-    def test_during_a_rollout_the_403_is_raised_unless_force(self, rack: FakeRack) -> None:
+    @pytest.mark.parametrize("status", ["updating", "rollback"])
+    def test_during_a_rollout_nothing_is_created_and_the_fix_is_named(
+        self, rack: FakeRack, status: str
+    ) -> None:
+        rack.on("GET", APP, app(status, "R5"))
+        with pytest.raises(ConvoxWorkflowError) as refused:
+            ReleaseWorkflows(rack).rollback("myapp", "R1", wait=False)
+        message = str(refused.value)
+        assert f"app myapp is {status} (a rollout is in progress)" in message
+        assert "nothing was created" in message
+        assert "wait_first=True" in message
+        assert "force=True" in message
+        assert rack.requests("POST") == []
+
+    def test_a_rollout_started_meanwhile_names_the_release_left_behind(
+        self, rack: FakeRack
+    ) -> None:
+        rack.on("GET", APP, app("running", "R2"))
         rack.on("GET", f"{APP}/releases/R1", Release(id="R1", build="B1", env=""))
         rack.on("POST", f"{APP}/releases", Release(id="R9", build="B1"))
         rack.on("POST", f"{APP}/releases/R9/promote", api_error(403, "app is currently updating"))
-        with pytest.raises(ConvoxForbiddenError):
+        with pytest.raises(ConvoxForbiddenError) as refused:
             ReleaseWorkflows(rack).rollback("myapp", "R1")
         assert rack.keys.count(("POST", f"{APP}/releases/R9/promote")) == 1
+        assert refused.value.status_code == 403
+        assert refused.value.request_id == "0123456789ab"
+        assert "Release R9 (the rollback) was created but not promoted" in str(refused.value)
+        assert "wait_first=True or force=True" in str(refused.value)
+
+    def test_force_promotes_during_a_rollout_without_looking(self, rack: FakeRack) -> None:
+        rack.on("GET", f"{APP}/releases/R1", Release(id="R1", build="B1", env=""))
+        rack.on("POST", f"{APP}/releases", Release(id="R9", build="B1"))
+        rack.on("POST", f"{APP}/releases/R9/promote", None)
+        assert ReleaseWorkflows(rack).rollback("myapp", "R1", wait=False, force=True) == "R9"
+        assert ("GET", APP) not in rack.keys
 
     def test_wait_first_waits_out_a_rollout_in_progress_before_the_promote(
         self, rack: FakeRack
@@ -447,6 +475,7 @@ class TestRollback:
 
     def test_a_release_without_build_is_refused_before_creating(self, rack: FakeRack) -> None:
         rack.on("GET", f"{APP}/releases/R1", Release(id="R1", build="", env="A=1"))
+        rack.on("GET", APP, app("running", "R2"))
         with pytest.raises(ConvoxWorkflowError, match="no build"):
             ReleaseWorkflows(rack).rollback("myapp", "R1")
         assert rack.requests("POST") == []

@@ -191,7 +191,7 @@ ROWS = (
         "no-password",
         ConvoxConnectionConfigError,
         FIX_FIELD.format(field="password")
-        + "Convox API key is empty: pass the rack password, a deploy key",
+        + "no key: enter the deploy key \\(console\\) or the rack API password",
         connection=lambda env: {"host": env.rack.url},
     ),
     Row(

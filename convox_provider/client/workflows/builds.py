@@ -25,6 +25,7 @@ from convox_provider.client.errors import (
 )
 from convox_provider.client.models import Build
 from convox_provider.client.operation import Call, D, Flow, Resource, call, now, operation, stream
+from convox_provider.client.resources import apps as app_routes
 from convox_provider.client.resources import builds as build_routes
 from convox_provider.client.resources import processes as process_routes
 from convox_provider.client.resources import streams as stream_routes
@@ -308,7 +309,11 @@ def _uploaded(
     key: str | None,
     on_event: EventCallback | None,
 ) -> Flow[str]:
-    """Flow: stream the archive into the objects API; the ``object://`` URL it answers."""
+    """Flow: stream the archive into the objects API; the ``object://`` URL it answers.
+
+    The app is read first (one GET): the upload of a whole source tree for an app that does not
+    exist would otherwise end in a 404 only once sent (:class:`ConvoxNotFoundError` here)."""
+    yield from call(app_routes.get(app))
     counted = _Counted(archive)
     stored = yield from upload(resource, app, counted, key=key)
     emit(on_event, SourceUploaded(app, stored.url, counted.size))

@@ -219,6 +219,16 @@ def _rollback(
 ) -> Flow[str]:
     if undoing is not None:
         yield from _refuse_over_newer(resource, app, undoing)
+    if not options.force and not wait_first:
+        # The CLI creates the release and then gets 403 from the promote, leaving it behind.
+        current = yield from call(app_routes.get(app))
+        if current.app_status.is_rolling_out:
+            raise ConvoxWorkflowError(
+                f"app {app} is {current.status} (a rollout is in progress), so the rack would "
+                "refuse the rollback's promote with 403 'app is currently updating'; nothing was "
+                "created. Pass wait_first=True to wait for the rollout to end first, or "
+                "force=True to promote at once"
+            )
     if to_release is None:
         to_release = yield from release_before_active(resource, app)
     emit(options.waiting.on_event, RollbackTargetChosen(app, to_release))
@@ -230,7 +240,23 @@ def _rollback(
     # The env is copied as the raw string, byte for byte; never the old id promoted (§8 item 2).
     new = yield from call(release_routes.create(app, build=old.build, env=old.env))
     emit(options.waiting.on_event, ReleaseCreated(app, new.id, new.build, new.description))
-    return (yield from promote_release(resource, app, new.id, options, wait_first=wait_first))
+    try:
+        return (yield from promote_release(resource, app, new.id, options, wait_first=wait_first))
+    except ConvoxForbiddenError as exc:
+        if "updating" not in exc.message:
+            raise
+        raise ConvoxForbiddenError(
+            exc.message,
+            status_code=exc.status_code,
+            request_id=exc.request_id,
+            method=exc.method,
+            path=exc.path,
+            hint=(
+                f"a rollout started meanwhile. Release {new.id} (the rollback) was created but "
+                f"not promoted: promote it once the app is running (releases.promote), or roll "
+                "back with wait_first=True or force=True"
+            ),
+        ) from None
 
 
 class ReleaseWorkflows(Resource[D]):

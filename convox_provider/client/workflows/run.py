@@ -134,9 +134,9 @@ def _run(
     on_event = options.on_event
     deadline = yield from Deadline.start(options.timeout)
     pod = yield from start()
-    emit(on_event, ProcessStarted(app, pod.id, pod.name))
     closing = False
-    try:
+    try:  # from here on, whatever raises (the caller's callbacks too), the pod is deleted
+        emit(on_event, ProcessStarted(app, pod.id, pod.name))
         yield from _wait_running(resource, app, pod.id, deadline, options)
         return (
             yield from stream_routes.process_exec(
