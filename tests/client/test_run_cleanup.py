@@ -34,7 +34,7 @@ def test_a_raising_on_event_callback_still_deletes_the_pod(
             raise Boom("callback failed")
 
     with ConvoxClient(convox_rack.url, convox_rack.password) as client, pytest.raises(Boom):
-        client.processes.run("shop", "web", "true", poll_interval=0.01, on_event=on_event)
+        client.processes.run_attached("shop", "web", "true", poll_interval=0.01, on_event=on_event)
     assert convox_rack.requests.count("DELETE", "/apps/shop/processes/*") == 1
     assert _live(convox_rack, "shop") == []
 
@@ -48,6 +48,8 @@ def test_a_raising_on_output_callback_still_deletes_the_pod(convox_rack: RackEmu
         raise Boom("output callback failed")
 
     with ConvoxClient(convox_rack.url, convox_rack.password) as client, pytest.raises(Boom):
-        client.processes.run("shop", "web", "migrate", poll_interval=0.01, on_output=on_output)
+        client.processes.run_attached(
+            "shop", "web", "migrate", poll_interval=0.01, on_output=on_output
+        )
     assert convox_rack.requests.count("DELETE", "/apps/shop/processes/*") == 1
     assert _live(convox_rack, "shop") == []
