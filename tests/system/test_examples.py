@@ -57,22 +57,13 @@ EXPECTED: dict[str, dict[str, Any]] = {
     },
 }
 
-TS_WITHOUT_LOGICAL_DATE = pytest.mark.xfail(
-    strict=True,
-    reason="product gap: convox_env_rotation renders {{ ts }}, which Airflow 3 leaves undefined "
-    "for a run triggered with logical_date null (the rotate task fails)",
-)
-
 
 def cases() -> list[Any]:
     found = []
     for dag_id in EXAMPLES:
         for dated in (True, False):
-            marks = (
-                [TS_WITHOUT_LOGICAL_DATE] if dag_id == "sys_rotation_deferred" and not dated else []
-            )
             label = f"{dag_id}-{'logical_date' if dated else 'logical_date_null'}"
-            found.append(pytest.param(dag_id, dated, marks=marks, id=label))
+            found.append(pytest.param(dag_id, dated, id=label))
     return found
 
 
