@@ -250,7 +250,8 @@ class TestRolloutState:
         rack.on("GET", APP, app("rollback"))
         with pytest.raises(ConvoxRollbackError, match=r"its rollout failed \(status 'rollback'\)"):
             self.state(rack)
-        assert rack.keys == [("GET", APP)]  # the app is on this release: nothing to compare
+        # the app is on this release: nothing to compare; its pods are read for the message
+        assert rack.keys == [("GET", APP), ("GET", f"{APP}/processes")]
 
     @pytest.mark.parametrize("status", ["updating", "running"])
     def test_an_older_release_before_the_rollout_is_pending(

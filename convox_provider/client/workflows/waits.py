@@ -35,6 +35,7 @@ from convox_provider.client.resources import releases as release_routes
 from convox_provider.client.resources import services as service_routes
 from convox_provider.client.status import AppStatus, ProcessStatus
 from convox_provider.client.waiting import RAMP, ROLLOUT_WAIT, WaitOptions, wait_options
+from convox_provider.client.workflows.diagnosis import diagnosed, release_diagnosis
 from convox_provider.client.workflows.events import (
     AppStatusChanged,
     EventCallback,
@@ -242,7 +243,9 @@ def rollout_error(
     The app on a *newer* release means someone promoted over this rollout
     (:class:`ConvoxSupersededError`: nothing was rolled back); otherwise the app went back to
     an older release (:class:`ConvoxRollbackError`): status ``rollback``, or a ``running``
-    reading on another release (Reverted and Failure both read ``running``, §5.1).
+    reading on another release (Reverted and Failure both read ``running``, §5.1). A rollback's
+    message ends with what the rack shows of the release's pods that did not become ready
+    (:func:`~.diagnosis.release_diagnosis`: bounded, redacted, never raising).
     """
     active = found.release
     if newer is None:
@@ -256,6 +259,7 @@ def rollout_error(
             release_id=release_id,
             active_release=active,
         )
+    diagnosis = yield from diagnosed(release_diagnosis(resource, app, release_id), "its processes")
     if found.app_status is AppStatus.ROLLBACK:
         reason = (
             f"release {release_id} of app {app} was rolled back: its rollout failed (status"
@@ -267,7 +271,7 @@ def rollout_error(
             f" {active or '(none)'}"
         )
     return ConvoxRollbackError(
-        f"{reason}. The app's logs (system/k8s lines) tell why",
+        f"{reason}.\n{diagnosis}",
         app=app,
         release_id=release_id,
         active_release=active,
