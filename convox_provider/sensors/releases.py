@@ -38,9 +38,9 @@ class ConvoxReleaseSensor(ConvoxBaseSensor):
     * a release older (``created``) than the active one can never be promoted (§4.4): the sensor
       fails at once.
 
-    Deferred, the trigger follows the CLI's rollout wait instead (§7.9): ``running`` twice in a
-    row, and a rollback that already finished (``running`` on another release) fails the
-    sensor. Returns the release id.
+    Deferred, the trigger runs the client's rollout wait instead (§5.11): ``running`` on the
+    release confirmed by its ready pods or a second reading, and a rollback that already
+    finished (``running`` on another release) fails the sensor. Returns the release id.
 
     :param app: the Convox app.
     :param release_id: the release that must be running.
