@@ -403,8 +403,8 @@ class TestFastConfirmation:
         rack.on("GET", APP, app("running", "R1"), app("updating"), app("running"))
         rack.on("POST", f"{APP}/releases/R2/promote", None)
         rack.instead("GET", f"{APP}/services", [Service(name="web", count=2)])
-        ready = [web("web-a", "running"), web("web-b", "running")]
-        rack.on("GET", f"{APP}/processes", [web("web-0", "running", "R1"), *ready])
+        ready = [web("web-7d9f-a", "running"), web("web-7d9f-b", "running")]
+        rack.on("GET", f"{APP}/processes", [web("web-7d9f-0", "running", "R1"), *ready])
 
         assert promote(rack) == "R2"
 
@@ -417,22 +417,22 @@ class TestFastConfirmation:
         [
             pytest.param(
                 [app("running"), app("updating"), app("rollback", "R1"), app("running", "R1")],
-                [web("web-a", "running"), web("web-b", "running")],
+                [web("web-7d9f-a", "running"), web("web-7d9f-b", "running")],
                 id="running-on-it-before-its-rollout-was-seen",
             ),
             pytest.param(
                 [app("updating"), app("running"), app("rollback", "R1"), app("running", "R1")],
-                [web("web-a", "crashed")],
+                [web("web-7d9f-a", "crashed")],
                 id="running-on-it-while-its-pods-crash",
             ),
             pytest.param(
                 [app("updating"), app("running"), app("rollback", "R1"), app("running", "R1")],
-                [web("web-a", "running"), web("web-b", "pending")],
+                [web("web-7d9f-a", "running"), web("web-7d9f-b", "pending")],
                 id="running-on-it-before-all-its-pods-are-ready",
             ),
             pytest.param(
                 [app("updating"), app("running"), app("running", "R1")],
-                [web("web-a", "starting"), web("web-b", "running")],
+                [web("web-7d9f-a", "starting"), web("web-7d9f-b", "running")],
                 id="reverted-between-two-polls",
             ),
         ],
@@ -450,6 +450,17 @@ class TestFastConfirmation:
 
         assert (info.value.release_id, info.value.active_release) == ("R2", "R1")
 
+    def test_a_one_off_process_of_the_release_is_no_ready_replica(self, rack: FakeRack) -> None:
+        rack.on("GET", APP, app("running", "R1"), app("updating"), app("running"))
+        rack.on("POST", f"{APP}/releases/R2/promote", None)
+        rack.instead("GET", f"{APP}/services", [Service(name="web", count=1)])
+        # a migration's sleeping pod on the new release, named <service>-<suffix> (§5.11)
+        rack.on("GET", f"{APP}/processes", [web("web-x2kqp", "running")])
+
+        assert promote(rack) == "R2"
+
+        assert rack.keys.count(("GET", APP)) == 4  # not confirmed by it: a second reading
+
     def test_the_old_release_within_the_initial_delay_is_the_lag_not_a_rollback(
         self, rack: FakeRack
     ) -> None:
@@ -464,7 +475,7 @@ class TestFastConfirmation:
         )
         rack.on("POST", f"{APP}/releases/R2/promote", None)
         rack.instead("GET", f"{APP}/services", [Service(name="web", count=1)])
-        rack.on("GET", f"{APP}/processes", [web("web-a", "running")])
+        rack.on("GET", f"{APP}/processes", [web("web-7d9f-a", "running")])
 
         assert promote(rack, initial_delay=5.0) == "R2"
         assert rack.clock - 1000.0 < 5.0  # all of it within the lag allowed

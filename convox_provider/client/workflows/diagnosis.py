@@ -150,8 +150,9 @@ def release_diagnosis(resource: Resource[Any], app: str, release_id: str) -> Flo
             "None of its processes is left on the rack to show why (a rollback removes them);"
             " the app's logs (system/k8s lines) tell"
         )
+    done = (ProcessStatus.RUNNING, ProcessStatus.COMPLETE)  # a finished one-off is no failure
     failing = sorted(
-        (p for p in pods if p.process_status is not ProcessStatus.RUNNING),
+        (p for p in pods if p.process_status not in done),
         key=lambda p: (_ORDER.get(p.process_status, 6), p.id),
     )
     if not failing:
@@ -165,6 +166,9 @@ def release_diagnosis(resource: Resource[Any], app: str, release_id: str) -> Flo
     for pod in failing[:PODS_SHOWN]:
         lines.append(f"  {_describe(pod)}")
         if secrets is None:
+            continue
+        if pod.process_status is ProcessStatus.PENDING:
+            lines.append("    (not started yet: no output)")
             continue
         if (yield from now()) - started >= DIAGNOSIS_SECONDS:
             lines.append(f"    (log not read: the diagnosis took {DIAGNOSIS_SECONDS:g} s already)")

@@ -52,6 +52,7 @@ __all__ = [
     "app_running",
     "emit",
     "is_newer_release",
+    "is_replica",
     "is_transient",
     "release_ready",
     "rollout_error",
@@ -373,8 +374,8 @@ def app_running(
 ) -> Flow[App]:
     """Flow: the CLI's WaitForAppRunning (docs/rack-api.md §7.9) against an existing deadline.
 
-    ``fail_on_rollback=False`` waits through someone else's rollback (the pre-wait of a promote);
-    otherwise ``rollback`` raises at once. Without ``release_id``: the first poll after
+    Without ``release_id``, ``fail_on_rollback=False`` waits through someone else's rollback
+    (the pre-wait of a promote); otherwise ``rollback`` raises at once. Without ``release_id``: the first poll after
     ``initial_delay``, then every ``poll_interval``, done at ``running`` twice in a row. With
     ``release_id``, :func:`rollout_onto` (fast polls, the same guarantee).
     """
@@ -406,6 +407,15 @@ def app_running(
         yield from poller.pause()
 
 
+def is_replica(pod: Process) -> bool:
+    """Whether ``pod`` is a service replica, not a one-off process of the service: a replica is
+    named ``<service>-<template hash>-<suffix>``, a one-off ``<service>-<suffix>``
+    (docs/rack-api.md §5.11). A one-off sleeping on the new release (a migration before the
+    promote) must not count as a ready replica."""
+    rest = pod.id.removeprefix(f"{pod.name}-")
+    return rest != pod.id and "-" in rest
+
+
 def release_ready(resource: Resource[Any], app: str, release_id: str) -> Flow[bool]:
     """Flow: whether the pods of ``release_id`` are all there and ready: for every service of
     the app with a count, at least that many of its pods of the release read ``running``
@@ -420,7 +430,9 @@ def release_ready(resource: Resource[Any], app: str, release_id: str) -> Flow[bo
     ready = Counter(
         pod.name
         for pod in pods
-        if pod.release == release_id and pod.process_status is ProcessStatus.RUNNING
+        if pod.release == release_id
+        and pod.process_status is ProcessStatus.RUNNING
+        and is_replica(pod)
     )
     return bool(wanted) and all(ready[name] >= count for name, count in wanted.items())
 
