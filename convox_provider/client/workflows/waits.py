@@ -374,10 +374,10 @@ def app_running(
 ) -> Flow[App]:
     """Flow: the CLI's WaitForAppRunning (docs/rack-api.md §7.9) against an existing deadline.
 
-    Without ``release_id``, ``fail_on_rollback=False`` waits through someone else's rollback
-    (the pre-wait of a promote); otherwise ``rollback`` raises at once. Without ``release_id``: the first poll after
-    ``initial_delay``, then every ``poll_interval``, done at ``running`` twice in a row. With
-    ``release_id``, :func:`rollout_onto` (fast polls, the same guarantee).
+    Without ``release_id``: the first poll after ``initial_delay``, then every
+    ``poll_interval``, done at ``running`` twice in a row; ``fail_on_rollback=False`` waits
+    through someone else's rollback (the pre-wait of a promote), otherwise ``rollback`` raises
+    at once. With ``release_id``, :func:`rollout_onto` (fast polls, the same guarantee).
     """
     if release_id is not None:
         return (
