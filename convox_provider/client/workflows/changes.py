@@ -28,7 +28,7 @@ from convox_provider.client.resources import builds as build_routes
 from convox_provider.client.resources import releases as release_routes
 from convox_provider.client.resources.environment import read_environment
 from convox_provider.client.status import AppStatus
-from convox_provider.client.workflows.copy import _Rack, copy_marker
+from convox_provider.client.workflows.copy import _Rack, copy_marker, other_driver
 
 __all__ = ["ReleaseChange", "ReleaseChangeWorkflows", "ReleaseSide", "release_change"]
 
@@ -264,11 +264,6 @@ class ReleaseChangeWorkflows(Resource[D]):
         if source is None:
             origin = target
         else:
-            other = getattr(getattr(source, "releases", None), "_driver", None)
-            if other is None:
-                raise ConvoxInputError(
-                    f"source= must be the client of the candidate's rack, got"
-                    f" {type(source).__name__}"
-                )
+            other = other_driver(self._driver, source, "source", "the candidate's rack")
             origin = _Rack("source", other, here=other is self._driver)
         return release_change(target, app, release_id, origin, source_app)
