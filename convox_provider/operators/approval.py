@@ -125,7 +125,8 @@ class ConvoxApprovalOperator(ConvoxTask, ApprovalOperator):
     :param source_conn_id: the connection of the rack the candidate is on (default
         ``convox_conn_id``).
     :param source_app: the candidate's app on that rack (default ``app``).
-    :param subject: the approval's headline (default: what would be promoted where).
+    :param subject: the approval's headline (default: ``Promote release <id> of <app>?``, plus
+        ``on <rack>`` for a candidate on another rack).
     :param body: Markdown shown above the change.
     :param skip_when_unchanged: skip instead of asking when the promote would change nothing.
     """
@@ -161,10 +162,8 @@ class ConvoxApprovalOperator(ConvoxTask, ApprovalOperator):
             check_argument(self, name, given, str, optional=True, task_id=task_id)
         check_argument(self, "subject", subject, str, optional=True, task_id=task_id)
         check_argument(self, "skip_when_unchanged", skip_when_unchanged, bool, task_id=task_id)
-        if subject is None:
-            where = f" on {convox_conn_id}" if source_conn_id else ""
-            subject = f"Promote release {release_id} of {app}{where}?"
-        super().__init__(subject=subject, **kwargs)
+        super().__init__(subject=subject or "Promote a Convox release?", **kwargs)
+        self._default_subject = subject is None
         self.app = app
         self.release_id = release_id
         self.convox_conn_id = convox_conn_id
@@ -210,5 +209,8 @@ class ConvoxApprovalOperator(ConvoxTask, ApprovalOperator):
                 f"Nothing to approve: {change.unchanged}, so promoting it would change nothing"
                 " (pass skip_when_unchanged=False to ask anyway)"
             )
+        if self._default_subject:
+            where = f" on {change.rack}" if change.cross_rack else ""
+            self.subject = f"Promote release {change.candidate.release_id} of {self.app}{where}?"
         self.body = change_markdown(change, self.body)
         return super().execute(context)

@@ -118,7 +118,7 @@ def test_a_candidate_on_another_rack_shows_the_env_a_copy_would_run_with(
     assert f"environment of release `{newest}`" in body
     assert "- no change" in body.split("**Manifest**")[0]  # production's env is unchanged
     assert "+  worker:" in body
-    assert asked[0]["subject"] == f"Promote release {new['id']} of {APP} on production?"
+    assert asked[0]["subject"] == f"Promote release {new['id']} of {APP} on {production.url}?"
 
 
 def test_the_active_release_skips_without_asking(
