@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 from airflow.providers.standard.operators import hitl
-from airflow_compat import AirflowSkipException
+from airflow_compat import AIRFLOW_RELEASE, AirflowSkipException, TaskDeferred
 from convox_support import APP, MANIFEST, RecordingTI, connect
 
 from convox_provider.client.errors import ConvoxInputError
@@ -179,3 +179,38 @@ def test_arguments_are_checked_when_the_dag_is_parsed() -> None:
         ConvoxApprovalOperator(task_id="approve", app=APP, release_id=3)  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="options"):
         ConvoxApprovalOperator(task_id="approve", app=APP, release_id="R1", options=["x"])
+
+
+def test_the_wait_is_airflows_own_and_its_answer_resumes_the_task(
+    staging: RackEmulator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """3.3 parks the task in ``awaiting_input``; 3.1 defers to ``HITLTrigger``. Either way the
+    answer comes back to ``execute_complete``: "Approve" returns Airflow's payload, "Reject"
+    with ``fail_on_reject`` fails the task."""
+    from datetime import datetime, timezone
+
+    from airflow.providers.standard.exceptions import HITLRejectException
+
+    written: list[dict[str, Any]] = []
+    monkeypatch.setattr(hitl, "upsert_hitl_detail", lambda **fields: written.append(fields))
+    new = candidate(staging)
+    task = approval(new["id"], fail_on_reject=True)
+    if AIRFLOW_RELEASE >= (3, 3):
+        from airflow.sdk.exceptions import TaskAwaitingInput
+
+        with pytest.raises(TaskAwaitingInput):
+            task.execute(ctx())
+    else:
+        with pytest.raises(TaskDeferred) as deferred:
+            task.execute(ctx())
+        assert type(deferred.value.trigger).__name__ == "HITLTrigger"
+    assert written[0]["options"] == ["Approve", "Reject"]
+    answer = {
+        "params_input": {},
+        "responded_at": datetime.now(timezone.utc),
+        "responded_by_user": {"id": "ops", "name": "ops"},
+    }
+    approved = task.execute_complete(ctx(), {**answer, "chosen_options": ["Approve"]})
+    assert approved["chosen_options"] == ["Approve"]
+    with pytest.raises(HITLRejectException):
+        task.execute_complete(ctx(), {**answer, "chosen_options": ["Reject"]})
