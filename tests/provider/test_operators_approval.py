@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 from airflow.providers.standard.operators import hitl
-from airflow_compat import AIRFLOW_RELEASE, AirflowSkipException, TaskDeferred
+from airflow_compat import AIRFLOW_RELEASE, AirflowSkipException, TaskAwaitingInput, TaskDeferred
 from convox_support import APP, MANIFEST, RecordingTI, connect
 
 from convox_provider.client.errors import ConvoxInputError
@@ -196,8 +196,6 @@ def test_the_wait_is_airflows_own_and_its_answer_resumes_the_task(
     new = candidate(staging)
     task = approval(new["id"], fail_on_reject=True)
     if AIRFLOW_RELEASE >= (3, 3):
-        from airflow.sdk.exceptions import TaskAwaitingInput
-
         with pytest.raises(TaskAwaitingInput):
             task.execute(ctx())
     else:
