@@ -41,8 +41,8 @@ class ReleaseSide:
 
     ``git_sha`` is the build's ``git-sha`` (``convox build`` sends ``git rev-parse HEAD``); the
     CLI's default ``description`` is ``build <10-char sha> <subject>`` (docs/rack-api.md §7.1).
-    An imported build has neither sha (the import drops it) but the description, which a copy
-    made by this client ends with its ``[convox-copy:…]`` marker.
+    An imported build keeps the description (which a copy made by this client ends with its
+    ``[convox-copy:…]`` marker); do not count on it keeping the sha (docs/rack-api.md §4.4.1).
     """
 
     rack: str
