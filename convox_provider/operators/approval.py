@@ -10,6 +10,7 @@ approver answers in the UI's Required Actions page or through the HITL REST API.
 
 from __future__ import annotations
 
+import contextlib
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -164,11 +165,8 @@ class ConvoxApprovalOperator(ConvoxTask, ApprovalOperator):
         check_argument(self, "skip_when_unchanged", skip_when_unchanged, bool, task_id=task_id)
         super().__init__(subject=subject or "Promote a Convox release?", **kwargs)
         self._default_subject = subject is None
-        self.app = app
-        self.release_id = release_id
-        self.convox_conn_id = convox_conn_id
-        self.source_conn_id = source_conn_id
-        self.source_app = source_app
+        self.app, self.release_id, self.convox_conn_id = app, release_id, convox_conn_id
+        self.source_conn_id, self.source_app = source_conn_id, source_app
         self.skip_when_unchanged = skip_when_unchanged
 
     def execute(self, context: Context) -> Any:
@@ -177,19 +175,13 @@ class ConvoxApprovalOperator(ConvoxTask, ApprovalOperator):
 
         self._preflight(context)
         source_conn = self.source_conn_id or self.convox_conn_id
-        with self._client() as client:
-            if source_conn == self.convox_conn_id:
-                change = client.releases.change(
-                    self.app, self.release_id, source_app=self.source_app or None
-                )
-            else:
-                with ConvoxHook(convox_conn_id=source_conn) as source_hook:
-                    change = client.releases.change(
-                        self.app,
-                        self.release_id,
-                        source=source_hook.get_conn(),
-                        source_app=self.source_app or None,
-                    )
+        with self._client() as client, contextlib.ExitStack() as stack:
+            source = None
+            if source_conn != self.convox_conn_id:
+                source = stack.enter_context(ConvoxHook(convox_conn_id=source_conn)).get_conn()
+            change = client.releases.change(
+                self.app, self.release_id, source=source, source_app=self.source_app or None
+            )
         active = change.active.release_id if change.active is not None else ""
         self._push(context, "release_id", change.candidate.release_id)
         self._push(context, "active_release", active)

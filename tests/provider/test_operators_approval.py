@@ -177,6 +177,13 @@ def test_an_older_candidate_is_refused_with_the_rollback_hint(
 def test_arguments_are_checked_when_the_dag_is_parsed() -> None:
     with pytest.raises(TypeError, match="release_id must be a str"):
         ConvoxApprovalOperator(task_id="approve", app=APP, release_id=3)  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="skip_when_unchanged=.* is a Jinja template"):
+        ConvoxApprovalOperator(
+            task_id="approve",
+            app=APP,
+            release_id="R1",
+            skip_when_unchanged="{{ params.skip }}",  # type: ignore[arg-type]
+        )
     with pytest.raises(ValueError, match="options"):
         ConvoxApprovalOperator(task_id="approve", app=APP, release_id="R1", options=["x"])
 
