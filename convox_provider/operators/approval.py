@@ -17,7 +17,12 @@ from typing import TYPE_CHECKING, Any
 from airflow.providers.standard.operators.hitl import ApprovalOperator
 from airflow.sdk import Context
 
-from convox_provider.operators._base import AirflowSkipException, ConvoxTask, check_argument
+from convox_provider.operators._base import (
+    AirflowFailException,
+    AirflowSkipException,
+    ConvoxTask,
+    check_argument,
+)
 
 if TYPE_CHECKING:
     from convox_provider.client.workflows.changes import ReleaseChange, ReleaseSide
@@ -117,8 +122,16 @@ class ConvoxApprovalOperator(ConvoxTask, ApprovalOperator):
     ``assigned_users`` and ``notifiers``). On Airflow 3.3 the task waits in the
     ``awaiting_input`` state; on 3.1 and 3.2 it defers, so a triggerer must be running.
 
-    XCom: ``release_id`` (the candidate) and ``active_release`` (``""`` when none), before the
-    approval is asked; the return value is Airflow's approval payload (chosen option, who, when).
+    "Approve" is checked against the change read again when the answer comes: when the change
+    is no longer the one shown (someone promoted, or the environment a copy would run changed),
+    the task fails (``AirflowFailException``), so that nobody's approval covers a change they
+    did not see.
+
+    XCom: ``release_id`` (the candidate) and ``active_release`` (``""`` when none) once the
+    change is read, and ``change`` (the
+    :attr:`~convox_provider.client.workflows.changes.ReleaseChange.fingerprint` of the change
+    shown: ids and keys hashed) when the approval is asked; the return value is Airflow's
+    approval payload (chosen option, who, when).
 
     :param app: the Convox app the release would be promoted on.
     :param release_id: the candidate release (templated; e.g. a deploy task's ``release_id``).
@@ -169,19 +182,23 @@ class ConvoxApprovalOperator(ConvoxTask, ApprovalOperator):
         self.source_conn_id, self.source_app = source_conn_id, source_app
         self.skip_when_unchanged = skip_when_unchanged
 
-    def execute(self, context: Context) -> Any:
-        """Read the change, refuse bad input, then ask for the approval (Airflow's execute)."""
+    def _read_change(self) -> ReleaseChange:
+        """``client.releases.change`` of the candidate, through one or two connections."""
         from convox_provider.hooks.convox import ConvoxHook  # noqa: PLC0415 - see _base
 
-        self._preflight(context)
         source_conn = self.source_conn_id or self.convox_conn_id
         with self._client() as client, contextlib.ExitStack() as stack:
             source = None
             if source_conn != self.convox_conn_id:
                 source = stack.enter_context(ConvoxHook(convox_conn_id=source_conn)).get_conn()
-            change = client.releases.change(
+            return client.releases.change(
                 self.app, self.release_id, source=source, source_app=self.source_app or None
             )
+
+    def execute(self, context: Context) -> Any:
+        """Read the change, refuse bad input, then ask for the approval (Airflow's execute)."""
+        self._preflight(context)
+        change = self._read_change()
         active = change.active.release_id if change.active is not None else ""
         self._push(context, "release_id", change.candidate.release_id)
         self._push(context, "active_release", active)
@@ -201,8 +218,35 @@ class ConvoxApprovalOperator(ConvoxTask, ApprovalOperator):
                 f"Nothing to approve: {change.unchanged}, so promoting it would change nothing"
                 " (pass skip_when_unchanged=False to ask anyway)"
             )
+        self._push(context, "change", change.fingerprint)
         if self._default_subject:
             where = f" on {change.rack}" if change.cross_rack else ""
             self.subject = f"Promote release {change.candidate.release_id} of {self.app}{where}?"
         self.body = change_markdown(change, self.body)
         return super().execute(context)
+
+    def execute_complete(self, context: Context, event: dict[str, Any]) -> Any:
+        """Resume with the answer (Airflow's ``ApprovalOperator``); an approval is then checked
+        against the change read again, and refused when the change is no longer the one shown."""
+        answer = super().execute_complete(context=context, event=event)
+        if answer.get("chosen_options") != [self.APPROVE]:
+            return answer
+        from convox_provider.client.errors import ConvoxInputError  # noqa: PLC0415 - see _base
+
+        shown = context["ti"].xcom_pull(task_ids=self.task_id, key="change")
+        try:
+            now = self._read_change()
+        except ConvoxInputError as exc:  # e.g. a newer release was promoted meanwhile
+            moved = str(exc)
+        else:
+            moved = (
+                now.differs_from(shown)
+                if isinstance(shown, str)
+                else "what was shown was not recorded (no XCom 'change' of this task)"
+            )
+        if moved:
+            raise AirflowFailException(
+                f"Approved, but the change is no longer the one shown: {moved}. The tasks after"
+                " this one do not run; run the DAG again to approve the change as it is now"
+            )
+        return answer

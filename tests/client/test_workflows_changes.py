@@ -173,3 +173,21 @@ class _Client:
 
 def _client(driver: Side) -> Any:
     return _Client(driver)
+
+
+def test_the_fingerprint_tells_a_change_that_moved(production: Side) -> None:
+    script(production, "RNEW", "BNEW", env="A=1\nB=2\nC=3", manifest=NEW, created=T0)
+    first = change(production, "RNEW")
+    again = change(production, "RNEW")
+    assert again.checked_at > first.checked_at
+    assert again.differs_from(first.fingerprint) == ""  # the time read is not part of it
+    moved = Side("https://production")
+    moved.on("GET", "/apps/demo", App(name="demo", status="running", release="RACTIVE"))
+    script(moved, "RACTIVE", "BACTIVE", env="A=1\nB=2", manifest=OLD, created=T0, git_sha="aaa")
+    script(moved, "RNEW", "BNEW", env="A=1\nB=2\nC=3", manifest=NEW, created=T0)
+    later = change(moved, "RNEW")
+    assert later.differs_from(first.fingerprint) == (
+        "app demo on rack https://production now runs RACTIVE, and promoting release RNEW would"
+        " run the environment of release RNEW (keys added ['C'])"
+    )
+    assert len(first.fingerprint) == 32

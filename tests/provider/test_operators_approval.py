@@ -15,7 +15,13 @@ from typing import Any
 
 import pytest
 from airflow.providers.standard.operators import hitl
-from airflow_compat import AIRFLOW_RELEASE, AirflowSkipException, TaskAwaitingInput, TaskDeferred
+from airflow_compat import (
+    AIRFLOW_RELEASE,
+    AirflowFailException,
+    AirflowSkipException,
+    TaskAwaitingInput,
+    TaskDeferred,
+)
 from convox_support import APP, MANIFEST, RecordingTI, connect
 
 from convox_provider.client.errors import ConvoxInputError
@@ -47,6 +53,9 @@ def asked(monkeypatch: pytest.MonkeyPatch) -> list[dict[str, Any]]:
 
 class TI(RecordingTI):
     id = uuid.uuid4()
+
+    def xcom_pull(self, task_ids: str, key: str) -> Any:
+        return self.xcoms.get(key)
 
 
 def ctx(ti: TI | None = None) -> dict[str, Any]:
@@ -102,7 +111,8 @@ def test_the_body_shows_builds_env_keys_and_the_manifest_diff(
     assert "- Removed: `API_TOKEN`" in body
     assert "- Changed: `DATABASE_URL`" in body
     assert "+  worker:\n+    build: ." in body
-    assert ti.xcoms == {"release_id": new["id"], "active_release": active}
+    assert ti.xcoms.keys() == {"release_id", "active_release", "change"}
+    assert (ti.xcoms["release_id"], ti.xcoms["active_release"]) == (new["id"], active)
     for value in (*SECRETS.values(), *NEW_SECRETS.values()):
         assert value not in body
 
@@ -177,7 +187,7 @@ def test_an_older_candidate_is_refused_with_the_rollback_hint(
 def test_arguments_are_checked_when_the_dag_is_parsed() -> None:
     with pytest.raises(TypeError, match="release_id must be a str"):
         ConvoxApprovalOperator(task_id="approve", app=APP, release_id=3)  # type: ignore[arg-type]
-    with pytest.raises(TypeError, match="skip_when_unchanged=.* is a Jinja template"):
+    with pytest.raises(TypeError, match=r"skip_when_unchanged=.* is a Jinja template"):
         ConvoxApprovalOperator(
             task_id="approve",
             app=APP,
@@ -202,12 +212,13 @@ def test_the_wait_is_airflows_own_and_its_answer_resumes_the_task(
     monkeypatch.setattr(hitl, "upsert_hitl_detail", lambda **fields: written.append(fields))
     new = candidate(staging)
     task = approval(new["id"], fail_on_reject=True)
+    ti = TI()
     if AIRFLOW_RELEASE >= (3, 3):
         with pytest.raises(TaskAwaitingInput):
-            task.execute(ctx())
+            task.execute(ctx(ti))
     else:
         with pytest.raises(TaskDeferred) as deferred:
-            task.execute(ctx())
+            task.execute(ctx(ti))
         assert type(deferred.value.trigger).__name__ == "HITLTrigger"
     assert written[0]["options"] == ["Approve", "Reject"]
     answer = {
@@ -215,7 +226,64 @@ def test_the_wait_is_airflows_own_and_its_answer_resumes_the_task(
         "responded_at": datetime.now(timezone.utc),
         "responded_by_user": {"id": "ops", "name": "ops"},
     }
-    approved = task.execute_complete(ctx(), {**answer, "chosen_options": ["Approve"]})
+    approved = task.execute_complete(ctx(ti), {**answer, "chosen_options": ["Approve"]})
     assert approved["chosen_options"] == ["Approve"]
     with pytest.raises(HITLRejectException):
-        task.execute_complete(ctx(), {**answer, "chosen_options": ["Reject"]})
+        task.execute_complete(ctx(ti), {**answer, "chosen_options": ["Reject"]})
+
+
+def test_an_approval_of_a_change_that_moved_since_fails(
+    staging: RackEmulator, asked: list[dict[str, Any]]
+) -> None:
+    """Someone promoted another release while the approval waited: the approver did not see
+    what a promote would change now, so their "Approve" does not let the run go on."""
+    from datetime import datetime, timezone
+
+    new = candidate(staging)
+    ti = TI()
+    task = approval(new["id"])
+    with pytest.raises(Asked):
+        task.execute(ctx(ti))
+    _, meanwhile = staging.add_release(APP, MANIFEST, env={"ONLY_KEY": "v4lue-x"})
+    answer = {
+        "chosen_options": ["Approve"],
+        "params_input": {},
+        "responded_at": datetime.now(timezone.utc),
+        "responded_by_user": {"id": "ops", "name": "ops"},
+    }
+    with pytest.raises(
+        AirflowFailException,
+        match=rf"no longer the one shown: .*older than the active release {meanwhile['id']}.*"
+        r"run the DAG again",
+    ) as failed:
+        task.execute_complete(ctx(ti), answer)
+    assert "v4lue-x" not in str(failed.value)
+    # a Reject is not checked: nothing goes on anyway
+    rejected = task.execute_complete(ctx(ti), {**answer, "chosen_options": ["Reject"]})
+    assert rejected["chosen_options"] == ["Reject"]
+
+
+def test_an_approval_fails_when_the_env_a_copy_would_run_changed_since(
+    staging: RackEmulator, production: RackEmulator, asked: list[dict[str, Any]]
+) -> None:
+    from datetime import datetime, timezone
+
+    new = candidate(staging)
+    ti = TI()
+    task = approval(new["id"], convox_conn_id="production", source_conn_id="staging")
+    with pytest.raises(Asked):
+        task.execute(ctx(ti))
+    newest = production.set_env(APP, {**SECRETS, "FEATURE_FLAG": "on-v4lue"}, promote=False)
+    answer = {
+        "chosen_options": ["Approve"],
+        "params_input": {},
+        "responded_at": datetime.now(timezone.utc),
+        "responded_by_user": {"id": "ops", "name": "ops"},
+    }
+    with pytest.raises(AirflowFailException) as failed:
+        task.execute_complete(ctx(ti), answer)
+    message = str(failed.value)
+    assert f"would run the environment of release {newest['id']} (keys added ['FEATURE_FLAG'])" in (
+        message
+    )
+    assert "on-v4lue" not in message

@@ -537,7 +537,9 @@ def _make_approval(cell: Cell, deferrable: bool) -> BaseOperator:
 def _check_approval(cell: Cell, result: Any) -> None:
     active = _running(cell)
     assert f"| Release | `{cell.seeded['target']}` | `{active}` |" in result
-    assert cell.ti.xcoms == {"release_id": cell.seeded["target"], "active_release": active}
+    pushed = cell.ti.xcoms
+    assert (pushed["release_id"], pushed["active_release"]) == (cell.seeded["target"], active)
+    assert set(pushed) == {"release_id", "active_release", "change"}
 
 
 # the table --------------------------------------------------------------------------------------

@@ -14,6 +14,7 @@ clients; a second rack is reached through the :class:`~.effects.On` effect, as t
 from __future__ import annotations
 
 import difflib
+import hashlib
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
@@ -92,6 +93,49 @@ class ReleaseChange:
     def age(self, side: ReleaseSide) -> timedelta | None:
         """How old ``side``'s release was at ``checked_at`` (None: the rack gave no time)."""
         return None if side.created is None else self.checked_at - side.created
+
+    @property
+    def fingerprint(self) -> str:
+        """A digest of what a promote would change (releases, builds, env keys, manifest diff;
+        not ``checked_at``), to tell later whether a change read again is still the same one.
+        Made of ids and keys only, so it is safe to store (e.g. in XCom)."""
+        active = self.active.release_id if self.active is not None else ""
+        parts = [
+            self.rack,
+            self.app,
+            self.candidate.rack,
+            self.candidate.app,
+            self.candidate.release_id,
+            self.candidate.build_id,
+            active,
+            self.env_release,
+            ",".join(self.env_added),
+            ",".join(self.env_removed),
+            ",".join(self.env_changed),
+            self.manifest_diff,
+        ]
+        return hashlib.sha256("\0".join(parts).encode()).hexdigest()[:32]
+
+    def differs_from(self, fingerprint: str) -> str:
+        """``""`` when this is the change whose :attr:`fingerprint` is ``fingerprint``; else what
+        a promote would change now, in a sentence (ids and keys only)."""
+        if fingerprint == self.fingerprint:
+            return ""
+        active = self.active.release_id if self.active is not None else "no release"
+        keys = ", ".join(
+            f"{name} {list(found)}"
+            for name, found in (
+                ("added", self.env_added),
+                ("removed", self.env_removed),
+                ("changed", self.env_changed),
+            )
+            if found
+        )
+        return (
+            f"app {self.app} on rack {self.rack} now runs {active}, and promoting release"
+            f" {self.candidate.release_id} would run the environment of release"
+            f" {self.env_release or '(none)'} (keys {keys or 'unchanged'})"
+        )
 
 
 def _env_keys(before: Mapping[str, str], after: Mapping[str, str]) -> tuple[tuple[str, ...], ...]:
