@@ -116,9 +116,17 @@ class Answered:
 class Approver(threading.Thread):
     """Waits for the run's pending approval and answers it through the REST API."""
 
-    def __init__(self, api: Any, choice: str, timeout: float = 120.0) -> None:
+    def __init__(
+        self,
+        api: Any,
+        choice: str,
+        timeout: float = 120.0,
+        meanwhile: Callable[[], None] | None = None,
+    ) -> None:
         super().__init__(daemon=True)
         self.api, self.choice, self.timeout = api, choice, timeout
+        self.meanwhile = meanwhile
+        """What happens on the racks between the question and the answer."""
         self.answered = Answered()
         self.error: BaseException | None = None
 
@@ -142,6 +150,8 @@ class Approver(threading.Thread):
                 time.sleep(0.2)
             dag_id, run_id, task_id, map_index, subject, body = found
             self.answered.subject, self.answered.body = subject, body
+            if self.meanwhile is not None:
+                self.meanwhile()
             path = (
                 f"/api/v2/dags/{dag_id}/dagRuns/{run_id}/taskInstances/{task_id}/{map_index}"
                 "/hitlDetails"
@@ -154,9 +164,15 @@ class Approver(threading.Thread):
 
 
 def run_answering(
-    example_dag: ExampleDag, core_api: Any, app: str, mode: str, choice: str
+    example_dag: ExampleDag,
+    core_api: Any,
+    app: str,
+    mode: str,
+    choice: str,
+    *,
+    meanwhile: Callable[[], None] | None = None,
 ) -> tuple[Any, Answered]:
-    approver = Approver(core_api, choice)
+    approver = Approver(core_api, choice, meanwhile=meanwhile)
     approver.start()
     run = example_dag(DAG_ID, mode).test(run_conf={"app": app})
     approver.join(timeout=5)
@@ -218,6 +234,41 @@ def test_rejected_nothing_reaches_production(
     assert answered.response["chosen_options"] == ["Reject"]
     # Airflow skips the downstream tasks (and pushes no return value) on "Reject"
     assert xcoms(run)["approve", "skipmixin_key"] == {"skipped": ["copy_to_production"]}
+    assert two_racks.production.app(app)["release"] == production_before
+    assert len(two_racks.production.builds(app)) == 1  # nothing was copied
+
+
+def test_an_approval_of_a_change_that_moved_meanwhile_stops_the_run(
+    *,
+    app: str,
+    two_racks: Racks,
+    example_dag: ExampleDag,
+    core_api: Any,
+    capfd: pytest.CaptureFixture[str],
+) -> None:
+    """While the approval waited, someone added a key to production's environment: the copy
+    would run with it, and the approver never saw it, so their "Approve" fails the task."""
+    production_before = two_racks.production.app(app)["release"]
+
+    def add_a_key() -> None:
+        env = two_racks.production.releases(app)[0]["env"]
+        two_racks.production.set_env(app, f"{env}\nFEATURE=on", promote=False)
+
+    run, answered = run_answering(
+        example_dag, core_api, app, "sync", "Approve", meanwhile=add_a_key
+    )
+
+    output = capfd.readouterr().out
+    assert answered.status == 200
+    assert run.state == "failed"
+    assert task_states(run) == {
+        "deploy_staging": "success",
+        "approve": "failed",
+        "copy_to_production": "upstream_failed",
+        "promote_production": "upstream_failed",
+    }
+    assert "the change is no longer the one shown" in output
+    assert "keys added ['FEATURE']" in output
     assert two_racks.production.app(app)["release"] == production_before
     assert len(two_racks.production.builds(app)) == 1  # nothing was copied
 
