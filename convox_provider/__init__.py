@@ -17,6 +17,7 @@ _INTEGRATION = "Convox"
 _MODULES: dict[str, tuple[str, ...]] = {
     "hooks": ("convox_provider.hooks.convox",),
     "operators": (
+        "convox_provider.operators.approval",
         "convox_provider.operators.builds",
         "convox_provider.operators.environment",
         "convox_provider.operators.processes",

@@ -17,6 +17,7 @@ from convox_provider.client.resources.processes import ProcessRoutes
 from convox_provider.client.resources.releases import ReleaseRoutes
 from convox_provider.client.resources.services import ServiceRoutes
 from convox_provider.client.workflows.builds import BuildWorkflows
+from convox_provider.client.workflows.changes import ReleaseChangeWorkflows
 from convox_provider.client.workflows.copy import BuildCopyWorkflows
 from convox_provider.client.workflows.environment import EnvironmentWorkflows
 from convox_provider.client.workflows.promote import ReleaseWorkflows
@@ -58,9 +59,10 @@ class Processes(ProcessWorkflows[D], ProcessRoutes[D]):
     exec) and :class:`~.workflows.run.ProcessWorkflows`."""
 
 
-class Releases(ReleaseWorkflows[D], ReleaseRoutes[D]):
-    """``client.releases``: :class:`~.resources.releases.ReleaseRoutes` and
-    :class:`~.workflows.promote.ReleaseWorkflows`.
+class Releases(ReleaseChangeWorkflows[D], ReleaseWorkflows[D], ReleaseRoutes[D]):
+    """``client.releases``: :class:`~.resources.releases.ReleaseRoutes`,
+    :class:`~.workflows.promote.ReleaseWorkflows` and ``change`` (what a promote would change,
+    :mod:`~.workflows.changes`).
 
     There is no ``rollback`` route: the official SDK's promotes the old release, which the rack
     refuses (400 ``can not promote an older release, try rollback``, §8 item 2). A rollback

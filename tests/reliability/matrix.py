@@ -18,17 +18,22 @@ import functools
 import json
 import re
 import time
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any, cast
+from unittest import mock
 
 import pytest
+from airflow.providers.standard.operators import hitl
 from airflow.sdk import BaseOperator, Context
-from airflow_compat import TaskDeferred
+from airflow_compat import TaskAwaitingInput, TaskDeferred
 from convox_support import APP, FAST, MANIFEST, RecordingTI, context, sample_app, seed, wait_until
 
 from convox_provider.client.client import ConvoxClient
+from convox_provider.operators.approval import ConvoxApprovalOperator
 from convox_provider.operators.builds import ConvoxBuildOperator, ConvoxDeployOperator
 from convox_provider.operators.environment import ConvoxEnvSetOperator
 from convox_provider.operators.processes import ConvoxRunProcessOperator
@@ -508,6 +513,35 @@ def _check_release_sensor(cell: Cell, result: Any) -> None:
     assert result == cell.seeded["target"] == _running(cell)
 
 
+class _ApprovalUntilAsked(ConvoxApprovalOperator):
+    """The approval as the matrix drives it: up to the request Airflow would write (kept here,
+    not written to a metadata DB) and the wait Airflow would then start, which ends the run."""
+
+    asked: list[dict[str, Any]]
+
+    def execute(self, context: Context) -> Any:
+        self.asked = []
+        resumable = {**context, "task_instance": SimpleNamespace(id=uuid.uuid4())}
+        with mock.patch.object(hitl, "upsert_hitl_detail", lambda **row: self.asked.append(row)):
+            try:
+                super().execute(cast(Context, resumable))
+            except (TaskDeferred, TaskAwaitingInput):  # 3.1 defers; 3.3 awaits input
+                return self.asked[-1]["body"]
+        raise AssertionError("the approval did not wait for an answer")
+
+
+def _make_approval(cell: Cell, deferrable: bool) -> BaseOperator:
+    return _ApprovalUntilAsked(task_id="approve", app=APP, release_id=cell.seeded["target"])
+
+
+def _check_approval(cell: Cell, result: Any) -> None:
+    active = _running(cell)
+    assert f"| Release | `{cell.seeded['target']}` | `{active}` |" in result
+    pushed = cell.ti.xcoms
+    assert (pushed["release_id"], pushed["active_release"]) == (cell.seeded["target"], active)
+    assert set(pushed) == {"release_id", "active_release", "change"}
+
+
 # the table --------------------------------------------------------------------------------------
 
 UPLOAD = Write(
@@ -654,6 +688,17 @@ SUBJECTS: tuple[Subject, ...] = (
         make=_make_release_sensor,
         check=_check_release_sensor,
         slow_timing=ROLLOUT_TIMING,
+    ),
+    Subject(
+        name="approval",
+        cls=ConvoxApprovalOperator,
+        reads=(APP_POLL, f"{PREFIX}/releases/*", BUILD_POLL),
+        deferrable=False,  # its wait is Airflow's own (awaiting_input, or HITLTrigger on 3.1)
+        poll=APP_POLL,
+        writes=(),
+        seed=_seed_promote,
+        make=_make_approval,
+        check=_check_approval,
     ),
 )
 

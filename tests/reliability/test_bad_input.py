@@ -20,6 +20,7 @@ from typing import Any
 
 import pytest
 from airflow.sdk import BaseOperator
+from airflow_compat import AirflowSkipException
 from convox_support import FAST
 
 from convox_provider.client.errors import (
@@ -88,6 +89,21 @@ def _app(name: str) -> Callable[[Env, BaseOperator], None]:
     return setup
 
 
+def _release(release_id: str) -> Callable[[Env, BaseOperator], None]:
+    def setup(env: Env, task: BaseOperator) -> None:
+        task.release_id = release_id  # as a rendered template would set it
+
+    return setup
+
+
+def _active_release(env: Env, task: BaseOperator) -> None:
+    task.release_id = env.rack.app(APP)["release"]  # type: ignore[attr-defined]
+
+
+def _older_release(env: Env, task: BaseOperator) -> None:
+    task.release_id = env.rack.releases(APP)[-1]["id"]  # type: ignore[attr-defined]
+
+
 def _env_set(values: dict[str, str]) -> Callable[[Cell, Subject], BaseOperator]:
     def make(cell: Cell, subject: Subject) -> BaseOperator:
         if subject.name == "run":
@@ -136,9 +152,46 @@ ROWS = (
         "app-unknown",
         ConvoxNotFoundError,
         r'^(404: app not found: shop-typo|500: builds\.convox\.com "b\w+" not found) \(',
+        subjects=tuple(s.name for s in SUBJECTS if s.name != "approval"),
         setup=_app("shop-typo"),
         sends_requests=True,
         accepted=("source upload",),
+    ),
+    Row(
+        "app-unknown",
+        ConvoxInputError,
+        r"^app shop-typo does not exist on rack http://127\.0\.0\.1:\d+: create it first .*"
+        r"nobody was asked to approve anything$",
+        subjects=("approval",),
+        setup=_app("shop-typo"),
+        sends_requests=True,
+    ),
+    Row(
+        "release-unknown",
+        ConvoxInputError,
+        r"^candidate release RNOSUCHRELEASE of app demo does not exist on rack .*: give the id of"
+        r" an existing release",
+        subjects=("approval",),
+        setup=_release("RNOSUCHRELEASE"),
+        sends_requests=True,
+    ),
+    Row(
+        "release-active",
+        AirflowSkipException,
+        r"^Nothing to approve: app demo already runs release R\w+, so promoting it would change"
+        r" nothing \(pass skip_when_unchanged=False to ask anyway\)$",
+        subjects=("approval",),
+        setup=_active_release,
+        sends_requests=True,
+    ),
+    Row(
+        "release-older",
+        ConvoxInputError,
+        r"^candidate release R\w+ of app demo is older than the active release R\w+: the rack"
+        r" refuses to promote an older release .* roll back to it instead",
+        subjects=("approval",),
+        setup=_older_release,
+        sends_requests=True,
     ),
     Row(
         "env-key-with-space",

@@ -105,6 +105,9 @@ def harness(airflow: Airflow, rack: RackEmulator, secret_value: str) -> Iterator
 
 #: (system DAG id, seeded releases of its app) of every example DAG; the deploy pipeline in both
 #: modes, every other example deferred. Each runs with a logical date and with ``null``.
+#: Not here: ``convox_approved_release``, which needs two racks (this cluster has one, behind
+#: ``convox_default``) and a person's answer; it runs under ``dag.test()`` in
+#: ``tests/e2e/test_approved_release.py``, answered through Airflow's HITL REST API.
 EXAMPLES = {
     "sys_deploy_sync": 1,
     "sys_deploy_deferred": 1,
