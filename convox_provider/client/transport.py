@@ -554,11 +554,13 @@ class SyncDriver(_Runner):
         try:
             response = self._send_once(call)
         except httpx.HTTPError as exc:
-            first: _Outcome[httpx.Response] = _Outcome(error=exc)
-        else:
-            if not self.response_needs_retry(response, call):
-                return response
-            first = _Outcome(response)
+            return self._after_first(call, _Outcome(error=exc))
+        if self.response_needs_retry(response, call):
+            return self._after_first(call, _Outcome(response))
+        return response
+
+    def _after_first(self, call: Call[Any], first: _Outcome[httpx.Response]) -> httpx.Response:
+        """The answer once the first attempt failed or was answered by a retryable status."""
         try:
             if not self.first_needs_retry(first, call):
                 return first.replay(lambda: self._send_once(call))()
@@ -677,11 +679,15 @@ class AsyncDriver(_Runner):
         try:
             response = await self._send_once(call)
         except httpx.HTTPError as exc:
-            first: _Outcome[httpx.Response] = _Outcome(error=exc)
-        else:
-            if not self.response_needs_retry(response, call):
-                return response
-            first = _Outcome(response)
+            return await self._after_first(call, _Outcome(error=exc))
+        if self.response_needs_retry(response, call):
+            return await self._after_first(call, _Outcome(response))
+        return response
+
+    async def _after_first(
+        self, call: Call[Any], first: _Outcome[httpx.Response]
+    ) -> httpx.Response:
+        """As :meth:`SyncDriver._after_first`."""
         try:
             if not self.first_needs_retry(first, call):
                 return first.replay(lambda: cast(httpx.Response, None))()
