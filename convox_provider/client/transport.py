@@ -551,10 +551,13 @@ class SyncDriver(_Runner):
 
     def transmit(self, call: Call[Any]) -> httpx.Response:
         """Send once; hand a retryable outcome to tenacity, which replays it as attempt 1."""
+        failed: httpx.HTTPError | None = None
         try:
             response = self._send_once(call)
         except httpx.HTTPError as exc:
-            return self._after_first(call, _Outcome(error=exc))
+            failed = exc  # retried outside this block: later errors are not chained to it
+        if failed is not None:
+            return self._after_first(call, _Outcome(error=failed))
         if self.response_needs_retry(response, call):
             return self._after_first(call, _Outcome(response))
         return response
@@ -676,10 +679,13 @@ class AsyncDriver(_Runner):
 
     async def transmit(self, call: Call[Any]) -> httpx.Response:
         """Send once; hand a retryable outcome to tenacity, which replays it as attempt 1."""
+        failed: httpx.HTTPError | None = None
         try:
             response = await self._send_once(call)
         except httpx.HTTPError as exc:
-            return await self._after_first(call, _Outcome(error=exc))
+            failed = exc  # retried outside this block: later errors are not chained to it
+        if failed is not None:
+            return await self._after_first(call, _Outcome(error=failed))
         if self.response_needs_retry(response, call):
             return await self._after_first(call, _Outcome(response))
         return response
