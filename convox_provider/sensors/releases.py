@@ -6,7 +6,8 @@ from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import Context, PokeReturnValue
 
-from convox_provider.operators._base import AirflowException, AirflowFailException, _sentence
+from convox_provider.client.errors import as_sentence
+from convox_provider.operators._base import AirflowException, AirflowFailException
 from convox_provider.sensors._base import ConvoxBaseSensor
 
 if TYPE_CHECKING:
@@ -67,9 +68,9 @@ class ConvoxReleaseSensor(ConvoxBaseSensor):
         if reading.state == reading.RUNNING:
             return PokeReturnValue(is_done=True, xcom_value=self.release_id)
         if reading.state == reading.OLDER:
-            raise AirflowFailException(_sentence(reading.message))
+            raise AirflowFailException(as_sentence(reading.message))
         if reading.state == reading.DELETING:
-            raise AirflowException(_sentence(reading.message))
+            raise AirflowException(as_sentence(reading.message))
         if reading.state == reading.ROLLING_OUT:
             self._remember_rollout(context)
         self.log.info(
