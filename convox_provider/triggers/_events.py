@@ -189,6 +189,12 @@ _MESSAGES: dict[str, tuple[int, str]] = {
         "Created release {release_id} of app {app} from build {build_id} ({description})",
     ),
     "AppStatusChanged": (logging.INFO, "App {app}: status {status}, release {release}"),
+    "AppCreated": (logging.INFO, "App {app} exists (created by this task: {created})"),
+    "AppDeleteSubmitted": (logging.INFO, "Deleting app {app}"),
+    "ServicesRestarted": (
+        logging.INFO,
+        "Restarting service(s) {services} of app {app}; replacing process(es) {replaced}",
+    ),
     "ProcessStateChanged": (
         logging.INFO,
         "Process {process_id} ({service}) of app {app}: {previous} -> {status}",

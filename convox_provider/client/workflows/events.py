@@ -12,6 +12,8 @@ from dataclasses import dataclass
 from typing import TypeAlias
 
 __all__ = [
+    "AppCreated",
+    "AppDeleteSubmitted",
     "AppStatusChanged",
     "BuildCopied",
     "BuildCopyProgress",
@@ -31,6 +33,7 @@ __all__ = [
     "PreviousBuildChecked",
     "ReleaseCreated",
     "RollbackTargetChosen",
+    "ServicesRestarted",
     "SourceUploaded",
     "StreamInterrupted",
     "WaitRetrying",
@@ -255,6 +258,30 @@ class BuildCopied:
     unverified: str
 
 
+@dataclass(frozen=True)
+class AppCreated:
+    """The app exists: ``created`` by this call (or an earlier attempt of it), or found."""
+
+    app: str
+    created: bool
+
+
+@dataclass(frozen=True)
+class AppDeleteSubmitted:
+    """``DELETE /apps/{app}`` was taken (or an earlier one was: the app reads ``deleting``)."""
+
+    app: str
+
+
+@dataclass(frozen=True)
+class ServicesRestarted:
+    """A rolling restart of ``services`` was sent; the pods ``replaced`` ran them before."""
+
+    app: str
+    services: tuple[str, ...]
+    replaced: tuple[str, ...]
+
+
 WorkflowEvent: TypeAlias = (
     WaitRetrying
     | AppStatusChanged
@@ -277,6 +304,9 @@ WorkflowEvent: TypeAlias = (
     | ProcessStarted
     | ProcessDeleted
     | ProcessCleanupFailed
+    | AppCreated
+    | AppDeleteSubmitted
+    | ServicesRestarted
 )
 
 EventCallback: TypeAlias = Callable[[WorkflowEvent], None]
