@@ -64,7 +64,9 @@ def test_a_restart_is_rolling_and_leaves_the_app_status_alone(
     rack.create_app("demo")
     rack.add_release("demo", MANIFEST, env={}, description="seed")
     with _client(rack) as http:
-        before = {p["id"] for p in http.get("/apps/demo/processes", params={"service": "web"}).json()}
+        before = {
+            p["id"] for p in http.get("/apps/demo/processes", params={"service": "web"}).json()
+        }
         app_before = http.get("/apps/demo").json()
         assert len(before) == 2
         assert http.post("/apps/demo/services/web/restart").text == "ok\n"

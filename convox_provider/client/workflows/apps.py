@@ -7,10 +7,11 @@ The CLI's algorithms: ``convox apps create`` is ``POST /apps`` then WaitForAppRu
 
 * every refusal (a bad name, an app that exists or is missing, a locked app, an unknown
   service) comes before the first write;
-* a create whose answer was lost (a broken connection, a gateway error) looks for the app
-  before failing: it was just seen missing, so an app there now is this call's;
-* a create can be re-attached to by a later attempt (an Airflow retry): the app carries the
-  caller's ``marker`` in its config :data:`MARKER_CONFIG`;
+* ``POST /apps`` is sent once (a repeat would get 409): a create whose answer was lost fails,
+  and a later attempt (an Airflow retry) re-attaches to the app it made: the app carries the
+  caller's ``marker`` in its config :data:`MARKER_CONFIG`, or the caller says it ``attempted``;
+* ``DELETE /apps/{name}`` is retried like a GET: deleting an app that is ``deleting`` changes
+  nothing, and a not-found answer means it is gone;
 * a restart waits for its rolling restart: a restart moves no rollout record, so the app stays
   ``running`` (§4.5: only pods change), and the wait is the rollout wait (still ``running``,
   still on the same release) followed by the pods: every pod that was there before the
@@ -20,6 +21,7 @@ The CLI's algorithms: ``convox apps create`` is ``POST /apps`` then WaitForAppRu
 from __future__ import annotations
 
 import builtins
+import contextlib
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -27,7 +29,6 @@ from typing import Any
 from convox_provider.client.encoding import segment, validate_app_name
 from convox_provider.client.errors import (
     ConvoxConflictError,
-    ConvoxError,
     ConvoxInputError,
     ConvoxNotFoundError,
     ConvoxWorkflowError,
@@ -41,6 +42,7 @@ from convox_provider.client.status import AppStatus, ProcessStatus
 from convox_provider.client.waiting import ROLLOUT_WAIT, WaitOptions, wait_options
 from convox_provider.client.workflows.events import (
     AppCreated,
+    AppCreateStarted,
     AppDeleteSubmitted,
     EventCallback,
     ServicesRestarted,
@@ -50,7 +52,6 @@ from convox_provider.client.workflows.waits import (
     Poller,
     app_running,
     emit,
-    is_transient,
 )
 
 __all__ = [
@@ -170,7 +171,10 @@ def _create(
     found = yield from _find(name)
     created = unmarked = found is None
     if found is None:
-        found = yield from _send_create(name, rollout_timeout)
+        emit(options.on_event, AppCreateStarted(name))
+        # Not retried (a repeat would get 409 exists): an answer lost on the way back fails
+        # here, and a later attempt finds the app (``attempted``, ``marker``).
+        found = yield from call(app_routes.create(name, timeout=rollout_timeout))
     else:
         created, unmarked = yield from _claimed(name, found, marker=marker, attempted=attempted)
         if not created and not exists_ok:
@@ -194,20 +198,6 @@ def _create(
         yield from call(app_routes.update(name, **changes))
         # The PUT re-applies the release (§4.1): the status lags it as it lags a promote.
         found = found.model_copy(update={"status": AppStatus.UPDATING.value})
-
-
-def _send_create(name: str, rollout_timeout: int | None) -> Flow[App]:
-    """Flow: ``POST /apps``; an answer lost after the app was just seen missing is looked up."""
-    try:
-        return (yield from call(app_routes.create(name, timeout=rollout_timeout)))
-    except ConvoxError as exc:
-        lost = is_transient(exc) and not isinstance(exc, ConvoxConflictError)
-        if not lost:
-            raise
-        found = yield from _find(name)
-        if found is None:
-            raise
-        return found
 
 
 def _claimed(
@@ -248,17 +238,9 @@ def _delete(
             " first (apps.update(name, lock=False), or `convox apps unlock`) if it should go",
         )
     if found.app_status is not AppStatus.DELETING:
-        try:
-            yield from call(app_routes.delete(name))
-        except ConvoxNotFoundError:
-            pass  # gone between the read and the delete
-        except ConvoxError as exc:
-            if not is_transient(exc):
-                raise
-            # The answer was lost: a delete the rack took shows as ``deleting`` or as gone.
-            again = yield from _find(name)
-            if again is not None and again.app_status is not AppStatus.DELETING:
-                raise
+        # Not found: gone between the read and the delete (or at a retried DELETE).
+        with contextlib.suppress(ConvoxNotFoundError):
+            yield from call(app_routes.submit_delete(name))
         emit(options.on_event, AppDeleteSubmitted(name))
     if wait:
         yield from app_deleted(name, deadline, options)
@@ -340,9 +322,7 @@ def _restart(
     restart = Restart(app, found.release, tuple(chosen), replaced)
     emit(options.on_event, ServicesRestarted(app, restart.services, restart.replaced))
     if wait:
-        yield from restarted(
-            resource, restart, deadline, options, watch_processes=watch_processes
-        )
+        yield from restarted(resource, restart, deadline, options, watch_processes=watch_processes)
     return restart
 
 
@@ -457,13 +437,14 @@ class AppLifecycleWorkflows(Resource[D]):
         ``BuildMem``, ``BuildLabels``; others are refused, the rack would drop them) and
         ``lock`` (deletion protection) are applied with ``PUT /apps/{name}`` once the app
         runs, and only if they change something: the PUT re-applies the release, so the app
-        is waited for again. ``rollout_timeout`` is the rack's deadline for the first (empty)
-        deploy, in seconds (default 300). ``generation`` is not offered: v3 racks ignore it.
+        is waited for again. ``POST /apps`` is sent at most once; ``AppCreateStarted`` is
+        reported just before it, so a caller can note that a create may exist.
+        ``rollout_timeout`` is the rack's deadline for the first (empty) deploy, in seconds
+        (default 300). ``generation`` is not offered: v3 racks ignore it.
 
         ``wait=False`` returns as soon as a rollout is under way (``pending``); call again
         once the app runs to apply the settings. Transient errors during the waits are
-        tolerated up to ``max_errors``; ``POST /apps`` is not retried, but an answer lost on
-        the way back is checked by reading the app.
+        tolerated up to ``max_errors``.
         """
         options = wait_options(locals(), ROLLOUT_WAIT)
         check_app_name(name)
@@ -594,4 +575,3 @@ def _wait_restarted(
     return (
         yield from restarted(resource, restart, deadline, options, watch_processes=watch_processes)
     )
-

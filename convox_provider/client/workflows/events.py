@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import TypeAlias
 
 __all__ = [
+    "AppCreateStarted",
     "AppCreated",
     "AppDeleteSubmitted",
     "AppStatusChanged",
@@ -259,6 +260,13 @@ class BuildCopied:
 
 
 @dataclass(frozen=True)
+class AppCreateStarted:
+    """``POST /apps`` is about to be sent: from here on the app may exist."""
+
+    app: str
+
+
+@dataclass(frozen=True)
 class AppCreated:
     """The app exists: ``created`` by this call (or an earlier attempt of it), or found."""
 
@@ -304,6 +312,7 @@ WorkflowEvent: TypeAlias = (
     | ProcessStarted
     | ProcessDeleted
     | ProcessCleanupFailed
+    | AppCreateStarted
     | AppCreated
     | AppDeleteSubmitted
     | ServicesRestarted
