@@ -37,7 +37,7 @@ class ConvoxAppRunningTrigger(_Uncancellable):
     :param max_errors: consecutive transient errors that end the wait (default 5).
     """
 
-    _own = ("initial_delay",)
+    _own: tuple[str, ...] = ("initial_delay",)
 
     def __init__(self, *, initial_delay: float = 0.0, **options: Any) -> None:
         super().__init__(**options)

@@ -320,7 +320,9 @@ def _restart(
     for name in chosen:
         yield from call(service_routes.restart(app, name))
     restart = Restart(app, found.release, tuple(chosen), replaced)
-    emit(options.on_event, ServicesRestarted(app, restart.services, restart.replaced))
+    emit(
+        options.on_event, ServicesRestarted(app, found.release, restart.services, restart.replaced)
+    )
     if wait:
         yield from restarted(resource, restart, deadline, options, watch_processes=watch_processes)
     return restart

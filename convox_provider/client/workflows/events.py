@@ -283,9 +283,11 @@ class AppDeleteSubmitted:
 
 @dataclass(frozen=True)
 class ServicesRestarted:
-    """A rolling restart of ``services`` was sent; the pods ``replaced`` ran them before."""
+    """A rolling restart of ``services`` was sent, the app on ``release_id``; the pods
+    ``replaced`` ran them before."""
 
     app: str
+    release_id: str
     services: tuple[str, ...]
     replaced: tuple[str, ...]
 
