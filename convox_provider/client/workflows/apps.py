@@ -102,8 +102,24 @@ def _check_parameters(parameters: Mapping[str, str] | None) -> dict[str, str] | 
     return dict(parameters)
 
 
-def _missing(app: str, hint: str) -> ConvoxNotFoundError:
-    return ConvoxNotFoundError(f"app not found: {app}", status_code=404, hint=hint)
+def _with_hint(exc: ConvoxNotFoundError, hint: str) -> ConvoxNotFoundError:
+    """The rack's not-found answer, with what to do added (status, Request-Id kept)."""
+    return ConvoxNotFoundError(
+        exc.message,
+        status_code=exc.status_code,
+        request_id=exc.request_id,
+        method=exc.method,
+        path=exc.path,
+        hint=hint,
+    )
+
+
+def _get_existing(app: str, hint: str) -> Flow[App]:
+    """Flow: the app; its absence raised with ``hint``."""
+    try:
+        return (yield from call(app_routes.get(app)))
+    except ConvoxNotFoundError as exc:
+        raise _with_hint(exc, hint) from None
 
 
 def _find(app: str) -> Flow[App | None]:
@@ -225,11 +241,14 @@ def _delete(
     resource: Resource[Any], name: str, options: WaitOptions, *, missing_ok: bool, wait: bool
 ) -> Flow[bool]:
     deadline = yield from Deadline.start(options.timeout)
-    found = yield from _find(name)
-    if found is None:
+    try:
+        found = yield from _get_existing(
+            name, "nothing was deleted. Check the name, or pass missing_ok=True"
+        )
+    except ConvoxNotFoundError:
         if missing_ok:
             return False
-        raise _missing(name, "nothing was deleted. Check the name, or pass missing_ok=True")
+        raise
     if found.locked:
         raise ConvoxConflictError(
             f"app is locked: {name}",
@@ -297,9 +316,7 @@ def _restart(
     watch_processes: bool,
 ) -> Flow[Restart]:
     deadline = yield from Deadline.start(options.timeout)
-    found = yield from _find(app)
-    if found is None:
-        raise _missing(app, "nothing was restarted. Check the app name")
+    found = yield from _get_existing(app, "nothing was restarted. Check the app name")
     if found.app_status is AppStatus.DELETING:
         raise ConvoxWorkflowError(f"app {app} is being deleted; nothing was restarted")
     services = sorted(s.name for s in (yield from call(service_routes.list(app))))
