@@ -1,5 +1,5 @@
-"""App lifecycle: create and wait, delete and wait, restart and wait (docs/rack-api.md §4.1,
-§4.5, §7.7, §7.9).
+"""App lifecycle: create and wait, delete and wait, restart and wait (docs/rack-api.md §4.1.1,
+§4.5.1, §7.7, §7.9).
 
 The CLI's algorithms: ``convox apps create`` is ``POST /apps`` then WaitForAppRunning,
 ``convox apps delete`` is ``DELETE /apps/{name}`` then WaitForAppDeleted, ``convox restart`` is
@@ -13,7 +13,7 @@ The CLI's algorithms: ``convox apps create`` is ``POST /apps`` then WaitForAppRu
 * ``DELETE /apps/{name}`` is retried like a GET: deleting an app that is ``deleting`` changes
   nothing, and a not-found answer means it is gone;
 * a restart waits for its rolling restart: a restart moves no rollout record, so the app stays
-  ``running`` (§4.5: only pods change), and the wait is the rollout wait (still ``running``,
+  ``running`` (§4.5.1: only pods change), and the wait is the rollout wait (still ``running``,
   still on the same release) followed by the pods: every pod that was there before the
   restart gone, and the service's count of new pods ``running``.
 """
