@@ -16,7 +16,7 @@ from convox_provider.client.resources.environment import EnvironmentRoutes
 from convox_provider.client.resources.processes import ProcessRoutes
 from convox_provider.client.resources.releases import ReleaseRoutes
 from convox_provider.client.resources.services import ServiceRoutes
-from convox_provider.client.workflows.apps import AppLifecycleWorkflows
+from convox_provider.client.workflows.apps import AppLifecycleWorkflows, AppRestartWorkflows
 from convox_provider.client.workflows.builds import BuildWorkflows
 from convox_provider.client.workflows.copy import BuildCopyWorkflows
 from convox_provider.client.workflows.environment import EnvironmentWorkflows
@@ -28,10 +28,10 @@ from convox_provider.client.workflows.waits import AppWorkflows
 __all__ = ["Apps", "Builds", "Environment", "Processes", "Releases", "Services"]
 
 
-class Apps(AppLifecycleWorkflows[D], AppWorkflows[D], AppRoutes[D]):
+class Apps(AppRestartWorkflows[D], AppLifecycleWorkflows[D], AppWorkflows[D], AppRoutes[D]):
     """``client.apps``: :class:`~.resources.apps.AppRoutes` (with the app logs),
-    :class:`~.workflows.waits.AppWorkflows` and :class:`~.workflows.apps.AppLifecycleWorkflows`
-    (create, delete and restart, each waited for).
+    :class:`~.workflows.waits.AppWorkflows`, :class:`~.workflows.apps.AppLifecycleWorkflows`
+    (create and delete, waited for) and :class:`~.workflows.apps.AppRestartWorkflows`.
 
     Not offered: ``metrics`` (501 ``unimplemented`` on the generic Kubernetes provider,
     docs/rack-api.md §8 item 10) and the console-only budget/cost routes.

@@ -48,13 +48,14 @@ class _AppOperator(ConvoxBaseOperator):
             **kwargs,
         )
 
-    def _kept(self, context: Context, kind: type[WorkflowEvent], key: str) -> OnEvent:
-        """The progress callback, also keeping ``kind`` events in the task state store."""
+    def _kept(self, context: Context, step: str, key: str) -> OnEvent:
+        """The progress callback; an ``AppLifecycle`` ``step`` is also kept in the task state
+        store under ``key``, for a later try."""
         progress = self._progress(context)
 
         def on_event(event: WorkflowEvent) -> None:
             progress(event)
-            if isinstance(event, kind):
+            if getattr(event, "step", None) == step and getattr(event, "app", None) == self.app:
                 self._remember(context, key, self.app)
 
         return on_event
@@ -97,6 +98,10 @@ class ConvoxCreateAppOperator(_AppOperator):
 
     template_fields = ("convox_conn_id", "app", "parameters")
     ui_color = "#d9f0d3"
+    exists_ok: bool
+    parameters: Mapping[str, str] | None
+    lock: bool | None
+    rollout_timeout: int | None
 
     def __init__(
         self,
@@ -108,19 +113,19 @@ class ConvoxCreateAppOperator(_AppOperator):
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
-        check_argument(self, "exists_ok", exists_ok, bool)
-        check_argument(self, "parameters", parameters, Mapping, optional=True)
-        check_argument(self, "lock", lock, bool, optional=True)
-        check_argument(self, "rollout_timeout", rollout_timeout, int, optional=True)
         if (parameters or lock is not None) and not self.wait_for_completion:
             raise ValueError(
                 f"{type(self).__name__} {self.task_id!r}: parameters and lock are set once the "
                 "app runs, so they need wait_for_completion=True"
             )
-        self.exists_ok = exists_ok
-        self.parameters = parameters
-        self.lock = lock
-        self.rollout_timeout = rollout_timeout
+        for name, value, kind in (
+            ("exists_ok", exists_ok, bool),
+            ("parameters", parameters, Mapping),
+            ("lock", lock, bool),
+            ("rollout_timeout", rollout_timeout, int),
+        ):
+            check_argument(self, name, value, kind, optional=name != "exists_ok")
+            setattr(self, name, value)
 
     def execute(self, context: Context) -> str:
         """Create the app (or find the one a previous try created) and wait; return its name."""
@@ -135,15 +140,12 @@ class ConvoxCreateAppOperator(_AppOperator):
         return self._create(context, end_time=time.time() + self.timeout)
 
     def _create(self, context: Context, *, end_time: float) -> str:
-        from convox_provider.client.workflows.events import (  # noqa: PLC0415 - module doc
-            AppCreateStarted,
-        )
         from convox_provider.triggers.apps import ConvoxAppRunningTrigger  # noqa: PLC0415
 
         defer = self.wait_for_completion and self.deferrable
         waiting = dataclasses.replace(
             self._waiting(context, max(0.0, end_time - time.time())),
-            on_event=self._kept(context, AppCreateStarted, _CREATING),
+            on_event=self._kept(context, "creating", _CREATING),
         )
         with self._client() as client, self._outcomes():
             done = client.apps.create_and_wait(
@@ -196,9 +198,6 @@ class ConvoxDeleteAppOperator(_AppOperator):
 
     def execute(self, context: Context) -> bool:
         """Delete and wait; whether the app existed."""
-        from convox_provider.client.workflows.events import (  # noqa: PLC0415 - module doc
-            AppDeleteSubmitted,
-        )
         from convox_provider.triggers.apps import ConvoxAppDeletedTrigger  # noqa: PLC0415
 
         self._preflight(context)
@@ -211,11 +210,9 @@ class ConvoxDeleteAppOperator(_AppOperator):
                 self.app,
                 missing_ok=self.missing_ok or deleted_before,
                 wait=self.wait_for_completion and not defer,
-                timeout=waiting.timeout,
-                poll_interval=waiting.poll_interval,
-                initial_delay=waiting.initial_delay,
-                max_errors=waiting.max_errors,
-                on_event=self._kept(context, AppDeleteSubmitted, _DELETING),
+                waiting=dataclasses.replace(
+                    waiting, on_event=self._kept(context, "deleting", _DELETING)
+                ),
             )
         if not existed:
             self.log.info("App %s does not exist: nothing to delete", self.app)
@@ -293,24 +290,13 @@ class ConvoxRestartOperator(_AppOperator):
                 )
                 restart: Restart = previous
                 if wait:
-                    client.apps.wait_for_restart(
-                        restart,
-                        timeout=waiting.timeout,
-                        poll_interval=waiting.poll_interval,
-                        initial_delay=waiting.initial_delay,
-                        max_errors=waiting.max_errors,
-                        on_event=progress,
-                    )
+                    client.apps.wait_for_restart(restart, waiting=waiting)
             else:
                 restart = client.apps.restart(
                     self.app,
                     service=self.service,
                     wait=wait,
-                    timeout=waiting.timeout,
-                    poll_interval=waiting.poll_interval,
-                    initial_delay=waiting.initial_delay,
-                    max_errors=waiting.max_errors,
-                    on_event=on_event,
+                    waiting=dataclasses.replace(waiting, on_event=on_event),
                 )
         assert isinstance(restart, Restart)
         if defer:

@@ -189,9 +189,7 @@ _MESSAGES: dict[str, tuple[int, str]] = {
         "Created release {release_id} of app {app} from build {build_id} ({description})",
     ),
     "AppStatusChanged": (logging.INFO, "App {app}: status {status}, release {release}"),
-    "AppCreateStarted": (logging.INFO, "Creating app {app}"),
-    "AppCreated": (logging.INFO, "App {app} exists (created by this task: {created})"),
-    "AppDeleteSubmitted": (logging.INFO, "Deleting app {app}"),
+    "AppLifecycle": (logging.INFO, "App {app}: {step}"),
     "ServicesRestarted": (
         logging.INFO,
         "Restarting service(s) {services} of app {app}; replacing process(es) {replaced}",

@@ -38,6 +38,10 @@ class ConvoxAppRunningTrigger(_Uncancellable):
     """
 
     _own: tuple[str, ...] = ("initial_delay",)
+    _until = "running"
+    """What the app is waited to be (the subject's words)."""
+    _client_wait = "wait_for_app_running"
+    """The ``client.apps`` wait that does it."""
 
     def __init__(self, *, initial_delay: float = 0.0, **options: Any) -> None:
         super().__init__(**options)
@@ -46,10 +50,11 @@ class ConvoxAppRunningTrigger(_Uncancellable):
     @property
     def subject(self) -> str:
         """What this trigger waits for, in words."""
-        return f"app {self.app} to be running"
+        return f"app {self.app} to be {self._until}"
 
     async def _wait(self, client: AsyncConvoxClient, timeout: float) -> dict[str, Any]:
-        await client.apps.wait_for_app_running(self.app, waiting=self._waiting(timeout))
+        wait = getattr(client.apps, self._client_wait)
+        await wait(self.app, waiting=self._waiting(timeout))
         return {"status": SUCCESS, "app": self.app}
 
 
@@ -60,14 +65,8 @@ class ConvoxAppDeletedTrigger(ConvoxAppRunningTrigger):
     ends the wait with an ``error`` event. Arguments as :class:`ConvoxAppRunningTrigger`.
     """
 
-    @property
-    def subject(self) -> str:
-        """What this trigger waits for, in words."""
-        return f"app {self.app} to be deleted"
-
-    async def _wait(self, client: AsyncConvoxClient, timeout: float) -> dict[str, Any]:
-        await client.apps.wait_for_app_deleted(self.app, waiting=self._waiting(timeout))
-        return {"status": SUCCESS, "app": self.app}
+    _until = "deleted"
+    _client_wait = "wait_for_app_deleted"
 
 
 class ConvoxRestartTrigger(ConvoxAppRunningTrigger):

@@ -14,6 +14,7 @@ from convox_provider.client.errors import (
     ConvoxInputError,
     ConvoxNotFoundError,
 )
+from convox_provider.client.waiting import WaitOptions
 from convox_provider.client.workflows.apps import MARKER_CONFIG
 from convox_provider.testing.emulator import RackEmulator
 from convox_provider.testing.plugin import RackFactory
@@ -29,7 +30,7 @@ services:
   worker:
     build: .
 """
-WAIT = {"poll_interval": 0.05, "initial_delay": 0.05, "timeout": 30.0}
+WAIT = {"waiting": WaitOptions(poll_interval=0.05, initial_delay=0.05, timeout=30.0)}
 TIMING = Timing(rollout=0.2, process_start=0.2, app_delete=0.2)
 
 

@@ -17,16 +17,24 @@ from convox_provider.client.errors import (
     ConvoxWorkflowError,
 )
 from convox_provider.client.models import App, AppConfig, Process, Release, Service
+from convox_provider.client.waiting import WaitOptions
 from convox_provider.client.workflows.apps import (
     MARKER_CONFIG,
     AppLifecycleWorkflows,
+    AppRestartWorkflows,
     Restart,
 )
-from convox_provider.client.workflows.events import AppCreated, ServicesRestarted
+from convox_provider.client.workflows.events import AppLifecycle, ServicesRestarted
 
 APP = "/apps/pr-7"
 MARKER = f"{APP}/configs/{MARKER_CONFIG}"
-FAST: dict[str, Any] = {"poll_interval": 1.0, "initial_delay": 1.0}
+
+
+def fast(on_event: Any = None) -> WaitOptions:
+    return WaitOptions(poll_interval=1.0, initial_delay=1.0, on_event=on_event)
+
+
+FAST: dict[str, Any] = {"waiting": fast()}
 NOT_FOUND = api_error(404, "app not found: pr-7")
 
 
@@ -34,8 +42,12 @@ def app(status: str = "running", release: str = "", **fields: Any) -> App:
     return App(name="pr-7", status=status, release=release, **fields)
 
 
-def flows(rack: FakeRack) -> AppLifecycleWorkflows[Any]:
-    return AppLifecycleWorkflows(rack)  # type: ignore[arg-type]
+class Workflows(AppRestartWorkflows[Any], AppLifecycleWorkflows[Any]):
+    """The app workflows as ``client.apps`` composes them."""
+
+
+def flows(rack: FakeRack) -> Workflows:
+    return Workflows(rack)
 
 
 def writes(rack: FakeRack) -> list[tuple[str, str]]:
@@ -48,13 +60,14 @@ class TestCreate:
         rack.on("GET", APP, NOT_FOUND, app("updating"), app("running"), app("running"))
         rack.on("POST", "/apps", app("updating"))
         rack.on("PUT", MARKER, None)
-        done = flows(rack).create_and_wait("pr-7", marker="m-1", on_event=rack.event, **FAST)
+        done = flows(rack).create_and_wait("pr-7", marker="m-1", waiting=fast(rack.event))
         assert (done.created, done.pending, done.app.status) == (True, False, "running")
         assert writes(rack) == [("POST", "/apps"), ("PUT", MARKER)]
         post = rack.requests("POST", "/apps")[0]
         assert post.form["name"] == "pr-7"
         assert "generation" in post.form  # as the CLI sends it
-        assert rack.events_of(AppCreated) == [AppCreated("pr-7", True)]
+        steps = [e.step for e in rack.events_of(AppLifecycle)]
+        assert steps == ["creating", "created"]
         assert len(rack.requests("GET", APP)) == 4  # missing, then updating, running, running
 
     def test_an_existing_app_is_refused_before_any_write(self) -> None:
@@ -109,8 +122,8 @@ class TestCreate:
         rack.on("GET", APP, NOT_FOUND)
         rack.on("POST", "/apps", api_error(504, "gateway timeout"))
         with pytest.raises(ConvoxGatewayError):
-            flows(rack).create_and_wait("pr-7", marker="m-1", on_event=rack.event, **FAST)
-        assert [type(e).__name__ for e in rack.events] == ["AppCreateStarted"]
+            flows(rack).create_and_wait("pr-7", marker="m-1", waiting=fast(rack.event))
+        assert rack.events == [AppLifecycle("pr-7", "creating")]
         retry = FakeRack()  # the rack as the next attempt finds it: the create took
         retry.on("GET", APP, app("updating"), app("running"))
         retry.on("GET", MARKER, api_error(404, "app config not found"))
@@ -213,7 +226,9 @@ class TestDelete:
         rack.on("GET", APP, app(), app("deleting"))
         rack.on("DELETE", APP, None)
         with pytest.raises(ConvoxWaitTimeoutError, match="to be deleted"):
-            flows(rack).delete_and_wait("pr-7", timeout=10, **FAST)
+            flows(rack).delete_and_wait(
+                "pr-7", waiting=WaitOptions(timeout=10, poll_interval=1.0, initial_delay=1.0)
+            )
 
 
 def pod(pid: str, status: str = "running", name: str = "web") -> Process:
@@ -241,7 +256,7 @@ class TestRestart:
             new,
         )
         rack.on("POST", f"{APP}/services/*/restart", None)
-        done = flows(rack).restart("pr-7", on_event=rack.event, **FAST)
+        done = flows(rack).restart("pr-7", waiting=fast(rack.event))
         assert done == Restart("pr-7", "R1", ("web", "worker"), tuple(p.id for p in OLD))
         assert writes(rack) == [
             ("POST", f"{APP}/services/web/restart"),
@@ -300,7 +315,7 @@ class TestRestart:
         rack.on("GET", f"{APP}/releases/*", lambda sent: Release(id=sent.path.rsplit("/", 1)[1]))
         rack.on("POST", f"{APP}/services/web/restart", None)
         with pytest.raises(ConvoxRollbackError):
-            flows(rack).restart("pr-7", service="web", watch_processes=False, **FAST)
+            flows(rack).restart("pr-7", service="web", **FAST)
 
     def test_old_pods_left_keep_the_wait_going_until_the_deadline(self) -> None:
         rack = FakeRack()
@@ -309,4 +324,8 @@ class TestRestart:
         rack.on("GET", f"{APP}/processes", OLD)
         rack.on("POST", f"{APP}/services/web/restart", None)
         with pytest.raises(ConvoxWaitTimeoutError, match=r"1 old process|2 old process"):
-            flows(rack).restart("pr-7", service="web", timeout=10, **FAST)
+            flows(rack).restart(
+                "pr-7",
+                service="web",
+                waiting=WaitOptions(timeout=10, poll_interval=1.0, initial_delay=1.0),
+            )

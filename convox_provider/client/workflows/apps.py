@@ -41,10 +41,7 @@ from convox_provider.client.resources import services as service_routes
 from convox_provider.client.status import AppStatus, ProcessStatus
 from convox_provider.client.waiting import ROLLOUT_WAIT, WaitOptions, wait_options
 from convox_provider.client.workflows.events import (
-    AppCreated,
-    AppCreateStarted,
-    AppDeleteSubmitted,
-    EventCallback,
+    AppLifecycle,
     ServicesRestarted,
 )
 from convox_provider.client.workflows.waits import (
@@ -59,9 +56,13 @@ __all__ = [
     "MARKER_CONFIG",
     "AppCreation",
     "AppLifecycleWorkflows",
+    "AppRestartWorkflows",
     "Restart",
     "check_app_name",
 ]
+
+Waiting = WaitOptions | None
+"""A workflow's ``waiting`` argument: its waits' options, ``None`` for ``ROLLOUT_WAIT``."""
 
 MARKER_CONFIG = "airflow-created-by"
 """The app config (§4.1) holding the ``marker`` of the caller that created the app."""
@@ -104,14 +105,8 @@ def _check_parameters(parameters: Mapping[str, str] | None) -> dict[str, str] | 
 
 def _with_hint(exc: ConvoxNotFoundError, hint: str) -> ConvoxNotFoundError:
     """The rack's not-found answer, with what to do added (status, Request-Id kept)."""
-    return ConvoxNotFoundError(
-        exc.message,
-        status_code=exc.status_code,
-        request_id=exc.request_id,
-        method=exc.method,
-        path=exc.path,
-        hint=hint,
-    )
+    kept = {name: getattr(exc, name) for name in ("status_code", "request_id", "method", "path")}
+    return ConvoxNotFoundError(exc.message, hint=hint, **kept)
 
 
 def _get_existing(app: str, hint: str) -> Flow[App]:
@@ -187,7 +182,7 @@ def _create(
     found = yield from _find(name)
     created = unmarked = found is None
     if found is None:
-        emit(options.on_event, AppCreateStarted(name))
+        emit(options.on_event, AppLifecycle(name, "creating"))
         # Not retried (a repeat would get 409 exists): an answer lost on the way back fails
         # here, and a later attempt finds the app (``attempted``, ``marker``).
         found = yield from call(app_routes.create(name, timeout=rollout_timeout))
@@ -202,7 +197,7 @@ def _create(
             )
     if created and unmarked and marker is not None:
         yield from call(app_routes.config_set(name, MARKER_CONFIG, marker))
-    emit(options.on_event, AppCreated(name, created))
+    emit(options.on_event, AppLifecycle(name, "created" if created else "existing"))
     while True:
         if found.app_status is not AppStatus.RUNNING:
             if not wait:
@@ -260,7 +255,7 @@ def _delete(
         # Not found: gone between the read and the delete (or at a retried DELETE).
         with contextlib.suppress(ConvoxNotFoundError):
             yield from call(app_routes.submit_delete(name))
-        emit(options.on_event, AppDeleteSubmitted(name))
+        emit(options.on_event, AppLifecycle(name, "deleting"))
     if wait:
         yield from app_deleted(name, deadline, options)
     return True
@@ -313,7 +308,6 @@ def _restart(
     options: WaitOptions,
     *,
     wait: bool,
-    watch_processes: bool,
 ) -> Flow[Restart]:
     deadline = yield from Deadline.start(options.timeout)
     found = yield from _get_existing(app, "nothing was restarted. Check the app name")
@@ -341,7 +335,7 @@ def _restart(
         options.on_event, ServicesRestarted(app, found.release, restart.services, restart.replaced)
     )
     if wait:
-        yield from restarted(resource, restart, deadline, options, watch_processes=watch_processes)
+        yield from restarted(resource, restart, deadline, options)
     return restart
 
 
@@ -425,7 +419,12 @@ def _not_restarted(
 
 
 class AppLifecycleWorkflows(Resource[D]):
-    """Workflows of ``client.apps`` that create, delete and restart apps."""
+    """Workflows of ``client.apps`` that create, delete and restart apps.
+
+    Their waits are configured by one ``waiting`` (:class:`~..waiting.WaitOptions`, default
+    ``ROLLOUT_WAIT``: the CLI's 5 s polls, 35 min, transient errors tolerated up to
+    ``MAX_ERRORS`` in a row), whose ``on_event`` receives their progress events.
+    """
 
     @operation
     def create_and_wait(
@@ -439,11 +438,6 @@ class AppLifecycleWorkflows(Resource[D]):
         marker: str | None = None,
         attempted: bool = False,
         wait: bool = True,
-        timeout: float = ROLLOUT_WAIT.timeout,
-        poll_interval: float = ROLLOUT_WAIT.poll_interval,
-        initial_delay: float = ROLLOUT_WAIT.initial_delay,
-        max_errors: int = ROLLOUT_WAIT.max_errors,
-        on_event: EventCallback | None = None,
         waiting: WaitOptions | None = None,
     ) -> Flow[AppCreation]:
         """Create an app and wait until it is ``running``, as ``convox apps create`` does.
@@ -456,14 +450,13 @@ class AppLifecycleWorkflows(Resource[D]):
         ``BuildMem``, ``BuildLabels``; others are refused, the rack would drop them) and
         ``lock`` (deletion protection) are applied with ``PUT /apps/{name}`` once the app
         runs, and only if they change something: the PUT re-applies the release, so the app
-        is waited for again. ``POST /apps`` is sent at most once; ``AppCreateStarted`` is
-        reported just before it, so a caller can note that a create may exist.
+        is waited for again. ``POST /apps`` is sent at most once; ``AppLifecycle`` step
+        ``creating`` is reported just before it, so a caller can note that a create may exist.
         ``rollout_timeout`` is the rack's deadline for the first (empty) deploy, in seconds
         (default 300). ``generation`` is not offered: v3 racks ignore it.
 
         ``wait=False`` returns as soon as a rollout is under way (``pending``); call again
-        once the app runs to apply the settings. Transient errors during the waits are
-        tolerated up to ``max_errors``.
+        once the app runs to apply the settings.
         """
         options = wait_options(locals(), ROLLOUT_WAIT)
         check_app_name(name)
@@ -492,11 +485,6 @@ class AppLifecycleWorkflows(Resource[D]):
         *,
         missing_ok: bool = False,
         wait: bool = True,
-        timeout: float = ROLLOUT_WAIT.timeout,
-        poll_interval: float = ROLLOUT_WAIT.poll_interval,
-        initial_delay: float = ROLLOUT_WAIT.initial_delay,
-        max_errors: int = ROLLOUT_WAIT.max_errors,
-        on_event: EventCallback | None = None,
         waiting: WaitOptions | None = None,
     ) -> Flow[bool]:
         """Delete an app and wait until it is gone, as ``convox apps delete`` does; whether
@@ -513,17 +501,7 @@ class AppLifecycleWorkflows(Resource[D]):
         return _delete(self, name, options, missing_ok=missing_ok, wait=wait)
 
     @operation
-    def wait_for_app_deleted(
-        self,
-        name: str,
-        *,
-        timeout: float = ROLLOUT_WAIT.timeout,
-        poll_interval: float = ROLLOUT_WAIT.poll_interval,
-        initial_delay: float = ROLLOUT_WAIT.initial_delay,
-        max_errors: int = ROLLOUT_WAIT.max_errors,
-        on_event: EventCallback | None = None,
-        waiting: WaitOptions | None = None,
-    ) -> Flow[None]:
+    def wait_for_app_deleted(self, name: str, *, waiting: WaitOptions | None = None) -> Flow[None]:
         """Wait until the app is gone: not found twice in a row (WaitForAppDeleted, §7.9).
 
         An app that reads anything but ``deleting`` raises :class:`ConvoxWorkflowError`.
@@ -532,20 +510,14 @@ class AppLifecycleWorkflows(Resource[D]):
         check_app_name(name)
         return _wait_deleted(name, options)
 
+
+class AppRestartWorkflows(Resource[D]):
+    """Workflows of ``client.apps`` that restart an app's services and wait for the rolling
+    restart (§4.5.1); configured by ``waiting`` as :class:`AppLifecycleWorkflows`."""
+
     @operation
     def restart(
-        self,
-        app: str,
-        *,
-        service: str | None = None,
-        wait: bool = True,
-        timeout: float = ROLLOUT_WAIT.timeout,
-        poll_interval: float = ROLLOUT_WAIT.poll_interval,
-        initial_delay: float = ROLLOUT_WAIT.initial_delay,
-        max_errors: int = ROLLOUT_WAIT.max_errors,
-        watch_processes: bool = True,
-        on_event: EventCallback | None = None,
-        waiting: WaitOptions | None = None,
+        self, app: str, *, service: str | None = None, wait: bool = True, waiting: Waiting = None
     ) -> Flow[Restart]:
         """Restart every service of the app (``convox restart``) or one ``service``
         (``convox services restart``), then wait for the rolling restart.
@@ -553,33 +525,24 @@ class AppLifecycleWorkflows(Resource[D]):
         Refused before any restart: a missing app (:class:`ConvoxNotFoundError`), an app being
         deleted, an unknown service (:class:`ConvoxInputError` listing the app's services), an
         app without services. The wait is :func:`restarted`; each ``POST …/restart`` is sent
-        once (not retried: a repeat would restart again).
+        once (not retried: a repeat would restart again). The app's pods' status changes are
+        reported as events while it waits.
         """
-        options = wait_options(locals(), ROLLOUT_WAIT)
         check_app_name(app)
         if service is not None:
             segment(service, kind="service name")
-        return _restart(self, app, service, options, wait=wait, watch_processes=watch_processes)
+        return _restart(self, app, service, wait_options(locals(), ROLLOUT_WAIT), wait=wait)
 
     @operation
     def wait_for_restart(
-        self,
-        restart: Restart,
-        *,
-        timeout: float = ROLLOUT_WAIT.timeout,
-        poll_interval: float = ROLLOUT_WAIT.poll_interval,
-        initial_delay: float = ROLLOUT_WAIT.initial_delay,
-        max_errors: int = ROLLOUT_WAIT.max_errors,
-        watch_processes: bool = True,
-        on_event: EventCallback | None = None,
-        waiting: WaitOptions | None = None,
+        self, restart: Restart, *, waiting: WaitOptions | None = None
     ) -> Flow[App]:
         """Wait for a restart sent by :meth:`restart` with ``wait=False`` (see
         :func:`restarted`); the last app reading."""
         options = wait_options(locals(), ROLLOUT_WAIT)
         if not isinstance(restart, Restart):
             raise ConvoxInputError(f"restart must be a Restart, not {type(restart).__name__}")
-        return _wait_restarted(self, restart, options, watch_processes=watch_processes)
+        return _wait_restarted(self, restart, options)
 
 
 def _wait_deleted(name: str, options: WaitOptions) -> Flow[None]:
@@ -587,10 +550,6 @@ def _wait_deleted(name: str, options: WaitOptions) -> Flow[None]:
     yield from app_deleted(name, deadline, options)
 
 
-def _wait_restarted(
-    resource: Resource[Any], restart: Restart, options: WaitOptions, *, watch_processes: bool
-) -> Flow[App]:
+def _wait_restarted(resource: Resource[Any], restart: Restart, options: WaitOptions) -> Flow[App]:
     deadline = yield from Deadline.start(options.timeout)
-    return (
-        yield from restarted(resource, restart, deadline, options, watch_processes=watch_processes)
-    )
+    return (yield from restarted(resource, restart, deadline, options))

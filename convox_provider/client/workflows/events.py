@@ -12,9 +12,7 @@ from dataclasses import dataclass
 from typing import TypeAlias
 
 __all__ = [
-    "AppCreateStarted",
-    "AppCreated",
-    "AppDeleteSubmitted",
+    "AppLifecycle",
     "AppStatusChanged",
     "BuildCopied",
     "BuildCopyProgress",
@@ -260,25 +258,14 @@ class BuildCopied:
 
 
 @dataclass(frozen=True)
-class AppCreateStarted:
-    """``POST /apps`` is about to be sent: from here on the app may exist."""
+class AppLifecycle:
+    """A step of an app's create or delete: ``creating`` (``POST /apps`` is about to be sent:
+    from here on the app may exist), ``created`` (by this call or an earlier attempt of it),
+    ``existing`` (it was there and is used as it is), ``deleting`` (``DELETE`` was taken, or
+    the app already read ``deleting``)."""
 
     app: str
-
-
-@dataclass(frozen=True)
-class AppCreated:
-    """The app exists: ``created`` by this call (or an earlier attempt of it), or found."""
-
-    app: str
-    created: bool
-
-
-@dataclass(frozen=True)
-class AppDeleteSubmitted:
-    """``DELETE /apps/{app}`` was taken (or an earlier one was: the app reads ``deleting``)."""
-
-    app: str
+    step: str
 
 
 @dataclass(frozen=True)
@@ -314,9 +301,7 @@ WorkflowEvent: TypeAlias = (
     | ProcessStarted
     | ProcessDeleted
     | ProcessCleanupFailed
-    | AppCreateStarted
-    | AppCreated
-    | AppDeleteSubmitted
+    | AppLifecycle
     | ServicesRestarted
 )
 
