@@ -25,6 +25,8 @@ SMOKE_TEST = (
 _pull_requests = itertools.count(901)
 
 ExampleDag = Callable[[str, str], Any]
+# The DAG objects are shared by the e2e tests, and a run's conf stays in the DAG's params: each
+# run here gives ``app`` (empty: the name comes from ``pr``).
 
 
 def _apps(rack: RackEmulator) -> list[str]:
@@ -58,7 +60,7 @@ def test_a_review_app_is_created_deployed_tested_and_deleted(
     app = f"review-{pr}"
     rack.scripts.on_command(SMOKE_TEST, output="200 OK\n", times=1)
 
-    run = example_dag(REVIEW, mode).test(run_conf={"pr": pr, "git_sha": "0a1b2c3"})
+    run = example_dag(REVIEW, mode).test(run_conf={"pr": pr, "app": "", "git_sha": "0a1b2c3"})
 
     output = capfd.readouterr().out
     assert run.state == "success", exception_lines(output)
@@ -88,7 +90,7 @@ def test_the_app_is_deleted_when_the_deploy_fails(
     app = f"review-{pr}"
     rack.scripts.next_build(app=app, fail="step 3/4 : RUN make test: exit status 2")
 
-    run = example_dag(REVIEW, mode).test(run_conf={"pr": pr})
+    run = example_dag(REVIEW, mode).test(run_conf={"pr": pr, "app": ""})
 
     output = capfd.readouterr().out
     assert run.state == "failed"
