@@ -18,6 +18,7 @@ import pytest
 
 from convox_provider.testing import RackEmulator
 from convox_provider.triggers._base import ConvoxTrigger
+from convox_provider.triggers.apps import ConvoxAppDeletedTrigger, ConvoxRestartTrigger
 from convox_provider.triggers.builds import ConvoxBuildTrigger
 
 from .matrix import (
@@ -41,7 +42,11 @@ def in_progress(rack: RackEmulator, trigger: ConvoxTrigger) -> bool:
     """Whether what ``trigger`` waits for is still going on the rack."""
     if isinstance(trigger, ConvoxBuildTrigger):
         return bool(rack.state.build_get(APP, trigger.build_id)["status"] == "running")
-    return bool(rack.app(APP)["status"] == "updating")
+    if isinstance(trigger, ConvoxRestartTrigger):
+        return bool(set(trigger.replaced) & {p["id"] for p in rack.processes(trigger.app)})
+    if isinstance(trigger, ConvoxAppDeletedTrigger):
+        return bool(rack.app(trigger.app)["status"] == "deleting")
+    return bool(rack.app(trigger.app)["status"] == "updating")
 
 
 def recreate(classpath: str, kwargs: dict[str, Any]) -> ConvoxTrigger:

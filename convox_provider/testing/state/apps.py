@@ -438,10 +438,22 @@ class Apps(Model):
             self.deploy(target, now, target.release, only=name)
 
     def service_restart(self, app: str, name: str) -> None:
-        """``POST /apps/{app}/services/{name}/restart``: replace that service's pods."""
+        """``POST /apps/{app}/services/{name}/restart``: a rolling restart of that service.
+
+        New pods start at once (``pending`` for ``Timing.process_start``); the old ones keep
+        running until the new ones run, then go. No rollout record moves: the app's status
+        and release stay as they are (docs/rack-api.md §4.5).
+        """
         with self.locked() as now:
             target = self.app(app)
             override = self._override(target, name)
             override["generation"] = override.get("generation", 0) + 1
+            generation = override["generation"]
             self.deploy(target, now, target.release, only=name)
-            self.retire_pods(app, now, keep_release=target.release, keep_current=True)
+
+            def replaced(due: int) -> None:
+                current = target.service_overrides.get(name, {}).get("generation")
+                if self._apps.get(app) is target and current == generation:
+                    self.retire_pods(app, due, keep_release=target.release, keep_current=True)
+
+            self._at(now + seconds_to_ns(self.timing.process_start), replaced)
