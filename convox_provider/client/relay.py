@@ -29,7 +29,12 @@ import zlib
 from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
 
-from convox_provider.client.errors import ConvoxError, ConvoxWaitTimeoutError, ConvoxWorkflowError
+from convox_provider.client.errors import (
+    ConvoxError,
+    ConvoxWaitTimeoutError,
+    ConvoxWorkflowError,
+    _rebuild,
+)
 
 __all__ = ["PROGRESS_EVERY", "ConvoxCopyError", "ExportRelay"]
 
@@ -49,6 +54,10 @@ class ConvoxCopyError(ConvoxWorkflowError):
     def __init__(self, message: str, *, rack: str) -> None:
         super().__init__(message)
         self.rack = rack
+
+    def __reduce__(self) -> tuple[object, ...]:
+        """Pickled with ``rack`` (a failure crosses processes: worker, triggerer)."""
+        return (_rebuild, (type(self), self.args, {"rack": self.rack}))
 
 
 def _padded(size: int) -> int:

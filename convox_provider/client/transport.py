@@ -536,23 +536,22 @@ class SyncDriver(_Runner):
 
     def open_download(self, call: Call[Any]) -> Iterator[bytes]:
         """The body of ``call`` (a GET) as chunks while its response stays open (a build export
-        relayed into another rack's import); sent once, an error status raised typed."""
-        try:
-            response = self.http.send(self.request(self.http, call), stream=True)
-        except httpx.HTTPError as exc:
-            self.transport_error(call, exc)
+        relayed into another rack's import). Opening it is retried as any GET is (an error
+        status or a failed connection before the body began); an error status left is raised
+        typed. Once the body streams, a failure is the caller's (no chunk is sent twice)."""
+        response = self.transmit(call, send=self._open_once)
         if response.status_code >= 300:
-            try:
-                response.read()
-            finally:
-                response.close()
             self.finish(call, response)
         return _chunks_sync(response)
 
-    def transmit(self, call: Call[Any]) -> httpx.Response:
-        """Send once; hand a retryable outcome to tenacity, which replays it as attempt 1."""
+    def transmit(
+        self, call: Call[Any], send: Callable[[Call[Any]], httpx.Response] | None = None
+    ) -> httpx.Response:
+        """Send once; hand a retryable outcome to tenacity, which replays it as attempt 1.
+        ``send`` sends one attempt (default: read the whole answer)."""
+        once = self._send_once if send is None else send
         try:
-            response = self._send_once(call)
+            response = once(call)
         except httpx.HTTPError as exc:
             first: _Outcome[httpx.Response] = _Outcome(error=exc)
         else:
@@ -561,11 +560,21 @@ class SyncDriver(_Runner):
             first = _Outcome(response)
         try:
             if not self.first_needs_retry(first, call):
-                return first.replay(lambda: self._send_once(call))()
+                return first.replay(lambda: once(call))()
             retrying = self._retrying[call.idempotent].copy(before_sleep=self.log_retry(call))
-            return retrying(first.replay(lambda: self._send_once(call)))
+            return retrying(first.replay(lambda: once(call)))
         except httpx.HTTPError as exc:
             self.transport_error(call, exc)
+
+    def _open_once(self, call: Call[Any]) -> httpx.Response:
+        """One attempt of :meth:`open_download`: a success stays open, an error is read."""
+        response = self.http.send(self.request(self.http, call), stream=True)
+        if response.status_code >= 300:
+            try:
+                response.read()
+            finally:
+                response.close()
+        return response
 
     def send_raw(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
         """Send once, not retried, and return the open streaming response whatever its status
@@ -660,22 +669,21 @@ class AsyncDriver(_Runner):
     async def open_download(self, call: Call[Any]) -> AsyncIterator[bytes]:
         """The body of ``call`` (a GET) as chunks while its response stays open, as
         :meth:`SyncDriver.open_download` (not counted against ``max_connections``)."""
-        try:
-            response = await self.http.send(self.request(self.http, call), stream=True)
-        except httpx.HTTPError as exc:
-            self.transport_error(call, exc)
+        response = await self.transmit(call, send=self._open_once)
         if response.status_code >= 300:
-            try:
-                await response.aread()
-            finally:
-                await response.aclose()
             self.finish(call, response)
         return _chunks_async(response)
 
-    async def transmit(self, call: Call[Any]) -> httpx.Response:
-        """Send once; hand a retryable outcome to tenacity, which replays it as attempt 1."""
+    async def transmit(
+        self,
+        call: Call[Any],
+        send: Callable[[Call[Any]], Awaitable[httpx.Response]] | None = None,
+    ) -> httpx.Response:
+        """Send once; hand a retryable outcome to tenacity, which replays it as attempt 1.
+        ``send`` sends one attempt (default: read the whole answer, in a connection slot)."""
+        once = self._send_once if send is None else send
         try:
-            response = await self._send_once(call)
+            response = await once(call)
         except httpx.HTTPError as exc:
             first: _Outcome[httpx.Response] = _Outcome(error=exc)
         else:
@@ -688,10 +696,20 @@ class AsyncDriver(_Runner):
             retrying = self._retrying[call.idempotent].copy(before_sleep=self.log_retry(call))
             return cast(
                 httpx.Response,
-                await retrying(_async_replay(first, lambda: self._send_once(call))),
+                await retrying(_async_replay(first, lambda: once(call))),
             )
         except httpx.HTTPError as exc:
             self.transport_error(call, exc)
+
+    async def _open_once(self, call: Call[Any]) -> httpx.Response:
+        """One attempt of :meth:`open_download`: a success stays open, an error is read."""
+        response = await self.http.send(self.request(self.http, call), stream=True)
+        if response.status_code >= 300:
+            try:
+                await response.aread()
+            finally:
+                await response.aclose()
+        return response
 
     async def send_raw(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
         """As :meth:`SyncDriver.send_raw`; the caller closes the response (``aclose``)."""

@@ -99,6 +99,22 @@ async def test_a_cut_export_is_never_imported(pair: Pair) -> None:
     assert len(pair.target_rack.builds("demo")) == 1
 
 
+@pytest.mark.parametrize("fault", ["502", "429", "drop"])
+async def test_opening_the_export_is_retried_like_any_read(pair: Pair, fault: str) -> None:
+    """A refusal or a dropped connection before the export's body began: retried, not fatal."""
+    build_id = seeded(pair.source_rack)
+    export = f"/apps/demo/builds/{build_id}.tgz"
+    if fault == "drop":
+        pair.source_rack.faults.drop("GET", export, stage="headers")
+    else:
+        pair.source_rack.faults.respond("GET", export, int(fault), retry_after=0.01)
+    copied = await pair.run(lambda p: p.source.builds.copy("demo", build_id, to=p.target))
+    assert [b["id"] for b in pair.target_rack.builds("demo")] == [copied.build_id]
+    assert [f.fired for f in pair.source_rack.faults.faults] == [1]
+    assert pair.source_rack.requests.count("GET", export) == 2
+    assert pair.target_rack.requests.count("POST", "/apps/demo/builds/import") == 1
+
+
 async def test_a_failed_import_names_the_target_rack(pair: Pair) -> None:
     build_id = seeded(pair.source_rack)
     pair.target_rack.faults.respond("POST", "/apps/demo/builds/import", 500, message="boom")
