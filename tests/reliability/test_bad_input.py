@@ -423,9 +423,7 @@ def test_bad_input(
         assert writes_of(list(env.rack.requests)) == []  # refused before the first write
     check_source_untouched(cell)  # a copy's source rack: no write, nothing changed
     out = capfd.readouterr()
-    shown = "\n".join(
-        (str(failure.value), repr(failure.value), caplog.text, out.out, out.err)
-    )
+    shown = "\n".join((str(failure.value), repr(failure.value), caplog.text, out.out, out.err))
     for secret in (KEY, *row.secrets):
         assert secret not in shown
     known = {b["id"] for b in before["builds"]} | {r["id"] for r in before["releases"]}
