@@ -235,10 +235,7 @@ class ExportRelay:
         head = self._head
         info: tarfile.TarInfo | None = None
         if len(head) >= _BLOCK and head[:_BLOCK] != _ZERO_BLOCK:
-            try:
-                info = tarfile.TarInfo.frombuf(bytes(head[:_BLOCK]), "utf-8", "surrogateescape")
-            except tarfile.HeaderError as exc:
-                raise self._cut(f"a tar header is invalid ({exc})") from None
+            info = self._parse(bytes(head[:_BLOCK]))
         plain_json = (
             info is not None
             and info.name == "build.json"
@@ -301,10 +298,7 @@ class ExportRelay:
             if header == _ZERO_BLOCK:
                 self._ended = True
                 return
-            try:
-                info = tarfile.TarInfo.frombuf(header, "utf-8", "surrogateescape")
-            except tarfile.HeaderError as exc:
-                raise self._cut(f"a tar header is invalid ({exc})") from None
+            info = self._parse(header)
             if info.name == "build.json" and info.isfile():
                 raise ConvoxCopyError(
                     f"{self.source}: the export archive has a second build.json, which the"
@@ -322,6 +316,13 @@ class ExportRelay:
             if packed:
                 self.sent += len(packed)
                 yield packed
+
+    def _parse(self, header: bytes) -> tarfile.TarInfo:
+        """One tar header block; an invalid one is a cut export."""
+        try:
+            return tarfile.TarInfo.frombuf(header, "utf-8", "surrogateescape")
+        except tarfile.HeaderError as exc:
+            raise self._cut(f"a tar header is invalid ({exc})") from None
 
     def _cut(self, why: str) -> ConvoxCopyError:
         return ConvoxCopyError(
@@ -356,10 +357,7 @@ class ExportRelay:
                 if header == bytes(_BLOCK):
                     self._ended = True
                     continue
-                try:
-                    info = tarfile.TarInfo.frombuf(header, "utf-8", "surrogateescape")
-                except tarfile.HeaderError as exc:
-                    raise self._cut(f"a tar header is invalid ({exc})") from None
+                info = self._parse(header)
                 del pending[:_BLOCK]
                 if info.name == "build.json" and info.isfile() and self.build_json is None:
                     if info.size > _BUILD_JSON_LIMIT:
