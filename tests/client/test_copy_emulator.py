@@ -77,6 +77,22 @@ async def test_a_build_is_copied_with_its_manifest_and_a_marker(pair: Pair) -> N
     assert pair.target_rack.app("demo")["release"] != copied.release_id
 
 
+async def test_the_copy_writes_no_temporary_file(
+    pair: Pair, tmp_path: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The export goes straight into the import: nothing is spooled on the copying side (the
+    emulators spool into their own directories, made before this test points tempfile away)."""
+    import tempfile
+
+    build_id = seeded(pair.source_rack)
+    client_tmp = tmp_path / "client-tmp"
+    client_tmp.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(client_tmp))
+    copied = await pair.run(lambda p: p.source.builds.copy("demo", build_id, to=p.target))
+    assert copied.size > 0
+    assert list(client_tmp.iterdir()) == []
+
+
 async def test_a_second_copy_finds_the_first_instead_of_importing_again(pair: Pair) -> None:
     build_id = seeded(pair.source_rack)
     first = await pair.run(lambda p: p.source.builds.copy("demo", build_id, to=p.target))
