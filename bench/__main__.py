@@ -8,6 +8,7 @@ import sys
 BENCHES = [
     "bench.bench_calls",
     "bench.bench_upload",
+    "bench.bench_copy",
     "bench.bench_logs",
     "bench.bench_waits",
     "bench.bench_pipeline",

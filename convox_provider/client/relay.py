@@ -5,15 +5,23 @@ The export (``GET /apps/{app}/builds/{id}.tgz``, docs/rack-api.md §4.3) arrives
 into the body of ``POST /apps/{app}/builds/import`` on the other rack as they arrive, with no
 temporary file and a bounded amount of memory (one chunk, one tar header, ``build.json``):
 
-* ``build.json``'s ``description`` is rewritten to carry the copy's marker (the import keeps
-  the description, and nothing else of the imported build can be chosen by the caller), so a
-  retried copy finds its build instead of importing it twice. That means decompressing and
-  compressing again, at zlib's fastest level: the image layers inside are already compressed.
-* the archive is checked as it streams: a gzip stream that ends before its trailer, or a tar
-  without its end-of-archive blocks, is an export that was cut (an error after the rack began
-  streaming cannot change the status, the body just ends early, §3.1). The relay then raises
-  before the body ends, so the import request is aborted instead of completed, and no archive
-  whose end was never seen is ever sent whole.
+* ``build.json``'s ``description`` must carry the copy's marker (the import keeps the
+  description, and nothing else of the imported build can be chosen by the caller), so a
+  retried copy finds its build instead of importing it twice. When the archive starts with a
+  plain ``build.json`` entry (what racks export), the export is **passed through unchanged**
+  after a small gzip member of its own (docs/rack-api.md §4.12): the marked ``build.json``,
+  then a regular file (:data:`REPLACED`) whose content is the original ``build.json`` entry, so
+  the rack reads one ``build.json``, the marked one, and skips the original as an unknown
+  file. The import reads the two gzip members as one stream (Go's reader is multistream).
+  Nothing is compressed again: the relay costs one decompression (the check below), not a
+  recompression of gigabytes of image layers. Any other archive is re-encoded instead:
+  decompressed, ``build.json`` replaced wherever it is, compressed again at zlib's fastest
+  level.
+* the archive is checked as it streams: a gzip stream that ends before its trailer (its CRC
+  and length are checked), or a tar without its end-of-archive blocks, is an export that was
+  cut (an error after the rack began streaming cannot change the status, the body just ends
+  early, §3.1). The relay then raises before the body ends, so the import request is aborted
+  instead of completed, and no archive whose end was never seen is ever sent whole.
 
 The sync driver iterates :meth:`ExportRelay.sync_body` while it reads the export
 (``SyncDriver.open_download``); the async driver iterates :meth:`ExportRelay.async_body`. Both
@@ -29,9 +37,14 @@ import zlib
 from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
 
-from convox_provider.client.errors import ConvoxError, ConvoxWaitTimeoutError, ConvoxWorkflowError
+from convox_provider.client.errors import (
+    ConvoxError,
+    ConvoxWaitTimeoutError,
+    ConvoxWorkflowError,
+    _rebuild,
+)
 
-__all__ = ["PROGRESS_EVERY", "ConvoxCopyError", "ExportRelay"]
+__all__ = ["PROGRESS_EVERY", "REPLACED", "ConvoxCopyError", "ExportRelay"]
 
 PROGRESS_EVERY = 8 * 1024 * 1024
 """Bytes of export between two progress reports."""
@@ -40,6 +53,11 @@ _BLOCK = 512
 _INFLATE_STEP = 256 * 1024
 _BUILD_JSON_LIMIT = 16 * 1024 * 1024
 _GZIP = 16 + zlib.MAX_WBITS
+_ZERO_BLOCK = bytes(_BLOCK)
+
+REPLACED = ".convox-copy-replaced-build-json"
+"""The name of the entry that holds the export's original ``build.json`` entry in a passed-through
+archive: a regular file the rack's import skips (neither ``build.json`` nor ``*.tar``)."""
 
 
 class ConvoxCopyError(ConvoxWorkflowError):
@@ -49,6 +67,10 @@ class ConvoxCopyError(ConvoxWorkflowError):
     def __init__(self, message: str, *, rack: str) -> None:
         super().__init__(message)
         self.rack = rack
+
+    def __reduce__(self) -> tuple[object, ...]:
+        """Pickled with ``rack`` (a failure crosses processes: worker, triggerer)."""
+        return (_rebuild, (type(self), self.args, {"rack": self.rack}))
 
 
 def _padded(size: int) -> int:
@@ -82,6 +104,12 @@ class ExportRelay:
         self._on_progress = on_progress
         self._inflate = zlib.decompressobj(_GZIP)
         self._deflate = zlib.compressobj(1, zlib.DEFLATED, _GZIP)
+        #: ``head`` until the first entry is read, then ``pass`` (relayed as received) or
+        #: ``recode`` (decompressed, re-marked, compressed again).
+        self.mode = "head"
+        self._held: list[bytes] = []
+        self._head = bytearray()
+        self._header = bytearray()
         self._pending = bytearray()
         self._skip = 0
         self._collect: tarfile.TarInfo | None = None
@@ -145,7 +173,47 @@ class ExportRelay:
                 f" ({self.received} bytes of export received); the import was aborted"
             )
         self.received += len(chunk)
-        data = chunk
+        if self.mode == "pass":
+            for plain in self._inflated(chunk):
+                self._walk(plain)
+            self.sent += len(chunk)
+            yield chunk
+        elif self.mode == "recode":
+            for plain in self._inflated(chunk):
+                yield from self._recoded(plain)
+        else:
+            self._held.append(chunk)
+            for plain in self._inflated(chunk):
+                self._head += plain
+            yield from self._decide(final=False)
+        if self._on_progress is not None and self.received - self._reported >= PROGRESS_EVERY:
+            self._reported = self.received
+            self._on_progress(self.received)
+
+    def finish(self) -> bytes:
+        """The end of the import body, once the export was seen to end; else raise."""
+        if not self._inflate.eof:
+            raise self._cut("its gzip stream ended before its trailer")
+        head = b"".join(self._decide(final=True)) if self.mode == "head" else b""
+        if not self._ended:
+            raise self._cut("its tar archive has no end-of-archive blocks")
+        if self.build_json is None:
+            raise self._cut("it has no build.json")
+        if self._on_progress is not None and self.received != self._reported:
+            self._reported = self.received
+            self._on_progress(self.received)
+        if self.mode == "pass":
+            return head
+        tail = self._tar(b"") + bytes(self._pending)
+        self._pending.clear()
+        packed = head + self._deflate.compress(tail) + self._deflate.flush()
+        self.sent += len(packed) - len(head)
+        return packed
+
+    # -- the modes ------------------------------------------------------------------------------
+
+    def _inflated(self, data: bytes) -> Iterator[bytes]:
+        """The plain tar data of one chunk of export, member after member."""
         while data:
             if self._inflate.eof:  # a second gzip member (Go's reader is multistream)
                 data = self._inflate.unused_data + data
@@ -158,32 +226,103 @@ class ExportRelay:
             if self._inflate.eof and self._inflate.unused_data:
                 data = self._inflate.unused_data + data
                 self._inflate = zlib.decompressobj(_GZIP)
-            out = self._tar(plain)
-            if out:
-                packed = self._deflate.compress(out)
-                if packed:
-                    self.sent += len(packed)
-                    yield packed
-        if self._on_progress is not None and self.received - self._reported >= PROGRESS_EVERY:
-            self._reported = self.received
-            self._on_progress(self.received)
+            if plain:
+                yield plain
 
-    def finish(self) -> bytes:
-        """The end of the import body, once the export was seen to end; else raise."""
-        if not self._inflate.eof:
-            raise self._cut("its gzip stream ended before its trailer")
-        if not self._ended:
-            raise self._cut("its tar archive has no end-of-archive blocks")
-        if self.build_json is None:
-            raise self._cut("it has no build.json")
-        if self._on_progress is not None and self.received != self._reported:
-            self._reported = self.received
-            self._on_progress(self.received)
-        tail = self._tar(b"") + bytes(self._pending)
-        self._pending.clear()
-        packed = self._deflate.compress(tail) + self._deflate.flush()
+    def _decide(self, *, final: bool) -> Iterator[bytes]:
+        """Once the first entry is in: pass the export through when it is a plain
+        ``build.json``, else re-encode; ``final``: the export ended (decide with what came)."""
+        head = self._head
+        info: tarfile.TarInfo | None = None
+        if len(head) >= _BLOCK and head[:_BLOCK] != _ZERO_BLOCK:
+            info = self._parse(bytes(head[:_BLOCK]))
+        plain_json = (
+            info is not None
+            and info.name == "build.json"
+            and info.type == tarfile.REGTYPE
+            and info.size <= _BUILD_JSON_LIMIT
+        )
+        if plain_json and info is not None:
+            entry = _BLOCK + _padded(info.size)
+            if len(head) < entry:
+                if final:
+                    raise self._cut("its build.json entry is incomplete")
+                return
+            yield from self._pass_through(info, entry)
+            return
+        if len(head) < _BLOCK and not final:
+            return
+        self.mode = "recode"
+        self._held.clear()
+        plain, self._head = bytes(head), bytearray()
+        yield from self._recoded(plain)
+
+    def _pass_through(self, info: tarfile.TarInfo, entry: int) -> Iterator[bytes]:
+        """Send the marked ``build.json`` and a file holding the original entry, in a gzip
+        member of their own, then the export as received so far; walk what follows."""
+        head = self._head
+        marked = self._marked(info, bytes(head[_BLOCK : _BLOCK + info.size]))
+        cover = tarfile.TarInfo(REPLACED)
+        cover.size = entry
+        cover.mode = 0o600
+        cover.mtime = info.mtime
+        prefix = marked + cover.tobuf(tarfile.USTAR_FORMAT, "utf-8", "surrogateescape")
+        member = zlib.compressobj(1, zlib.DEFLATED, _GZIP)
+        packed = member.compress(prefix) + member.flush()
+        self.mode = "pass"
+        held, self._held = self._held, []
+        rest, self._head = bytes(head[entry:]), bytearray()
+        self._walk(rest)
         self.sent += len(packed)
-        return packed
+        yield packed
+        for chunk in held:
+            self.sent += len(chunk)
+            yield chunk
+
+    def _walk(self, plain: bytes) -> None:
+        """Follow the tar entries of passed-through data (headers only, contents skipped)."""
+        size = len(plain)
+        pos = 0
+        while pos < size and not self._ended:
+            if self._skip:
+                step = min(self._skip, size - pos)
+                self._skip -= step
+                pos += step
+                continue
+            step = min(_BLOCK - len(self._header), size - pos)
+            self._header += plain[pos : pos + step]
+            pos += step
+            if len(self._header) < _BLOCK:
+                return
+            header, self._header = bytes(self._header), bytearray()
+            if header == _ZERO_BLOCK:
+                self._ended = True
+                return
+            info = self._parse(header)
+            if info.name == "build.json" and info.isfile():
+                raise ConvoxCopyError(
+                    f"{self.source}: the export archive has a second build.json, which the"
+                    " import would read instead of the marked one; the import was aborted",
+                    rack="source",
+                )
+            if info.isfile() and info.name.endswith(".tar"):
+                self.images.append(info.name)
+            self._skip = _padded(info.size)
+
+    def _recoded(self, plain: bytes) -> Iterator[bytes]:
+        out = self._tar(plain)
+        if out:
+            packed = self._deflate.compress(out)
+            if packed:
+                self.sent += len(packed)
+                yield packed
+
+    def _parse(self, header: bytes) -> tarfile.TarInfo:
+        """One tar header block; an invalid one is a cut export."""
+        try:
+            return tarfile.TarInfo.frombuf(header, "utf-8", "surrogateescape")
+        except tarfile.HeaderError as exc:
+            raise self._cut(f"a tar header is invalid ({exc})") from None
 
     def _cut(self, why: str) -> ConvoxCopyError:
         return ConvoxCopyError(
@@ -218,10 +357,7 @@ class ExportRelay:
                 if header == bytes(_BLOCK):
                     self._ended = True
                     continue
-                try:
-                    info = tarfile.TarInfo.frombuf(header, "utf-8", "surrogateescape")
-                except tarfile.HeaderError as exc:
-                    raise self._cut(f"a tar header is invalid ({exc})") from None
+                info = self._parse(header)
                 del pending[:_BLOCK]
                 if info.name == "build.json" and info.isfile() and self.build_json is None:
                     if info.size > _BUILD_JSON_LIMIT:

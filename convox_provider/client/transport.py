@@ -536,41 +536,55 @@ class SyncDriver(_Runner):
 
     def open_download(self, call: Call[Any]) -> Iterator[bytes]:
         """The body of ``call`` (a GET) as chunks while its response stays open (a build export
-        relayed into another rack's import); sent once, an error status raised typed."""
+        relayed into another rack's import). Opening it is retried as any GET is (an error
+        status or a failed connection before the body began); an error status left is raised
+        typed. Once the body streams, a failure is the caller's (no chunk is sent twice)."""
+        response = self.transmit(call, send=self._open_once)
+        if response.status_code >= 300:
+            self.finish(call, response)
+        return _chunks_sync(response)
+
+    def transmit(
+        self, call: Call[Any], send: Callable[[Call[Any]], httpx.Response] | None = None
+    ) -> httpx.Response:
+        """Send once; hand a retryable outcome to tenacity, which replays it as attempt 1.
+        ``send`` sends one attempt (default: read the whole answer)."""
+        once = self._send_once if send is None else send
+        failed: httpx.HTTPError | None = None
         try:
-            response = self.http.send(self.request(self.http, call), stream=True)
+            response = once(call)
+        except httpx.HTTPError as exc:
+            failed = exc  # retried outside this block: later errors are not chained to it
+        if failed is not None:
+            return self._after_first(call, _Outcome(error=failed), once)
+        if self.response_needs_retry(response, call):
+            return self._after_first(call, _Outcome(response), once)
+        return response
+
+    def _after_first(
+        self,
+        call: Call[Any],
+        first: _Outcome[httpx.Response],
+        once: Callable[[Call[Any]], httpx.Response],
+    ) -> httpx.Response:
+        """The answer once the first attempt failed or was answered by a retryable status."""
+        try:
+            if not self.first_needs_retry(first, call):
+                return first.replay(lambda: once(call))()
+            retrying = self._retrying[call.idempotent].copy(before_sleep=self.log_retry(call))
+            return retrying(first.replay(lambda: once(call)))
         except httpx.HTTPError as exc:
             self.transport_error(call, exc)
+
+    def _open_once(self, call: Call[Any]) -> httpx.Response:
+        """One attempt of :meth:`open_download`: a success stays open, an error is read."""
+        response = self.http.send(self.request(self.http, call), stream=True)
         if response.status_code >= 300:
             try:
                 response.read()
             finally:
                 response.close()
-            self.finish(call, response)
-        return _chunks_sync(response)
-
-    def transmit(self, call: Call[Any]) -> httpx.Response:
-        """Send once; hand a retryable outcome to tenacity, which replays it as attempt 1."""
-        failed: httpx.HTTPError | None = None
-        try:
-            response = self._send_once(call)
-        except httpx.HTTPError as exc:
-            failed = exc  # retried outside this block: later errors are not chained to it
-        if failed is not None:
-            return self._after_first(call, _Outcome(error=failed))
-        if self.response_needs_retry(response, call):
-            return self._after_first(call, _Outcome(response))
         return response
-
-    def _after_first(self, call: Call[Any], first: _Outcome[httpx.Response]) -> httpx.Response:
-        """The answer once the first attempt failed or was answered by a retryable status."""
-        try:
-            if not self.first_needs_retry(first, call):
-                return first.replay(lambda: self._send_once(call))()
-            retrying = self._retrying[call.idempotent].copy(before_sleep=self.log_retry(call))
-            return retrying(first.replay(lambda: self._send_once(call)))
-        except httpx.HTTPError as exc:
-            self.transport_error(call, exc)
 
     def send_raw(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
         """Send once, not retried, and return the open streaming response whatever its status
@@ -665,33 +679,35 @@ class AsyncDriver(_Runner):
     async def open_download(self, call: Call[Any]) -> AsyncIterator[bytes]:
         """The body of ``call`` (a GET) as chunks while its response stays open, as
         :meth:`SyncDriver.open_download` (not counted against ``max_connections``)."""
-        try:
-            response = await self.http.send(self.request(self.http, call), stream=True)
-        except httpx.HTTPError as exc:
-            self.transport_error(call, exc)
+        response = await self.transmit(call, send=self._open_once)
         if response.status_code >= 300:
-            try:
-                await response.aread()
-            finally:
-                await response.aclose()
             self.finish(call, response)
         return _chunks_async(response)
 
-    async def transmit(self, call: Call[Any]) -> httpx.Response:
-        """Send once; hand a retryable outcome to tenacity, which replays it as attempt 1."""
+    async def transmit(
+        self,
+        call: Call[Any],
+        send: Callable[[Call[Any]], Awaitable[httpx.Response]] | None = None,
+    ) -> httpx.Response:
+        """Send once; hand a retryable outcome to tenacity, which replays it as attempt 1.
+        ``send`` sends one attempt (default: read the whole answer, in a connection slot)."""
+        once = self._send_once if send is None else send
         failed: httpx.HTTPError | None = None
         try:
-            response = await self._send_once(call)
+            response = await once(call)
         except httpx.HTTPError as exc:
             failed = exc  # retried outside this block: later errors are not chained to it
         if failed is not None:
-            return await self._after_first(call, _Outcome(error=failed))
+            return await self._after_first(call, _Outcome(error=failed), once)
         if self.response_needs_retry(response, call):
-            return await self._after_first(call, _Outcome(response))
+            return await self._after_first(call, _Outcome(response), once)
         return response
 
     async def _after_first(
-        self, call: Call[Any], first: _Outcome[httpx.Response]
+        self,
+        call: Call[Any],
+        first: _Outcome[httpx.Response],
+        once: Callable[[Call[Any]], Awaitable[httpx.Response]],
     ) -> httpx.Response:
         """As :meth:`SyncDriver._after_first`."""
         try:
@@ -700,10 +716,20 @@ class AsyncDriver(_Runner):
             retrying = self._retrying[call.idempotent].copy(before_sleep=self.log_retry(call))
             return cast(
                 httpx.Response,
-                await retrying(_async_replay(first, lambda: self._send_once(call))),
+                await retrying(_async_replay(first, lambda: once(call))),
             )
         except httpx.HTTPError as exc:
             self.transport_error(call, exc)
+
+    async def _open_once(self, call: Call[Any]) -> httpx.Response:
+        """One attempt of :meth:`open_download`: a success stays open, an error is read."""
+        response = await self.http.send(self.request(self.http, call), stream=True)
+        if response.status_code >= 300:
+            try:
+                await response.aread()
+            finally:
+                await response.aclose()
+        return response
 
     async def send_raw(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
         """As :meth:`SyncDriver.send_raw`; the caller closes the response (``aclose``)."""

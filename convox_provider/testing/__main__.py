@@ -1,4 +1,7 @@
-"""``python -m convox_provider.testing``: run a local rack until SIGINT/SIGTERM.
+"""``python -m convox_provider.testing``: run a local rack until SIGINT, SIGTERM or SIGHUP.
+
+Each of the three stops it cleanly, removing its temporary files, even when it arrives while
+the rack is still starting.
 
 ``--scripts FILE`` arms scripts (see ``scriptfile``) before the rack starts; the admin routes
 (``admin``) arm more at run time and show the request log, which ``--request-log FILE`` also
@@ -83,6 +86,17 @@ class StartError(Exception):
     """The rack could not start: the message is the one line printed."""
 
 
+class _Stopped(Exception):
+    """A stop signal arrived before the rack was serving (or after)."""
+
+
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+
+
+def _stop_now(signum: int, frame: object) -> None:
+    raise _Stopped(signal.Signals(signum).name)
+
+
 async def _run(rack: RackEmulator) -> None:
     try:
         await rack.start_async()
@@ -96,7 +110,7 @@ async def _run(rack: RackEmulator) -> None:
     print(f"PORT={rack.port}", flush=True)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
+    for sig in STOP_SIGNALS:
         loop.add_signal_handler(sig, stop.set)
     await stop.wait()
     await rack.stop_async()
@@ -105,6 +119,8 @@ async def _run(rack: RackEmulator) -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point."""
     args = parse_args(argv)
+    for sig in STOP_SIGNALS:  # until the loop takes over, and again once it is gone
+        signal.signal(sig, _stop_now)
     timing = Timing(
         build=args.build_seconds,
         rollout=args.rollout_seconds,
@@ -113,16 +129,19 @@ def main(argv: Sequence[str] | None = None) -> int:
         reap=args.reap_seconds,
         app_delete=args.rollout_seconds,
     )
-    rack = RackEmulator(
-        password=args.password,
-        console=args.console,
-        session=args.session,
-        timing=timing,
-        host=args.host,
-        port=args.port,
-    )
+    rack: RackEmulator | None = None
     log: TextIO | None = None
     try:
+        # A stop signal during construction leaves a half-made temporary directory to its
+        # finalizer, which removes it at exit.
+        rack = RackEmulator(
+            password=args.password,
+            console=args.console,
+            session=args.session,
+            timing=timing,
+            host=args.host,
+            port=args.port,
+        )
         for app in args.app:
             rack.create_app(app)
             if not args.no_release:
@@ -133,6 +152,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             log = args.request_log.open("a", encoding="utf-8")
             rack.requests.subscribe(_writer(log))
         asyncio.run(_run(rack))
+        for sig in STOP_SIGNALS:  # the loop restored the default handlers when it closed
+            signal.signal(sig, _stop_now)
+    except _Stopped:
+        pass
     except (StartError, ScriptsFileError) as exc:
         print(f"convox-emulator: error: {exc}", file=sys.stderr)
         return 1
@@ -140,7 +163,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"convox-emulator: error: {exc.filename}: {exc.strerror}", file=sys.stderr)
         return 1
     finally:
-        rack.stop()
+        if rack is not None:
+            rack.stop()
         if log is not None:
             log.close()
     return 0

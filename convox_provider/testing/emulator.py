@@ -1,8 +1,19 @@
-"""``RackEmulator``: a local Convox v3 rack on 127.0.0.1, in a background thread or your loop."""
+"""``RackEmulator``: a local Convox v3 rack on 127.0.0.1, in a background thread or your loop.
+
+Each emulator keeps its files (uploads being received, objects, imported image archives,
+exports) in a temporary directory ``convox-emulator-*``. Every stop removes it: ``stop()``,
+``stop_async()``, the end of ``serve()``, and the command line on SIGINT, SIGTERM or SIGHUP. A
+process that is killed (SIGKILL, ``os._exit``) cannot remove its own, so the directory holds an
+``owner`` file (pid and process start time), and each new emulator removes the directories whose
+owner is gone (:func:`sweep_abandoned`).
+"""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import os
+import shutil
 import tempfile
 import threading
 from collections.abc import Mapping
@@ -20,7 +31,58 @@ from .server import RackServer
 from .state import ExecRecord, RackState
 from .timing import Timing
 
-__all__ = ["RackEmulator"]
+__all__ = ["PREFIX", "RackEmulator", "sweep_abandoned"]
+
+PREFIX = "convox-emulator-"
+"""The name prefix of an emulator's temporary directory."""
+_OWNER = "owner"
+
+
+def _started(pid: int) -> str | None:
+    """The start time of process ``pid`` (``/proc/<pid>/stat`` field 22), None when it is gone;
+    ``""`` where ``/proc`` cannot tell (the pid alone then decides)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except FileNotFoundError:
+        return None
+    except OSError:
+        return ""
+    return stat.rsplit(")", 1)[-1].split()[19]
+
+
+def _alive(pid: int, started: str) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    now = _started(pid)
+    return now is not None and (not started or not now or now == started)
+
+
+def sweep_abandoned(root: str | os.PathLike[str] | None = None) -> list[Path]:
+    """Remove the temporary directories of emulators whose process is gone (killed before it
+    could stop them) from ``root`` (default: the temporary directory); return them.
+
+    Only directories with an ``owner`` file naming a dead process are removed: those of
+    running emulators, of other users, or without an owner file are left alone."""
+    removed: list[Path] = []
+    for folder in Path(root or tempfile.gettempdir()).glob(f"{PREFIX}*"):
+        try:
+            pid_text, _, started = (folder / _OWNER).read_text().partition(" ")
+            pid = int(pid_text)
+        except (OSError, ValueError):
+            continue
+        if not _alive(pid, started.strip()):
+            shutil.rmtree(folder, ignore_errors=True)
+            removed.append(folder)
+    return removed
+
+
+def _claim(folder: Path) -> None:
+    pid = os.getpid()
+    (folder / _OWNER).write_text(f"{pid} {_started(pid) or ''}\n")
 
 
 class RackEmulator:
@@ -64,8 +126,11 @@ class RackEmulator:
         self.faults = FaultPlan()
         self.requests = RequestLog()
         self.scripts = Scripts()
-        self._tmp = tempfile.TemporaryDirectory(prefix="convox-emulator-")
+        with contextlib.suppress(OSError):
+            sweep_abandoned()
+        self._tmp = tempfile.TemporaryDirectory(prefix=PREFIX)
         root = Path(self._tmp.name)
+        _claim(root)
         spool = root / "spool"
         spool.mkdir()
         self.state = RackState(
@@ -91,6 +156,7 @@ class RackEmulator:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._stopping: asyncio.Event | None = None
         self._started = False
+        self._finished = False
 
     # --- lifecycle -------------------------------------------------------------------------
 
@@ -106,16 +172,21 @@ class RackEmulator:
 
     async def start_async(self) -> RackEmulator:
         """Start listening on the running event loop."""
+        if self._finished:
+            raise RuntimeError("this rack emulator was stopped: create a new one")
         self.port = await self._server.start(self.host, self.port)
         self.state.rack_url = self.rack_url
         self._started = True
         return self
 
     async def stop_async(self) -> None:
-        """Stop the server started with ``start_async`` (cuts open connections)."""
+        """Stop the server started with ``start_async`` (cuts open connections) and delete its
+        temporary files. A stopped emulator cannot be started again."""
         if self._started:
             await self._server.stop()
             self._started = False
+        self._finished = True
+        self._tmp.cleanup()
 
     async def serve(self) -> None:
         """Serve on the running loop until cancelled (for use inside an existing loop)."""
@@ -167,6 +238,7 @@ class RackEmulator:
             loop.call_soon_threadsafe(stopping.set)
             thread.join(timeout)
         self._thread = None
+        self._finished = True
         self._tmp.cleanup()
 
     def __enter__(self) -> RackEmulator:

@@ -10,9 +10,7 @@ that maps paths to these handlers is in ``routes``.
 from __future__ import annotations
 
 import asyncio
-import os
 import posixpath
-import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -186,21 +184,9 @@ async def build_create(req: Request, ctx: Ctx) -> Response:
     return Response.json(build)
 
 
-def _export(ctx: Ctx, app: str, build_id: str) -> Path:
-    handle, name = tempfile.mkstemp(dir=ctx.spool, suffix=".tgz")
-    os.close(handle)
-    target = Path(name)
-    try:
-        ctx.state.build_export(app, build_id, target)
-    except BaseException:
-        target.unlink(missing_ok=True)
-        raise
-    return target
-
-
 async def build_export(req: Request, ctx: Ctx) -> Response:
-    target = await asyncio.to_thread(_export, ctx, req.params["app"], req.params["id"])
-    return Response(headers=[("Content-Type", "application/x-gzip")], file=target, delete_file=True)
+    target = await asyncio.to_thread(ctx.state.build_export, req.params["app"], req.params["id"])
+    return Response(headers=[("Content-Type", "application/x-gzip")], file=target)
 
 
 build_get = _json(lambda state: state.build_get, "app", "id")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from .encoding import format_time, format_time_seconds, go_shell_join
@@ -67,6 +68,10 @@ class Build:
     ended: int | None = None
     output: list[tuple[int, bytes]] = field(default_factory=list)
     finished: bool = False
+    images: dict[str, Path] = field(default_factory=dict)
+    """The image archive per service that an import brought (exported again as they came)."""
+    export: Path | None = None
+    """The export archive once written (a build does not change; it is served again)."""
 
     def to_wire(self) -> dict[str, Any]:
         """``Build`` JSON in the key order Go emits."""

@@ -77,6 +77,22 @@ async def test_a_build_is_copied_with_its_manifest_and_a_marker(pair: Pair) -> N
     assert pair.target_rack.app("demo")["release"] != copied.release_id
 
 
+async def test_the_copy_writes_no_temporary_file(
+    pair: Pair, tmp_path: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The export goes straight into the import: nothing is spooled on the copying side (the
+    emulators spool into their own directories, made before this test points tempfile away)."""
+    import tempfile
+
+    build_id = seeded(pair.source_rack)
+    client_tmp = tmp_path / "client-tmp"
+    client_tmp.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(client_tmp))
+    copied = await pair.run(lambda p: p.source.builds.copy("demo", build_id, to=p.target))
+    assert copied.size > 0
+    assert list(client_tmp.iterdir()) == []
+
+
 async def test_a_second_copy_finds_the_first_instead_of_importing_again(pair: Pair) -> None:
     build_id = seeded(pair.source_rack)
     first = await pair.run(lambda p: p.source.builds.copy("demo", build_id, to=p.target))
@@ -97,6 +113,22 @@ async def test_a_cut_export_is_never_imported(pair: Pair) -> None:
     # the retry copies it once
     await pair.run(lambda p: p.source.builds.copy("demo", build_id, to=p.target))
     assert len(pair.target_rack.builds("demo")) == 1
+
+
+@pytest.mark.parametrize("fault", ["502", "429", "drop"])
+async def test_opening_the_export_is_retried_like_any_read(pair: Pair, fault: str) -> None:
+    """A refusal or a dropped connection before the export's body began: retried, not fatal."""
+    build_id = seeded(pair.source_rack)
+    export = f"/apps/demo/builds/{build_id}.tgz"
+    if fault == "drop":
+        pair.source_rack.faults.drop("GET", export, stage="headers")
+    else:
+        pair.source_rack.faults.respond("GET", export, int(fault), retry_after=0.01)
+    copied = await pair.run(lambda p: p.source.builds.copy("demo", build_id, to=p.target))
+    assert [b["id"] for b in pair.target_rack.builds("demo")] == [copied.build_id]
+    assert [f.fired for f in pair.source_rack.faults.faults] == [1]
+    assert pair.source_rack.requests.count("GET", export) == 2
+    assert pair.target_rack.requests.count("POST", "/apps/demo/builds/import") == 1
 
 
 async def test_a_failed_import_names_the_target_rack(pair: Pair) -> None:

@@ -15,7 +15,7 @@ import pytest
 from convox_provider.client.errors import ConvoxInputError, ConvoxWaitTimeoutError
 from convox_provider.client.models import Build, Release
 from convox_provider.client.operation import Call, On
-from convox_provider.client.relay import ConvoxCopyError, ExportRelay
+from convox_provider.client.relay import REPLACED, ConvoxCopyError, ExportRelay
 from convox_provider.client.workflows.copy import BuildCopyWorkflows, copy_marker
 from convox_provider.client.workflows.events import BuildCopied
 from tests.client.workflow_fakes import FakeRack, api_error
@@ -108,10 +108,56 @@ def test_the_import_body_is_the_export_with_a_marked_description(racks: Any) -> 
                 "s1.BSOURCE.tar"
             ).read()
         )  # type: ignore[union-attr]
-    assert names == ["build.json", "s0.BSOURCE.tar", "s1.BSOURCE.tar"]
+    assert names == ["build.json", REPLACED, "s0.BSOURCE.tar", "s1.BSOURCE.tar"]
     marker = copy_marker("https://staging|", "demo", "BSOURCE")
     assert meta["description"] == f"v1 [{marker}]"
     assert source.events_of(BuildCopied)[0].size == len(source.export)
+    # passed through: a small gzip member of its own, then the export's bytes unchanged
+    assert target.imported.endswith(source.export)
+    assert len(target.imported) - len(source.export) < 1024
+    with tarfile.open(fileobj=io.BytesIO(target.imported), mode="r:gz") as tar:
+        replaced = tar.extractfile(REPLACED).read()  # type: ignore[union-attr]
+    plain = gzip.decompress(source.export)
+    assert replaced == plain[: len(replaced)]  # the original build.json entry, whole
+    assert tarfile.TarInfo.frombuf(replaced[:512], "utf-8", "strict").name == "build.json"
+
+
+def reordered_export() -> bytes:
+    """An export whose first entry is not build.json: it cannot be passed through."""
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w:gz", format=tarfile.USTAR_FORMAT) as tar:
+        data = json.dumps({"id": "BSOURCE", "description": "v1", "manifest": MANIFEST})
+        for name, content in [("s0.BSOURCE.tar", b"x" * 3000), ("build.json", data.encode())]:
+            info = tarfile.TarInfo(name)
+            info.size = len(content)
+            tar.addfile(info, io.BytesIO(content))
+    return buffer.getvalue()
+
+
+def test_an_export_not_starting_with_build_json_is_re_encoded(racks: Any) -> None:
+    source, target = racks
+    source.export = reordered_export()
+    copy(source, target)
+    with tarfile.open(fileobj=io.BytesIO(target.imported), mode="r:gz") as tar:
+        assert tar.getnames() == ["s0.BSOURCE.tar", "build.json"]
+        meta = json.load(tar.extractfile("build.json"))  # type: ignore[arg-type]
+    assert meta["description"].startswith("v1 [convox-copy:")
+    assert not target.imported.endswith(source.export)
+
+
+def test_a_second_build_json_is_never_passed_through(racks: Any) -> None:
+    source, target = racks
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w:gz", format=tarfile.USTAR_FORMAT) as tar:
+        for content in (b'{"description": "v1"}', b'{"description": "other"}'):
+            info = tarfile.TarInfo("build.json")
+            info.size = len(content)
+            tar.addfile(info, io.BytesIO(content))
+    source.export = buffer.getvalue()
+    with pytest.raises(ConvoxCopyError, match=r"second build\.json") as raised:
+        copy(source, target)
+    assert raised.value.rack == "source"
+    assert target.imported is None
 
 
 def test_a_marked_build_on_the_target_is_reused(racks: Any) -> None:

@@ -49,6 +49,10 @@ class RecordingTI:
     def xcoms(self) -> dict[str, Any]:
         return dict(self.pushed)
 
+    def xcom_pull(self, task_ids: str, key: str) -> Any:
+        """What this task pushed under ``key`` (a resumed task reads its own XCom)."""
+        return self.xcoms[key]
+
 
 def context(ti: RecordingTI | None = None) -> dict[str, Any]:
     """A task context with a recording task instance under ``ti``."""

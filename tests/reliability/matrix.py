@@ -33,13 +33,18 @@ from airflow_compat import TaskAwaitingInput, TaskDeferred
 from convox_support import APP, FAST, MANIFEST, RecordingTI, context, sample_app, seed, wait_until
 
 from convox_provider.client.client import ConvoxClient
+from convox_provider.client.relay import ConvoxCopyError
 from convox_provider.operators.approval import ConvoxApprovalOperator
 from convox_provider.operators.apps import (
     ConvoxCreateAppOperator,
     ConvoxDeleteAppOperator,
     ConvoxRestartOperator,
 )
-from convox_provider.operators.builds import ConvoxBuildOperator, ConvoxDeployOperator
+from convox_provider.operators.builds import (
+    ConvoxBuildOperator,
+    ConvoxCopyBuildOperator,
+    ConvoxDeployOperator,
+)
 from convox_provider.operators.environment import ConvoxEnvSetOperator
 from convox_provider.operators.processes import ConvoxRunProcessOperator
 from convox_provider.operators.releases import ConvoxPromoteReleaseOperator, ConvoxRollbackOperator
@@ -58,17 +63,21 @@ __all__ = [
     "CLIENT_TIMEOUT",
     "RETRY_AFTER",
     "SLOW_TIMEOUT",
+    "SOURCE_CONN_ID",
     "SUBJECTS",
     "Armory",
     "Cell",
     "Subject",
     "Write",
+    "add_source_rack",
     "check_no_repeated_writes",
+    "check_source_untouched",
     "connect_retrying",
     "drive",
     "run_part_way",
     "run_to_event",
     "trigger_poll",
+    "unwrapped",
     "wait_for_record",
     "writes_of",
 ]
@@ -94,17 +103,51 @@ NEW_APP = "pr-7"
 """The app the create subject makes (beside the seeded ``APP``)."""
 
 
+SOURCE_CONN_ID = "convox_source"
+"""The connection of the source rack of a two-rack subject (the copy); ``convox_default`` is
+its target."""
+
+
 def connect_retrying(
-    monkeypatch: pytest.MonkeyPatch, rack: RackEmulator, *, timeout: float = CLIENT_TIMEOUT
+    monkeypatch: pytest.MonkeyPatch,
+    rack: RackEmulator,
+    *,
+    timeout: float = CLIENT_TIMEOUT,
+    conn_id: str = "convox_default",
 ) -> None:
-    """Point ``convox_default`` at ``rack`` as a user would: the default 3 retries."""
+    """Point ``conn_id`` at ``rack`` as a user would: the default 3 retries."""
     value = {
         "conn_type": "convox",
         "host": rack.url,
         "password": rack.password,
         "extra": {"timeout": timeout, "max_retries": 3},
     }
-    monkeypatch.setenv("AIRFLOW_CONN_CONVOX_DEFAULT", json.dumps(value))
+    monkeypatch.setenv(f"AIRFLOW_CONN_{conn_id.upper()}", json.dumps(value))
+
+
+def add_source_rack(
+    cell: Cell,
+    subject: Subject,
+    factory: Callable[..., RackEmulator],
+    monkeypatch: pytest.MonkeyPatch,
+    **connection: Any,
+) -> RackEmulator | None:
+    """For a two-rack subject, start its source rack into ``cell.source`` and point
+    :data:`SOURCE_CONN_ID` at it (``connection``: :func:`connect_retrying`'s options); call it
+    before ``subject.seed``. None for one-rack subjects."""
+    if not subject.two_racks:
+        return None
+    cell.source = factory()
+    connect_retrying(monkeypatch, cell.source, conn_id=SOURCE_CONN_ID, **connection)
+    return cell.source
+
+
+def unwrapped(error: BaseException) -> BaseException:
+    """The error a copy met on one rack (a :class:`ConvoxCopyError` names the rack and keeps
+    it as its cause), else ``error`` itself."""
+    if isinstance(error, ConvoxCopyError) and error.__cause__ is not None:
+        return error.__cause__
+    return error
 
 
 # --- faults that remember whether the rack acted ------------------------------------------------
@@ -236,6 +279,8 @@ class Cell:
     seeded: dict[str, Any] = field(default_factory=dict)
     ti: RecordingTI = field(default_factory=RecordingTI)
     deferrals: list[TaskDeferred] = field(default_factory=list)
+    source: RackEmulator | None = None
+    """The source rack of a two-rack subject (:func:`add_source_rack`)."""
 
 
 @dataclass(frozen=True)
@@ -263,6 +308,11 @@ class Subject:
     slow_timing: Timing = field(default_factory=Timing)
     """The rack's timing where a wait must still be in progress when the task first looks
     (deferred cells, restarts); elsewhere every transition is instant."""
+    two_racks: bool = False
+    """The task reads from a second rack, ``cell.source`` (:func:`add_source_rack`): the
+    rack of the cell is its target."""
+    source_reads: tuple[str, ...] = ()
+    """GET routes the task always calls on the source rack (read faults fire there too)."""
 
     def __str__(self) -> str:
         return self.name
@@ -601,6 +651,46 @@ def _check_approval(cell: Cell, result: Any) -> None:
     assert set(pushed) == {"release_id", "active_release", "change"}
 
 
+# copy across racks -----------------------------------------------------------------------------
+
+
+def _seed_copy(cell: Cell, slow: bool) -> None:
+    assert cell.source is not None, "a two-rack subject needs add_source_rack() first"
+    _seed_app(cell)  # the target runs its own release
+    cell.source.create_app(APP)
+    build, _ = cell.source.add_release(APP, MANIFEST, description="tested on staging")
+    cell.seeded["copied"] = build["id"]
+    cell.seeded["source"] = {
+        "builds": cell.source.builds(APP),
+        "releases": cell.source.releases(APP),
+        "app": cell.source.app(APP),
+    }
+
+
+def _make_copy(cell: Cell, deferrable: bool) -> BaseOperator:
+    return ConvoxCopyBuildOperator(
+        task_id="copy",
+        source_conn_id=SOURCE_CONN_ID,
+        source_app=APP,
+        build_id=cell.seeded["copied"],
+        target_conn_id="convox_default",
+        promote=True,
+        poll_interval=FAST,
+        timeout=60,
+        deferrable=deferrable,
+    )
+
+
+def _check_copy(cell: Cell, result: Any) -> None:
+    (imported,) = _new_builds(cell)  # one import, never two
+    (release,) = _new_releases(cell)
+    assert imported["status"] == "complete"
+    assert result == imported["id"]
+    assert imported["release"] == release["id"] == _running(cell)
+    assert f"/{APP}/{cell.seeded['copied']}]" in imported["description"]  # the marker
+    assert cell.ti.xcoms == {"build_id": imported["id"], "release_id": release["id"]}
+
+
 # the table --------------------------------------------------------------------------------------
 
 UPLOAD = Write(
@@ -641,6 +731,14 @@ APP_CREATE = Write(
 APP_MARK = Write("app marker", "PUT", f"/apps/{NEW_APP}/configs/*", idempotent=True)
 APP_DELETE = Write("app delete", "DELETE", PREFIX, idempotent=True)
 RESTART = Write("service restart", "POST", f"{PREFIX}/services/web/restart", done=_restarted)
+
+IMPORT = Write(
+    "build import",
+    "POST",
+    f"{PREFIX}/builds/import",
+    own_timeout=True,
+    done=lambda cell: bool(_new_builds(cell)),
+)
 
 BUILD_POLL = f"{PREFIX}/builds/*"
 BUILD_LOGS = f"{PREFIX}/builds/*/logs"
@@ -771,6 +869,20 @@ SUBJECTS: tuple[Subject, ...] = (
         slow_timing=Timing(process_start=ROLLOUT_SECONDS),
     ),
     Subject(
+        name="copy",
+        cls=ConvoxCopyBuildOperator,
+        reads=(APP_POLL, f"{PREFIX}/builds", f"{PREFIX}/releases/*"),
+        deferrable=True,
+        poll=APP_POLL,
+        writes=(IMPORT, PROMOTE),
+        seed=_seed_copy,
+        make=_make_copy,
+        check=_check_copy,
+        slow_timing=ROLLOUT_TIMING,
+        two_racks=True,
+        source_reads=(BUILD_POLL, f"{PREFIX}/builds/*.tgz"),  # the build, then its export
+    ),
+    Subject(
         name="build-sensor",
         cls=ConvoxBuildSensor,
         reads=(BUILD_POLL,),
@@ -898,6 +1010,20 @@ def check_no_repeated_writes(subject: Subject, armory: Armory) -> None:
                 f"{len(maybe_acted)} times where the rack may have acted: "
                 f"{[(r.status, r.fault) for r in sent]}"
             )
+
+
+def check_source_untouched(cell: Cell) -> None:
+    """A two-rack subject's source rack got no write and is as it was seeded (nothing left
+    there, whatever happened on the target)."""
+    if cell.source is None:
+        return
+    assert writes_of(list(cell.source.requests)) == []
+    after = {
+        "builds": cell.source.builds(APP),
+        "releases": cell.source.releases(APP),
+        "app": cell.source.app(APP),
+    }
+    assert after == cell.seeded["source"]
 
 
 def wait_for_record(rack: RackEmulator, write: Write) -> None:

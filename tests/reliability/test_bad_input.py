@@ -31,12 +31,25 @@ from convox_provider.client.errors import (
     ConvoxInputError,
     ConvoxNotFoundError,
 )
+from convox_provider.client.relay import ConvoxCopyError
 from convox_provider.hooks.convox import ConvoxConnectionConfigError
+from convox_provider.operators.builds import ConvoxCopyBuildOperator
 from convox_provider.operators.environment import ConvoxEnvSetOperator
 from convox_provider.operators.processes import ConvoxRunProcessOperator
 from convox_provider.testing import RackEmulator
 
-from .matrix import APP, NEW_APP, SUBJECTS, Cell, Subject, drive, writes_of
+from .matrix import (
+    APP,
+    NEW_APP,
+    SUBJECTS,
+    Cell,
+    Subject,
+    add_source_rack,
+    check_source_untouched,
+    drive,
+    unwrapped,
+    writes_of,
+)
 
 RackFactory = Callable[..., RackEmulator]
 
@@ -86,6 +99,8 @@ def _good(env: Env) -> dict[str, Any]:
 def _app(name: str) -> Callable[[Env, BaseOperator], None]:
     def setup(env: Env, task: BaseOperator) -> None:
         task.app = name  # as a rendered template would set it
+        if isinstance(task, ConvoxCopyBuildOperator):
+            task.target_app = name  # the app a copy writes to
 
     return setup
 
@@ -103,6 +118,30 @@ def _active_release(env: Env, task: BaseOperator) -> None:
 
 def _older_release(env: Env, task: BaseOperator) -> None:
     task.release_id = env.rack.releases(APP)[-1]["id"]  # type: ignore[attr-defined]
+
+
+def _copy(**changes: Any) -> Callable[[Cell, Subject], BaseOperator]:
+    """The copy subject's task with ``changes`` (as rendered templates would set them)."""
+
+    def make(cell: Cell, subject: Subject) -> BaseOperator:
+        task = subject.make(cell, False)
+        for name, value in changes.items():
+            setattr(task, name, value)
+        return task
+
+    return make
+
+
+def _copy_of_a_running_build(cell: Cell, subject: Subject) -> BaseOperator:
+    """The copy of a build that is still running on the source rack."""
+    assert cell.source is not None
+    cell.source.state.builds.build(APP, cell.seeded["copied"]).status = "running"
+    cell.seeded["source"]["builds"] = cell.source.builds(APP)
+    return subject.make(cell, False)
+
+
+COPY = ("copy",)
+NOT_COPY = tuple(s.name for s in SUBJECTS if s.name not in COPY)
 
 
 def _env_set(values: dict[str, str]) -> Callable[[Cell, Subject], BaseOperator]:
@@ -129,7 +168,11 @@ def _forbid(env: Env, task: BaseOperator) -> None:
 
 ENV_TAKERS = ("env-set", "run")
 APP_TAKERS = ("create-app", "delete-app", "restart")
-WORKS_ON_EXISTING_APPS = tuple(s.name for s in SUBJECTS if s.name not in ("create-app", "approval"))
+#: The subjects that work on an app that must exist already. A copy checks its target app (the
+#: row copy-target-app-unknown); an approval refuses a missing app in its own words.
+WORKS_ON_EXISTING_APPS = tuple(
+    s.name for s in SUBJECTS if s.name not in ("create-app", "approval", *COPY)
+)
 
 
 def _existing_app(env: Env, task: BaseOperator) -> None:
@@ -259,6 +302,55 @@ ROWS = (
         r"Check the service name in convox\.yml$",
         subjects=("restart",),
         setup=_service("api"),
+    ),
+    Row(
+        "copy-same-app-and-rack",
+        ConvoxInputError,
+        r"^the source and the target of the copy are the same app demo on the same rack "
+        r"http://127\.0\.0\.1:\d+: give another target app or another target rack$",
+        subjects=COPY,
+        task=_copy(source_conn_id="convox_default"),
+    ),
+    Row(
+        "copy-build-not-complete",
+        ConvoxInputError,
+        r"^build B\w+ of app demo on the source rack http://127\.0\.0\.1:\d+ is 'running': "
+        r"only a complete build \(with its release\) can be exported; wait for it to complete, "
+        r"or copy another build$",
+        subjects=COPY,
+        task=_copy_of_a_running_build,
+        sends_requests=True,
+    ),
+    Row(
+        "copy-target-app-unknown",
+        ConvoxInputError,
+        r"^app shop-typo does not exist on the target rack http://127\.0\.0\.1:\d+: create it "
+        r"first \(convox apps create shop-typo, or client\.apps\.create\) and let it reach "
+        r"running, or give the name of an app of that rack; nothing was copied$",
+        subjects=COPY,
+        task=_copy(target_app="shop-typo"),
+        sends_requests=True,
+    ),
+    Row(
+        "copy-build-id-with-slash",
+        ConvoxInputError,
+        r"^invalid build id 'B1/\.\./B2': build ids cannot contain '/'$",
+        subjects=COPY,
+        task=_copy(build_id="B1/../B2"),
+    ),
+    Row(
+        "copy-build-id-dots",
+        ConvoxInputError,
+        r"^invalid build id '\.\.': build ids cannot be '\.' or '\.\.'$",
+        subjects=COPY,
+        task=_copy(build_id=".."),
+    ),
+    Row(
+        "copy-source-app-with-slash",
+        ConvoxInputError,
+        r"^invalid app name 'demo/\.\.': app names cannot contain '/'$",
+        subjects=COPY,
+        task=_copy(source_app="demo/.."),
     ),
     Row(
         "env-key-with-space",
@@ -427,6 +519,7 @@ def test_bad_input(
         html_url=html_url,
     )
     cell = Cell(env.rack, tmp_path)
+    add_source_rack(cell, subject, convox_rack_factory, monkeypatch)
     subject.seed(cell, False)
     connection = {"conn_type": "convox", **(row.connection or _good)(env)}
     connection["extra"] = {"max_retries": 0}
@@ -437,10 +530,15 @@ def test_bad_input(
     before = _state(env.rack)
     env.rack.requests.clear()
 
-    with pytest.raises(row.error) as failure:
+    with pytest.raises((row.error, ConvoxCopyError)) as failure:
         drive(task, cell)
 
-    message = str(failure.value)
+    error = unwrapped(failure.value)  # a copy names the rack that failed; its cause is this
+    assert isinstance(error, row.error), repr(failure.value)
+    if error is not failure.value:
+        host = connection.get("host") or ""
+        assert str(failure.value).startswith(f"target rack {host}"), failure.value
+    message = str(error)
     assert re.search(row.message, message), message
     after = _state(env.rack)
     if any(w.label in row.accepted for w in subject.writes):
@@ -448,8 +546,9 @@ def test_bad_input(
     assert after == before  # nothing changed on the rack
     if not row.sends_requests:
         assert writes_of(list(env.rack.requests)) == []  # refused before the first write
+    check_source_untouched(cell)  # a copy's source rack: no write, nothing changed
     out = capfd.readouterr()
-    shown = "\n".join((message, repr(failure.value), caplog.text, out.out, out.err))
+    shown = "\n".join((str(failure.value), repr(failure.value), caplog.text, out.out, out.err))
     for secret in (KEY, *row.secrets):
         assert secret not in shown
     known = {b["id"] for b in before["builds"]} | {r["id"] for r in before["releases"]}

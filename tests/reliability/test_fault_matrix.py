@@ -25,6 +25,7 @@ from convox_provider.client.errors import (
     ConvoxRateLimitError,
     ConvoxTimeoutError,
 )
+from convox_provider.client.relay import ConvoxCopyError
 from convox_provider.client.retry import RetryConfig
 from convox_provider.testing import RackEmulator
 
@@ -39,10 +40,13 @@ from .matrix import (
     Cell,
     Subject,
     Write,
+    add_source_rack,
     check_no_repeated_writes,
+    check_source_untouched,
     connect_retrying,
     drive,
     trigger_poll,
+    unwrapped,
     wait_for_record,
 )
 
@@ -94,9 +98,16 @@ def test_read_fault(
     rack = convox_rack_factory(timing=subject.slow_timing if deferred else None)
     connect_retrying(monkeypatch, rack, **({"timeout": SLOW_TIMEOUT} if fault.slow else {}))
     cell = Cell(rack, tmp_path)
+    source = add_source_rack(cell, subject, convox_rack_factory, monkeypatch)
     subject.seed(cell, deferred)
     rack.requests.clear()
     armory = Armory(rack)
+    # The source rack is read before any wait: its faults fire in the worker, in both modes.
+    source_armory = None if source is None else Armory(source)
+    if source_armory is not None and not fault.on_poll_only:
+        source_armory.rack.requests.clear()
+        for route in subject.source_reads:
+            fault.arm(source_armory, route)
 
     def arm(routes: tuple[str, ...], poll: str) -> None:
         for route in (poll,) if fault.on_poll_only else routes:
@@ -113,7 +124,9 @@ def test_read_fault(
     subject.check(cell, result)
     assert bool(cell.deferrals) == deferred
     assert armory.all_fired() == []  # every armed fault hit the task
+    assert source_armory is None or source_armory.all_fired() == []
     check_no_repeated_writes(subject, armory)
+    check_source_untouched(cell)
 
 
 # --- write faults -------------------------------------------------------------------------------
@@ -242,6 +255,7 @@ def test_write_fault(
     rack = convox_rack_factory()
     connect_retrying(monkeypatch, rack, **({"timeout": SLOW_TIMEOUT} if fault.slow else {}))
     cell = Cell(rack, tmp_path)
+    add_source_rack(cell, subject, convox_rack_factory, monkeypatch)
     subject.seed(cell, False)
     rack.requests.clear()
     armory = Armory(rack)
@@ -260,11 +274,16 @@ def test_write_fault(
         subject.check(cell, drive(task, cell))
     else:
         expected = (write.websocket and fault.socket_outcome) or fault.outcome
-        with pytest.raises(expected.error) as failure:
+        with pytest.raises((expected.error, ConvoxCopyError)) as failure:
             drive(task, cell)
-        message = str(failure.value)
+        error = unwrapped(failure.value)  # a copy's error names the rack; its cause is this
+        assert isinstance(error, expected.error), repr(failure.value)
+        if error is not failure.value:
+            assert str(failure.value).startswith(f"target rack {rack.url}: "), failure.value
+        message = str(error)
         assert re.search(expected.message.format(method=write.method), message), message
-        assert str(pickle.loads(pickle.dumps(failure.value))) == message  # crosses processes
+        shown = str(failure.value)
+        assert str(pickle.loads(pickle.dumps(failure.value))) == shown  # crosses processes
         if fault.name == "read-timeout":
             wait_for_record(rack, write)
         assert write.done is not None
@@ -278,6 +297,7 @@ def test_write_fault(
     else:  # a burst on a write that is not repeated: only its first status was ever sent
         assert fired == [1] + [0] * (len(fired) - 1)
     check_no_repeated_writes(subject, armory)
+    check_source_untouched(cell)
 
 
 # --- truncated streams: the poll is authoritative ---------------------------------------------

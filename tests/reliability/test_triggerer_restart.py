@@ -27,7 +27,9 @@ from .matrix import (
     Armory,
     Cell,
     Subject,
+    add_source_rack,
     check_no_repeated_writes,
+    check_source_untouched,
     connect_retrying,
     drive,
     run_part_way,
@@ -69,6 +71,7 @@ def test_triggerer_restart_mid_wait(
     rack = convox_rack_factory(timing=subject.slow_timing)
     connect_retrying(monkeypatch, rack)
     cell = Cell(rack, tmp_path)
+    add_source_rack(cell, subject, convox_rack_factory, monkeypatch)
     subject.seed(cell, True)
     rack.requests.clear()
     armory = Armory(rack)
@@ -94,6 +97,7 @@ def test_triggerer_restart_mid_wait(
     expected = ["ConvoxBuildTrigger", "ConvoxReleaseTrigger"] if subject.name == "deploy" else None
     assert restarted == (expected or [type(cell.deferrals[0].trigger).__name__])
     check_no_repeated_writes(subject, armory)
+    check_source_untouched(cell)
 
 
 def test_an_approval_leaves_no_convox_state_in_a_trigger(

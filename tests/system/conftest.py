@@ -26,6 +26,7 @@ if os.environ.get("CONVOX_SYSTEM_TESTS") != "1":
     collect_ignore_glob = ["*"]
 
 from convox_provider.testing import RackEmulator
+from convox_provider.testing.airflow import connection_uri
 
 from .cluster import Airflow, Postgres, Redis
 from .harness import POLL_INTERVAL, TIMING, Harness, Run
@@ -54,13 +55,25 @@ def rack() -> Iterator[RackEmulator]:
 
 
 @pytest.fixture(scope="session")
+def production() -> Iterator[RackEmulator]:
+    """The production rack of the build-once-deploy-many example (``convox_production``)."""
+    emulator = RackEmulator(password=secrets.token_hex(16), timing=TIMING).start()
+    try:
+        yield emulator
+    finally:
+        emulator.stop()
+
+
+@pytest.fixture(scope="session")
 def secret_value() -> str:
     """The credential the env-rotation DAG writes (Variable ``payments_credential``)."""
     return "rotated-" + secrets.token_hex(12)
 
 
 @pytest.fixture(scope="session")
-def airflow(workdir: Path, rack: RackEmulator, secret_value: str) -> Iterator[Airflow]:
+def airflow(
+    workdir: Path, rack: RackEmulator, production: RackEmulator, secret_value: str
+) -> Iterator[Airflow]:
     started = time.monotonic()
     postgres = Postgres(workdir)
     redis: Redis | None = None
@@ -74,6 +87,8 @@ def airflow(workdir: Path, rack: RackEmulator, secret_value: str) -> Iterator[Ai
             broker_url=redis.url,
             extra_env={
                 "AIRFLOW_CONN_CONVOX_DEFAULT": json.dumps(connection),
+                "AIRFLOW_CONN_CONVOX_STAGING": json.dumps(connection),
+                "AIRFLOW_CONN_CONVOX_PRODUCTION": connection_uri(production),
                 "AIRFLOW_VAR_PAYMENTS_CREDENTIAL": secret_value,
                 "CONVOX_POLL_INTERVAL": str(POLL_INTERVAL),
                 # The example DAGs with a schedule never fire on their own while tested.
@@ -94,8 +109,10 @@ def airflow(workdir: Path, rack: RackEmulator, secret_value: str) -> Iterator[Ai
 
 
 @pytest.fixture(scope="session")
-def harness(airflow: Airflow, rack: RackEmulator, secret_value: str) -> Iterator[Harness]:
-    h = Harness(airflow, rack, secret_value)
+def harness(
+    airflow: Airflow, rack: RackEmulator, production: RackEmulator, secret_value: str
+) -> Iterator[Harness]:
+    h = Harness(airflow, rack, secret_value, production)
     try:
         h.wait_for_dags()
         yield h
@@ -116,6 +133,7 @@ EXAMPLES = {
     "sys_rollback_deferred": 2,
     "sys_rotation_deferred": 1,
     "sys_review_deferred": 0,
+    "sys_across_deferred": 1,
 }
 CREATED_BY_THE_DAG = {"sys_review_deferred"}
 """Examples whose DAG creates (and deletes) its app: the run gets a name, not an app."""
@@ -128,7 +146,12 @@ def example_runs(harness: Harness) -> dict[tuple[str, bool], Run]:
     for dag_id, releases in EXAMPLES.items():
         for dated in (True, False):
             prefix = dag_id.removeprefix("sys_").replace("_", "-")
-            app = harness.new_app(prefix, releases, create=dag_id not in CREATED_BY_THE_DAG)
+            app = harness.new_app(
+                prefix,
+                releases,
+                create=dag_id not in CREATED_BY_THE_DAG,
+                on_production=dag_id == "sys_across_deferred",
+            )
             runs[dag_id, dated] = harness.trigger(dag_id, app, logical_date=dated)
     return runs
 

@@ -41,6 +41,7 @@ SYSTEM_DAGS = [
     "sys_rollback_deferred",
     "sys_rotation_deferred",
     "sys_review_deferred",
+    "sys_across_deferred",
     "sys_migrate_retried",
     "sys_celery_deploy_deferred",
     "sys_celery_migrate_retried",
@@ -143,12 +144,17 @@ class Watcher(threading.Thread):
 class Harness:
     """Triggers runs through the REST API and reads back what Airflow and the rack recorded."""
 
-    def __init__(self, airflow: Airflow, rack: RackEmulator, secret: str) -> None:
+    def __init__(
+        self, airflow: Airflow, rack: RackEmulator, secret: str, production: RackEmulator
+    ) -> None:
         self.airflow = airflow
         #: The credential the env-rotation DAG writes: it must show nowhere in Airflow.
         self.secret = secret
         self.api = airflow.api
         self.rack = rack
+        #: The second rack of the build-once-deploy-many example (connection
+        #: ``convox_production``; ``convox_staging`` is ``rack``).
+        self.production = production
         self.watcher = Watcher(airflow)
         #: The releases each app was seeded with, oldest first.
         self.seeds: dict[str, list[str]] = {}
@@ -170,13 +176,18 @@ class Harness:
 
     # --- the rack ------------------------------------------------------------------------------
 
-    def new_app(self, prefix: str, releases: int = 1, *, create: bool = True) -> str:
-        """An app name; unless ``create`` is False, the app, with ``releases`` promoted."""
+    def new_app(
+        self, prefix: str, releases: int = 1, *, create: bool = True, on_production: bool = False
+    ) -> str:
+        """An app name; unless ``create`` is False, the app, with ``releases`` promoted;
+        ``on_production`` also creates it, with no release, on the production rack."""
         name = f"{prefix}-{next(_app_numbers)}"
         if not create:
             self.seeds[name] = []
             return name
         self.rack.create_app(name)
+        if on_production:
+            self.production.create_app(name)
         self.seeds[name] = [
             self.rack.add_release(name, MANIFEST, description=f"seed {number + 1}")[1]["id"]
             for number in range(releases)
@@ -190,8 +201,9 @@ class Harness:
     def builds_posted(self, app: str) -> int:
         return self.rack.requests.count("POST", f"/apps/{app}/builds")
 
-    def promotes_posted(self, app: str) -> int:
-        return self.rack.requests.count("POST", f"/apps/{app}/releases/*/promote")
+    def promotes_posted(self, app: str, rack: RackEmulator | None = None) -> int:
+        """Promotes of ``app`` received by ``rack`` (default: the staging rack)."""
+        return (rack or self.rack).requests.count("POST", f"/apps/{app}/releases/*/promote")
 
     # --- runs ----------------------------------------------------------------------------------
 

@@ -60,7 +60,13 @@ EXPECTED: dict[str, dict[str, Any]] = {
         "builds": 1,
         "deferred": {"create_app", "deploy", "delete_app"},
     },
+    "sys_across_deferred": {
+        "tasks": dict.fromkeys(("build", "smoke_test", "copy_to_production", "promote"), OK),
+        "builds": 1,
+        "deferred": {"build", "promote"},
+    },
 }
+ACROSS = "sys_across_deferred"
 
 
 def cases() -> list[Any]:
@@ -124,6 +130,21 @@ def check_dag_specifics(harness: Harness, run: Run) -> None:
         assert xcom["rolled_back_to"] == first
         assert active["release"] == xcom["release_id"] not in (first, second)
         assert harness.xcom(run, "report")["return_value"]["active_release"] == xcom["release_id"]
+    elif run.dag_id == ACROSS:
+        built = harness.xcom(run, "build")
+        copied = harness.xcom(run, "copy_to_production")
+        assert rack.app(app)["release"] == harness.seeds[app][0]  # staging: nothing promoted
+        assert [b["id"] for b in harness.new_builds(app)] == [built["build_id"]]
+        production = harness.production
+        (imported,) = production.builds(app)
+        (release,) = production.releases(app)
+        assert (copied["build_id"], copied["release_id"]) == (imported["id"], release["id"])
+        assert production.app(app)["release"] == release["id"]
+        assert production.requests.count("POST", f"/apps/{app}/builds/import") == 1
+        assert tis["copy_to_production"]["rendered_fields"]["build_id"] == built["build_id"]
+        assert "Not verified: that the images were pushed" in harness.log_text(
+            run, "copy_to_production", 1
+        )
     elif run.dag_id == "sys_rotation_deferred":
         release = harness.xcom(run, "rotate")["return_value"]
         assert active["release"] == release
@@ -151,7 +172,9 @@ def test_example_dag(
     if not expected["deferred"]:
         assert not deferred
     assert harness.builds_posted(run.app) == expected["builds"]
-    assert harness.promotes_posted(run.app) == 1
+    # The build-once-deploy-many example promotes on production only.
+    promoted = harness.production if dag_id == ACROSS else harness.rack
+    assert harness.promotes_posted(run.app, promoted) == 1
     check_dag_specifics(harness, run)
     figures.setdefault("example_run_seconds", {})[f"{dag_id}/{'dated' if dated else 'null'}"] = (
         round((run.finished or 0) - run.triggered, 1)

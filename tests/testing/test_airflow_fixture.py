@@ -22,6 +22,22 @@ with DAG("promote_shop", schedule=None) as dag:
     ConvoxPromoteReleaseOperator(task_id="promote", app="shop", poll_interval=0.05)
 """
 
+ACROSS_FILE = """
+from airflow.sdk import DAG
+from convox_provider.operators.builds import ConvoxCopyBuildOperator
+
+with DAG("ship_shop", schedule=None, params={"build_id": ""}) as dag:
+    ConvoxCopyBuildOperator(
+        task_id="ship",
+        source_conn_id="convox_staging",
+        source_app="shop",
+        build_id="{{ params.build_id }}",
+        target_conn_id="convox_production",
+        promote=True,
+        poll_interval=0.05,
+    )
+"""
+
 TEST_FILE = """
 from dags.promote_shop import dag
 
@@ -34,6 +50,27 @@ def test_promote_dag(convox_airflow):
     run = dag.test()
     assert run.state == "success"
     assert convox_airflow.rack.app("shop")["release"] == release["id"]
+
+
+def test_two_racks(convox_airflow):
+    from dags.ship_shop import dag as ship
+
+    staging = convox_airflow.add_rack("convox_staging")
+    production = convox_airflow.add_rack("convox_production")
+    assert len({convox_airflow.rack.url, staging.url, production.url}) == 3
+    assert convox_airflow.racks == {
+        "convox_default": convox_airflow.rack,
+        "convox_staging": staging,
+        "convox_production": production,
+    }
+    staging.create_app("shop")
+    production.create_app("shop")
+    build, _ = staging.add_release("shop", MANIFEST)
+    run = ship.test(run_conf={"build_id": build["id"]})
+    assert run.state == "success"
+    (copied,) = production.builds("shop")
+    assert production.app("shop")["release"] == copied["release"]
+    assert convox_airflow.rack.requests.count("GET", "/apps/shop") == 0
 
 
 def test_another_connection_id(convox_airflow):
@@ -61,11 +98,12 @@ def test_a_users_dag_test_is_three_lines(tmp_path: Path) -> None:
     (tmp_path / "dags").mkdir()
     (tmp_path / "dags" / "__init__.py").write_text("")
     (tmp_path / "dags" / "promote_shop.py").write_text(DAG_FILE)
+    (tmp_path / "dags" / "ship_shop.py").write_text(ACROSS_FILE)
     (tmp_path / "test_user.py").write_text(textwrap.dedent(TEST_FILE))
     (tmp_path / "pytest.ini").write_text("[pytest]\nconvox_dags_folder = dags\n")
     done = _run_pytest(tmp_path)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
-    assert "2 passed" in done.stdout
+    assert "3 passed" in done.stdout
 
 
 def test_without_the_dags_folder_the_fixture_says_what_to_set(tmp_path: Path) -> None:

@@ -191,7 +191,8 @@ def copy_build(
         if isinstance(exc.__cause__, ConvoxNotFoundError):
             raise ConvoxInputError(
                 f"app {target_app} does not exist on the target rack {target.name}: create it"
-                " first (client.apps.create_and_wait, or ConvoxCreateAppOperator)"
+                f" first (convox apps create {target_app}, or client.apps.create) and let it"
+                " reach running, or give the name of an app of that rack; nothing was copied"
             ) from None
         raise
     if found.app_status is AppStatus.DELETING:

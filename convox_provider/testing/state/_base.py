@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager
+from pathlib import Path
 from typing import Generic, Protocol, TypedDict, TypeVar
 
 from typing_extensions import NotRequired, Unpack
@@ -165,6 +166,8 @@ class Rack(Protocol):
     def scripts(self) -> Scripts: ...
     @property
     def clock(self) -> Clock: ...
+    @property
+    def storage(self) -> Path: ...
     @property
     def apps(self) -> AppsPort: ...
     @property

@@ -7,6 +7,8 @@ a new release, or ``failed`` after ``ERROR: <reason>`` without one; the logs bec
 
 from __future__ import annotations
 
+import os
+import secrets
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -223,6 +225,7 @@ class Builds(AppRecords[Build]):
             build = self.build(app, build_id)
             for key, value in fields.items():
                 setattr(build, key, value)
+            build.export = None  # build.json changed: the next export is written again
             if build.status in ("complete", "failed"):
                 build.finished = True
             return build.to_wire()
@@ -253,17 +256,23 @@ class Builds(AppRecords[Build]):
             self._at(now + seconds_to_ns(self.timing.build), done)
 
     def build_import(self, app: str, path: Path) -> dict[str, Any]:
-        """``POST /apps/{app}/builds/import``: synchronous; a new complete build and release."""
-        source, _services = archive.read_build_import(path)
+        """``POST /apps/{app}/builds/import``: synchronous; a new complete build and release.
+
+        The image archives are kept as files (the export of the new build streams them)."""
+        self.rack.apps.app(app)
+        build_id = new_id("B")
+        images = self.rack.storage / "images" / app / build_id
+        source, services = archive.read_build_import(path, images)
         with self.locked() as now:
             self.rack.apps.app(app)
             build = Build(
-                id=new_id("B"),
+                id=build_id,
                 app=app,
                 description=str(source.get("description", "")),
                 logs=str(source.get("logs", "")),
                 manifest=str(source.get("manifest", "")),
                 started=self._stamp(now),
+                images={service: images / f"{service}.tar" for service in services},
             )
             build.ended = self._stamp(now)
             self._records[app][build.id] = build
@@ -273,8 +282,9 @@ class Builds(AppRecords[Build]):
             build.finished = True
             return build.to_wire()
 
-    def build_export(self, app: str, build_id: str, destination: Path) -> None:
-        """``GET /apps/{app}/builds/{id}.tgz``: write the export archive to ``destination``."""
+    def build_export(self, app: str, build_id: str) -> Path:
+        """``GET /apps/{app}/builds/{id}.tgz``: the export archive, written on the first
+        export of the build and served again afterwards (a build's content never changes)."""
         with self.locked():
             build = self.build(app, build_id)
             release = self.rack.releases.release(app, build.release)
@@ -285,8 +295,22 @@ class Builds(AppRecords[Build]):
             services = [s.name for s in manifest.services]
             if not services:
                 raise RackError(400, "no services found to export")
+            if build.export is not None and build.export.exists():
+                return build.export
             data = render_json(build.to_wire())[:-1]
-        archive.write_build_export(destination, data, build.id, services)
+            images = dict(build.images)
+        folder = self.rack.storage / "exports" / app
+        folder.mkdir(parents=True, exist_ok=True)
+        target = folder / f"{build.id}.tgz"
+        partial = folder / f"{build.id}.{secrets.token_hex(4)}.partial"
+        try:
+            archive.write_build_export(partial, data, build.id, services, images)
+            os.replace(partial, target)
+        finally:
+            partial.unlink(missing_ok=True)
+        with self.locked():
+            build.export = target
+        return target
 
     def seed_release(
         self,

@@ -78,6 +78,11 @@ class RackState:
         self.execs: list[ExecRecord] = self.processes.execs
 
     @property
+    def storage(self) -> Path:
+        """The directory of the rack's files (objects, kept image archives, exports)."""
+        return self._storage
+
+    @property
     def started(self) -> int:
         """When the rack started, in epoch nanoseconds."""
         return self.rack_system.started

@@ -69,6 +69,8 @@ rollback_deferred = example(
 )
 rotation_deferred = example("convox_env_rotation.py", "sys_rotation_deferred", deferrable=True)
 review_deferred = example("convox_review_app.py", "sys_review_deferred", deferrable=True)
+# Two racks (connections convox_staging and convox_production, two emulators).
+across_deferred = example("convox_promote_across_racks.py", "sys_across_deferred", deferrable=True)
 
 # A task runner killed mid-build: the build waits on the worker and is retried once.
 migrate_retried = example(
