@@ -23,11 +23,12 @@ from convox_provider.client.workflows.promote import ReleaseWorkflows
 from convox_provider.client.workflows.run import ProcessWorkflows
 from convox_provider.client.workflows.scale import ServiceWorkflows
 from convox_provider.client.workflows.waits import AppWorkflows
+from convox_provider.client.workflows.watch import AppWatch, ProcessWatch, ReleaseWatch
 
 __all__ = ["Apps", "Builds", "Environment", "Processes", "Releases", "Services"]
 
 
-class Apps(AppWorkflows[D], AppRoutes[D]):
+class Apps(AppWatch[D], AppWorkflows[D], AppRoutes[D]):
     """``client.apps``: :class:`~.resources.apps.AppRoutes` (with the app logs) and
     :class:`~.workflows.waits.AppWorkflows`.
 
@@ -53,12 +54,12 @@ class Environment(EnvironmentWorkflows[D], EnvironmentRoutes[D]):
     """
 
 
-class Processes(ProcessWorkflows[D], ProcessRoutes[D]):
+class Processes(ProcessWatch[D], ProcessWorkflows[D], ProcessRoutes[D]):
     """``client.processes``: :class:`~.resources.processes.ProcessRoutes` (with logs and
     exec) and :class:`~.workflows.run.ProcessWorkflows`."""
 
 
-class Releases(ReleaseWorkflows[D], ReleaseRoutes[D]):
+class Releases(ReleaseWatch[D], ReleaseWorkflows[D], ReleaseRoutes[D]):
     """``client.releases``: :class:`~.resources.releases.ReleaseRoutes` and
     :class:`~.workflows.promote.ReleaseWorkflows`.
 
