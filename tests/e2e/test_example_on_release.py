@@ -81,6 +81,7 @@ def _watch_one_promote(rack: RackEmulator, trigger: ConvoxReleaseEventTrigger) -
     """Run ``trigger`` (re-created from its kwargs) while another client promotes; the new
     release and the one event."""
     classpath, kwargs = trigger.serialize()
+    assert classpath == "convox_provider.triggers.watch.ConvoxReleaseEventTrigger"
     watcher = ConvoxReleaseEventTrigger(**{**json.loads(json.dumps(kwargs)), "poll_interval": 0.05})
     store = Store()
     watcher.asset_state_store = store
@@ -94,7 +95,9 @@ def _watch_one_promote(rack: RackEmulator, trigger: ConvoxReleaseEventTrigger) -
 
         task = asyncio.ensure_future(collect())
         try:
-            while not store.values:
+            for _ in range(500):  # until it has recorded its starting point
+                if store.values:
+                    break
                 await asyncio.sleep(0.02)
             new = rack.add_release(APP, MANIFEST, promote=False, description="from CI")[1]["id"]
             with ConvoxClient(rack.url, rack.password) as client:

@@ -195,7 +195,9 @@ def test_an_older_release_than_the_active_one_fails(
     rack = make_rack()
     old = rack.releases(APP)[0]["id"]
     newer = rack.add_release(APP, MANIFEST)[1]["id"]
-    with pytest.raises(AirflowFailException, match=f"runs release {newer}, created after release {old}"):
+    with pytest.raises(
+        AirflowFailException, match=f"runs release {newer}, created after release {old}"
+    ):
         run(app_sensor(release_id=old, deferrable=deferrable))
 
 

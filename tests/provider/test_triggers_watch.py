@@ -105,6 +105,7 @@ async def _until_watching(store: FakeAssetStore, writes: int = 1) -> None:
 
 def test_serialize_has_no_cursor_and_checks_its_options() -> None:
     classpath, kwargs = ConvoxReleaseEventTrigger(app="demo", convox_conn_id="prod").serialize()
+    assert classpath == "convox_provider.triggers.watch.ConvoxReleaseEventTrigger"
     assert kwargs == {
         "app": "demo",
         "convox_conn_id": "prod",

@@ -359,8 +359,12 @@ def process_reading(
     """Flow: ``processes.process_state``."""
     try:
         pod: Process | None = yield from call(process_routes.get(app, pid))
-    except ConvoxNotFoundError:
-        pod = None
+    except ConvoxNotFoundError as exc:
+        if exc.status_code != 500:  # 404 "app not found": not about the pod (§3.3)
+            raise
+        pod = None  # 500 pods "…" not found: the rack deleted it (§4.6)
+    if pod is None:
+        yield from call(app_routes.get(app))  # an app that does not exist raises (404)
     return _process_verdict(
         app, pid, pod, statuses, allow_failure=allow_failure, allow_gone=allow_gone
     )
@@ -387,8 +391,8 @@ def _process_verdict(
             ProcessReading.FAILED,
             message=(
                 f"{name} is gone: the rack deletes a pod about 5 s after it ends, so it ended"
-                " (or was stopped) between two looks and its exit status is unknown. Poll more"
-                " often than every 5 s to see it end"
+                " (or was stopped) between two looks and its exit status is unknown, unless"
+                " there never was such a process. Poll more often than every 5 s to see it end"
                 + ("" if statuses is None else f" (it was waited on to be {_either(statuses)})")
             ),
         )
