@@ -12,6 +12,9 @@ and by a polling wait over the same reading (what a trigger calls):
   never reported.
 * :func:`app_reading`: the app idle (``running``), optionally on a given release.
 * :func:`process_reading`: a pod in a given status, or finished (docs/rack-api.md §4.6, §5.5).
+
+What the rack offers a watcher, and does not (no history of active releases; a finished pod's
+outcome kept ~5 s): docs/rack-api.md §7.10.
 """
 
 from __future__ import annotations
