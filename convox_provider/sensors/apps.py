@@ -29,15 +29,14 @@ class ConvoxAppSensor(ConvoxBaseSensor):
     (``client.apps.app_state`` / ``wait_until_idle``).
 
     :param app: the Convox app.
-    :param release_id: the release the app must run (default: any).
     :param convox_conn_id: the Airflow connection of the rack.
     :param deferrable: wait on the triggerer (default ``[operators] default_deferrable``).
+    :param release_id: the release the app must run (default: any).
     """
 
+    _id_key = _subject_key = "release_id"
     template_fields = ("convox_conn_id", "app", "release_id")
     ui_color = "#dcecf2"
-    _id_key = "release_id"
-    _subject_key = "release_id"
 
     def __init__(self, *, app: str, release_id: str | None = None, **kwargs: Any) -> None:
         super().__init__(app=app, **kwargs)

@@ -48,10 +48,10 @@ class ConvoxProcessSensor(ConvoxBaseSensor):
     :param deferrable: wait on the triggerer (default ``[operators] default_deferrable``).
     """
 
-    template_fields = ("convox_conn_id", "app", "process_id")
-    ui_color = "#e8dcf2"
     _id_key = "process_id"
     _subject_key = "process_id"
+    template_fields = ("convox_conn_id", "app", "process_id")
+    ui_color = "#e8dcf2"
 
     def __init__(
         self,
@@ -75,11 +75,7 @@ class ConvoxProcessSensor(ConvoxBaseSensor):
 
     def _check(self, context: Context, client: ConvoxClient) -> PokeReturnValue | bool:
         reading = client.processes.process_state(
-            self.app,
-            self.process_id,
-            statuses=self.statuses,
-            allow_failure=self.allow_failure,
-            allow_gone=self.allow_gone,
+            self.app, self.process_id, statuses=self.statuses, accept=self._accept()
         )
         if reading.state == reading.WAITING:
             self.log.info("Process %s of app %s: %s", self.process_id, self.app, reading.status)
@@ -102,13 +98,15 @@ class ConvoxProcessSensor(ConvoxBaseSensor):
 
         return ConvoxProcessTrigger
 
+    def _accept(self) -> list[str]:
+        """The outcomes the client's process wait takes as done besides ``complete``."""
+        return [
+            name for name, on in (("failed", self.allow_failure), ("gone", self.allow_gone)) if on
+        ]
+
     def _trigger_options(self) -> dict[str, Any]:
         statuses = None if self.statuses is None else list(self.statuses)
-        return {
-            "statuses": statuses,
-            "allow_failure": self.allow_failure,
-            "allow_gone": self.allow_gone,
-        }
+        return {"statuses": statuses, "accept": self._accept()}
 
     def execute_complete(self, context: Context, event: dict[str, Any] | None = None) -> Any:
         """Resume after the trigger: the process's outcome, or raise for any other."""

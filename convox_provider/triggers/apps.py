@@ -48,8 +48,9 @@ class ConvoxAppTrigger(ConvoxTrigger):
     @property
     def subject(self) -> str:
         """What this trigger waits for, in words."""
-        on = "" if self.release_id is None else f" on release {self.release_id}"
-        return f"app {self.app} to be running{on}"
+        return f"app {self.app} to be running" + (
+            f" on release {self.release_id}" if self.release_id else ""
+        )
 
     async def _wait(self, client: AsyncConvoxClient, timeout: float) -> dict[str, Any]:
         reading = await client.apps.wait_until_idle(

@@ -18,8 +18,8 @@ class ConvoxProcessTrigger(ConvoxTrigger):
     them) has ended: ``client.processes.wait_for_process``, whose reading decides.
 
     Success is ``{"status": "success", "app", "process_id", "process_status", "exit_code"}``
-    (``exit_code`` 0 for ``complete``, None where the rack reports none: a ``failed`` pod with
-    ``allow_failure``, a pod gone with ``allow_gone``). A process that failed, ended before a
+    (``exit_code`` 0 for ``complete``, None where the rack reports none: a ``failed`` pod or a
+    pod gone, when ``accept`` holds that outcome). A process that failed, ended before a
     status waited for, or is gone is ``{"status": "failed", "message", "process_id",
     "process_status"}``; also ``timeout`` and ``error``
     (see :class:`~convox_provider.triggers._base.ConvoxTrigger`). The process is never stopped:
@@ -30,14 +30,14 @@ class ConvoxProcessTrigger(ConvoxTrigger):
     :param process_id: the pod to watch.
     :param end_time: when to give up, in epoch seconds (absolute).
     :param statuses: process statuses that end the wait (None: the process ending does).
-    :param allow_failure: a ``failed`` process is a success (its exit code is not known).
-    :param allow_gone: a process the rack no longer has counts as ended.
+    :param accept: outcomes that count as ended besides ``complete``: ``"failed"`` (its exit
+        code is not known), ``"gone"`` (a process the rack no longer has).
     :param poll_interval: seconds between polls; keep it under 5 (the rack deletes a pod ~5 s
         after it ends).
     :param max_errors: consecutive transient errors that end the wait (default 5).
     """
 
-    _own = ("process_id", "statuses", "allow_failure", "allow_gone")
+    _own = ("process_id", "statuses", "accept")
 
     def __init__(
         self,
@@ -47,15 +47,13 @@ class ConvoxProcessTrigger(ConvoxTrigger):
         end_time: float,
         *,
         statuses: list[str] | None = None,
-        allow_failure: bool = False,
-        allow_gone: bool = False,
+        accept: list[str] | None = None,
         **options: Any,
     ) -> None:
         super().__init__(convox_conn_id=convox_conn_id, app=app, end_time=end_time, **options)
         self.process_id = process_id
         self.statuses = None if statuses is None else sorted(statuses)
-        self.allow_failure = bool(allow_failure)
-        self.allow_gone = bool(allow_gone)
+        self.accept = sorted(accept or ())
 
     @property
     def subject(self) -> str:
@@ -64,13 +62,9 @@ class ConvoxProcessTrigger(ConvoxTrigger):
         return f"process {self.process_id} of app {self.app} {what}"
 
     async def _wait(self, client: AsyncConvoxClient, timeout: float) -> dict[str, Any]:
+        waiting = self._waiting(timeout)
         reading = await client.processes.wait_for_process(
-            self.app,
-            self.process_id,
-            statuses=self.statuses,
-            allow_failure=self.allow_failure,
-            allow_gone=self.allow_gone,
-            waiting=self._waiting(timeout),
+            self.app, self.process_id, statuses=self.statuses, accept=self.accept, waiting=waiting
         )
         found = {"app": self.app, "process_id": self.process_id, "process_status": reading.status}
         if reading.state == reading.FAILED:

@@ -144,32 +144,25 @@ class ConvoxReleaseEventTrigger(BaseEventTrigger):
     :param app: the Convox app to watch.
     :param convox_conn_id: the Airflow connection of the rack.
     :param poll_interval: seconds between two looks at the app (default 30).
-    :param max_errors: consecutive transient errors after which each further one is logged as
-        an error (default 5).
     """
 
+    max_errors = MAX_ERRORS
+    """Consecutive transient errors after which each further one is logged as an error, and
+    tries at saving the cursor."""
+
     def __init__(
-        self,
-        *,
-        app: str,
-        convox_conn_id: str = "convox_default",
-        poll_interval: float = 30.0,
-        max_errors: int = MAX_ERRORS,
+        self, *, app: str, convox_conn_id: str = "convox_default", poll_interval: float = 30.0
     ) -> None:
         super().__init__()  # type: ignore[no-untyped-call]
         self.app = app
         self.convox_conn_id = convox_conn_id
-        self.poll_interval = float(poll_interval)
-        self.max_errors = int(max_errors)
-        WaitOptions(poll_interval=self.poll_interval, max_errors=self.max_errors)  # checks
+        self.poll_interval = WaitOptions(poll_interval=float(poll_interval)).poll_interval
 
     def serialize(self) -> tuple[str, dict[str, Any]]:
         """Class path and keyword arguments (JSON-native); no cursor (see the module doc)."""
+        names = ("app", "convox_conn_id", "poll_interval")
         return f"{type(self).__module__}.{type(self).__qualname__}", {
-            "app": self.app,
-            "convox_conn_id": self.convox_conn_id,
-            "poll_interval": self.poll_interval,
-            "max_errors": self.max_errors,
+            name: getattr(self, name) for name in names
         }
 
     @property
@@ -257,15 +250,9 @@ class ConvoxReleaseEventTrigger(BaseEventTrigger):
                 failures = 0  # an hour without a new release: watch again
             except Exception as exc:
                 failures += 1
-                self.log.error(
-                    "Watching %s failed (%d time(s) in a row; watching on in %gs): %s: %s",
-                    self.subject,
-                    failures,
-                    self.poll_interval,
-                    type(exc).__name__,
-                    exc,
+                await self._pause_after(
+                    exc, f"Watching {self.subject} failed ({failures} in a row)"
                 )
-                await asyncio.sleep(self.poll_interval)
 
     async def _retrying(self, action: Any, what: str) -> Any:
         """Await ``action()`` until it succeeds, logging each failure (the cursor must be known
@@ -276,14 +263,19 @@ class ConvoxReleaseEventTrigger(BaseEventTrigger):
             except _SeveralAssets:
                 raise
             except Exception as exc:
-                self.log.warning(
-                    "Could not %s (trying again in %gs): %s: %s",
-                    what,
-                    self.poll_interval,
-                    type(exc).__name__,
-                    exc,
-                )
-                await asyncio.sleep(self.poll_interval)
+                await self._pause_after(exc, f"Could not {what}", logging.WARNING)
+
+    async def _pause_after(self, exc: Exception, what: str, level: int = logging.ERROR) -> None:
+        """Log ``what`` went wrong, then wait a poll interval before trying again."""
+        self.log.log(
+            level,
+            "%s; trying again in %gs: %s: %s",
+            what,
+            self.poll_interval,
+            type(exc).__name__,
+            exc,
+        )
+        await asyncio.sleep(self.poll_interval)
 
     async def _save(self, cursor: _Cursor, release_id: str) -> None:
         """Save the cursor, ``max_errors`` tries at most; then log that a restart before the next

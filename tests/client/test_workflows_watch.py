@@ -12,6 +12,7 @@ from workflow_fakes import FakeRack, api_error
 from convox_provider.assets import asset_uri
 from convox_provider.client.errors import ConvoxGatewayError, ConvoxInputError, ConvoxNotFoundError
 from convox_provider.client.models import App, Process, Release
+from convox_provider.client.waiting import WaitOptions
 from convox_provider.client.workflows.events import WaitRetrying
 from convox_provider.client.workflows.watch import (
     AppReading,
@@ -40,8 +41,8 @@ def watch(rack: FakeRack) -> ReleaseWatch[Any]:
 
 
 def new_release(rack: FakeRack, since: str | None, **options: Any) -> Release:
-    options = {"poll_interval": 1.0, "timeout": 60.0, **options}
-    return watch(rack).wait_for_new_release("myapp", since=since, **options)  # type: ignore[no-any-return]
+    waiting = WaitOptions(**{"poll_interval": 1.0, "timeout": 60.0, "initial_delay": 0, **options})
+    return watch(rack).wait_for_new_release("myapp", since=since, waiting=waiting)  # type: ignore[no-any-return]
 
 
 # --- releases ------------------------------------------------------------------------------------
@@ -169,11 +170,11 @@ def test_app_state(found: App, wanted: str | None, state: str) -> None:
 def test_wait_until_idle_wants_two_running_readings_and_stops_on_never() -> None:
     rack = FakeRack()
     rack.on("GET", APP, app("running", "R1"), app("updating", "R1"), app("running", "R1"))
-    reading = apps(rack).wait_until_idle("myapp", poll_interval=1.0)
+    reading = apps(rack).wait_until_idle("myapp", waiting=WaitOptions(poll_interval=1.0))
     assert (reading.state, rack.keys.count(("GET", APP))) == (AppReading.RUNNING, 4)
     rack = FakeRack()
     rack.on("GET", APP, app("deleting", "R1"))
-    reading = apps(rack).wait_until_idle("myapp", poll_interval=1.0)
+    reading = apps(rack).wait_until_idle("myapp", waiting=WaitOptions(poll_interval=1.0))
     assert (reading.state, rack.keys.count(("GET", APP))) == (AppReading.NEVER, 1)
 
 
@@ -197,13 +198,13 @@ GONE = api_error(500, 'pods "run-1" not found')
         (pod("running"), {}, ProcessReading.WAITING, None),
         (pod("complete"), {}, ProcessReading.DONE, 0),
         (pod("failed"), {}, ProcessReading.FAILED, None),
-        (pod("failed"), {"allow_failure": True}, ProcessReading.DONE, None),
+        (pod("failed"), {"accept": ["failed"]}, ProcessReading.DONE, None),
         (GONE, {}, ProcessReading.FAILED, None),
-        (GONE, {"allow_gone": True}, ProcessReading.DONE, None),
+        (GONE, {"accept": "gone"}, ProcessReading.DONE, None),
         (pod("pending"), {"statuses": "running"}, ProcessReading.WAITING, None),
         (pod("running"), {"statuses": ["running", "unhealthy"]}, ProcessReading.DONE, None),
         (pod("complete"), {"statuses": "running"}, ProcessReading.FAILED, 0),
-        (GONE, {"statuses": "running", "allow_gone": True}, ProcessReading.FAILED, None),
+        (GONE, {"statuses": "running", "accept": ["gone"]}, ProcessReading.FAILED, None),
         (pod("complete"), {"statuses": "complete"}, ProcessReading.DONE, 0),
     ],
 )
@@ -230,15 +231,23 @@ def test_a_missing_app_is_not_a_gone_process() -> None:
 def test_wait_for_process_polls_until_it_ends() -> None:
     rack = FakeRack()
     rack.on("GET", f"{APP}/processes/run-1", pod("pending"), pod("running"), pod("complete"))
-    reading = processes(rack).wait_for_process("myapp", "run-1", poll_interval=0.5)
+    waiting = WaitOptions(poll_interval=0.5, initial_delay=0)
+    reading = processes(rack).wait_for_process("myapp", "run-1", waiting=waiting)
     assert (reading.state, reading.status, reading.exit_code) == ("done", "complete", 0)
     assert rack.sleeps == pytest.approx([0.49] * 2)  # less the request's own time
+
+
+def test_unknown_outcomes_are_refused_before_any_request() -> None:
+    rack = FakeRack()
+    with pytest.raises(ConvoxInputError, match="invalid accept 'crashed': a process wait"):
+        processes(rack).process_state("myapp", "run-1", accept=["gone", "crashed"])
+    assert rack.sent == []
 
 
 @pytest.mark.parametrize("statuses", ["done", ["running", "exited"], [], ["unknown"]])
 def test_unknown_statuses_are_refused_before_any_request(statuses: Any) -> None:
     rack = FakeRack()
-    with pytest.raises(ConvoxInputError, match="invalid process status .*: give one or more of"):
+    with pytest.raises(ConvoxInputError, match=r"invalid process status .*: give one or more of"):
         processes(rack).process_state("myapp", "run-1", statuses=statuses)
     assert rack.sent == []
 

@@ -72,7 +72,6 @@ def test_the_dag_is_scheduled_on_the_apps_asset_with_a_release_watcher(
         "app": APP,
         "convox_conn_id": "convox_default",
         "poll_interval": 30.0,
-        "max_errors": 5,
     }
     assert set(dag.task_ids) == {"release", "settled", "smoke_test"}
 

@@ -137,11 +137,10 @@ def test_an_unknown_status_is_refused_before_any_request(make_rack: RackFactory)
 
 def test_the_trigger_serializes_its_options() -> None:
     trigger = ConvoxProcessTrigger(
-        "c", APP, "web-1", 1_900_000_000.0, statuses=["running", "crashed"], allow_gone=True
+        "c", APP, "web-1", 1_900_000_000.0, statuses=["running", "crashed"], accept=["gone"]
     )
     _, kwargs = trigger.serialize()
-    assert kwargs["statuses"] == ["crashed", "running"]
-    assert (kwargs["allow_failure"], kwargs["allow_gone"]) == (False, True)
+    assert (kwargs["statuses"], kwargs["accept"]) == (["crashed", "running"], ["gone"])
     assert ConvoxProcessTrigger(**json.loads(json.dumps(kwargs))).serialize()[1] == kwargs
 
 

@@ -106,12 +106,7 @@ async def _until_watching(store: FakeAssetStore, writes: int = 1) -> None:
 def test_serialize_has_no_cursor_and_checks_its_options() -> None:
     classpath, kwargs = ConvoxReleaseEventTrigger(app="demo", convox_conn_id="prod").serialize()
     assert classpath == "convox_provider.triggers.watch.ConvoxReleaseEventTrigger"
-    assert kwargs == {
-        "app": "demo",
-        "convox_conn_id": "prod",
-        "poll_interval": 30.0,
-        "max_errors": 5,
-    }
+    assert kwargs == {"app": "demo", "convox_conn_id": "prod", "poll_interval": 30.0}
     with pytest.raises(Exception, match="poll_interval"):
         ConvoxReleaseEventTrigger(app="demo", poll_interval=0)
 
@@ -227,7 +222,8 @@ def test_transient_errors_and_a_missing_app_never_end_the_watch(
     rack: RackEmulator, capsys: pytest.CaptureFixture[str]
 ) -> None:
     store = FakeAssetStore({CURSOR_KEY: {"release_id": rack.app(APP)["release"]}})
-    first = trigger(max_errors=2)
+    first = trigger()
+    first.max_errors = 2
     first.asset_state_store = store
     for _ in range(3):  # more than max_errors in a row
         rack.faults.respond("GET", f"/apps/{APP}", 503)

@@ -22,7 +22,7 @@ from __future__ import annotations
 import functools
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any, TypeAlias, TypeVar
 
 from convox_provider.client.encoding import segment
 from convox_provider.client.errors import ConvoxInputError, ConvoxNotFoundError
@@ -33,7 +33,6 @@ from convox_provider.client.resources import processes as process_routes
 from convox_provider.client.resources import releases as release_routes
 from convox_provider.client.status import AppStatus, ProcessStatus
 from convox_provider.client.waiting import START_WAIT, WaitOptions, wait_options
-from convox_provider.client.workflows.events import EventCallback
 from convox_provider.client.workflows.waits import Deadline, Poller
 
 __all__ = [
@@ -74,14 +73,12 @@ def created_after(one: Release, other: Release) -> bool:
 
 
 def new_active_release(
-    resource: Resource[Any], app: str, since: str | None, deadline: Deadline, options: WaitOptions
+    resource: Resource[Any], app: str, since: str | None, poller: Poller
 ) -> Flow[Release]:
-    """Flow: :meth:`ReleaseWatch.wait_for_new_release` against an existing deadline."""
-    poller = Poller(f"a new active release of app {app}", deadline, options)
+    """Flow: :meth:`ReleaseWatch.wait_for_new_release`, polled by ``poller``."""
     verdicts: dict[str, bool] = {}  # release id -> newer than the cursor
     previous: str | None = None
     cursor: Release | None = None
-    yield from poller.pause(options.initial_delay)
     while True:
         yield from poller.check()
         found = yield from poller.fetch(lambda: call(app_routes.get(app)))
@@ -137,15 +134,7 @@ class ReleaseWatch(Resource[D]):
 
     @operation
     def wait_for_new_release(
-        self,
-        app: str,
-        *,
-        since: str | None,
-        timeout: float = WATCH_WAIT.timeout,
-        poll_interval: float = WATCH_WAIT.poll_interval,
-        max_errors: int = WATCH_WAIT.max_errors,
-        on_event: EventCallback | None = None,
-        waiting: WaitOptions | None = None,
+        self, app: str, *, since: str | None, waiting: WaitOptions = WATCH_WAIT
     ) -> Flow[Release]:
         """Wait until ``app`` has settled on a release newer than release ``since``; return it.
 
@@ -157,22 +146,36 @@ class ReleaseWatch(Resource[D]):
         records as its starting point. Who made the release does not matter (promote,
         rollback, env change, CLI, console): this reads the app, never a release list, so a
         release that was created but never promoted is not reported. Several deploys between
-        two polls are seen as the last one. Transient errors are tolerated as in every wait
-        (``max_errors`` in a row raise); ``timeout`` ends the call with
-        :class:`~convox_provider.client.errors.ConvoxWaitTimeoutError` (a watcher calls again).
+        two polls are seen as the last one (§7.10). ``waiting`` (a
+        :class:`~convox_provider.client.waiting.WaitOptions`, default :data:`WATCH_WAIT`): as
+        in every wait, transient errors are tolerated up to ``max_errors`` polls in a row, and
+        its ``timeout`` raises :class:`~convox_provider.client.errors.ConvoxWaitTimeoutError`
+        (a watcher calls again).
         """
-        options = wait_options(locals(), WATCH_WAIT)
-        segment(app, kind="app name")
-        if since is not None:
-            segment(since, kind="release id")
-        return _wait_for_new_release(self, app, since, options)
+        options = wait_options({"waiting": waiting}, WATCH_WAIT)
+        _check_ids(app, release_id=since)
+        return _polled(
+            options,
+            f"a new active release of app {app}",
+            lambda poller: new_active_release(self, app, since, poller),
+        )
 
 
-def _wait_for_new_release(
-    resource: Resource[Any], app: str, since: str | None, options: WaitOptions
-) -> Flow[Release]:
+def _check_ids(app: str, *, release_id: str | None = None, pid: str | None = None) -> None:
+    """Refuse, before any request, ids that are not one path segment."""
+    segment(app, kind="app name")
+    if release_id is not None:
+        segment(release_id, kind="release id")
+    if pid is not None:
+        segment(pid, kind="process id")
+
+
+def _polled(options: WaitOptions, waiting_for: str, run: Callable[[Poller], Flow[T]]) -> Flow[T]:
+    """Flow: ``run`` with a poller whose deadline starts now, after ``initial_delay``."""
     deadline = yield from Deadline.start(options.timeout)
-    return (yield from new_active_release(resource, app, since, deadline, options))
+    poller = Poller(waiting_for, deadline, options)
+    yield from poller.pause(options.initial_delay)
+    return (yield from run(poller))
 
 
 # --- the app idle ------------------------------------------------------------------------------
@@ -259,50 +262,29 @@ class AppWatch(Resource[D]):
         one rollout: a rollback, or the app running another release, is "not yet"; only what
         can never end in the state asked for (the app being deleted, or running a release
         newer than ``release_id``) is :attr:`AppReading.NEVER`."""
-        segment(app, kind="app name")
-        if release_id is not None:
-            segment(release_id, kind="release id")
+        _check_ids(app, release_id=release_id)
         return app_reading(self, app, release_id)
 
     @operation
     def wait_until_idle(
-        self,
-        app: str,
-        *,
-        release_id: str | None = None,
-        timeout: float = WATCH_WAIT.timeout,
-        poll_interval: float = WATCH_WAIT.poll_interval,
-        initial_delay: float = 0.0,
-        max_errors: int = WATCH_WAIT.max_errors,
-        on_event: EventCallback | None = None,
-        waiting: WaitOptions | None = None,
+        self, app: str, *, release_id: str | None = None, waiting: WaitOptions = WATCH_WAIT
     ) -> Flow[AppReading]:
         """Poll :meth:`app_state` until it reads :attr:`~AppReading.RUNNING` twice in a row (the
         status lags a promote, §5.1) or :attr:`~AppReading.NEVER` once; return that reading.
-        ``timeout`` raises :class:`~convox_provider.client.errors.ConvoxWaitTimeoutError`;
-        transient errors are tolerated up to ``max_errors`` polls in a row."""
-        options = wait_options(locals(), WATCH_WAIT)
-        segment(app, kind="app name")
-        if release_id is not None:
-            segment(release_id, kind="release id")
-        return _wait_until_idle(self, app, release_id, options)
-
-
-def _wait_until_idle(
-    resource: Resource[Any], app: str, release_id: str | None, options: WaitOptions
-) -> Flow[AppReading]:
-    deadline = yield from Deadline.start(options.timeout)
-    poller = Poller(f"app {app} to be running", deadline, options)
-    yield from poller.pause(options.initial_delay)
-    needed = {AppReading.WAITING: 0, AppReading.NEVER: 1, AppReading.RUNNING: 2}
-    return (
-        yield from _until(
-            poller,
-            lambda: app_reading(resource, app, release_id),
-            lambda reading: needed[reading.state],
-            lambda reading: f"status {reading.app.status!r}, release {reading.app.release!r}",
+        ``waiting`` as for ``releases.wait_for_new_release``."""
+        options = wait_options({"waiting": waiting}, WATCH_WAIT)
+        _check_ids(app, release_id=release_id)
+        needed = {AppReading.WAITING: 0, AppReading.NEVER: 1, AppReading.RUNNING: 2}
+        return _polled(
+            options,
+            f"app {app} to be running",
+            lambda poller: _until(
+                poller,
+                lambda: app_reading(self, app, release_id),
+                lambda reading: needed[reading.state],
+                lambda reading: f"status {reading.app.status!r}, release {reading.app.release!r}",
+            ),
         )
-    )
 
 
 # --- a process -----------------------------------------------------------------------------------
@@ -310,7 +292,11 @@ def _wait_until_idle(
 _KNOWN = frozenset(str(s) for s in ProcessStatus if s is not ProcessStatus.UNKNOWN)
 
 
-def process_statuses(statuses: str | Iterable[str] | None) -> frozenset[str] | None:
+Statuses: TypeAlias = "str | Iterable[str] | None"
+"""The ``statuses`` of a process wait: one, several, or None (the process ending)."""
+
+
+def process_statuses(statuses: Statuses) -> frozenset[str] | None:
     """The statuses a process wait waits for, checked (None: waits for the process to end)."""
     if statuses is None:
         return None
@@ -329,9 +315,10 @@ def process_statuses(statuses: str | Iterable[str] | None) -> frozenset[str] | N
 class ProcessReading:
     """One look at a process (``processes.process_state``).
 
-    ``state`` is :attr:`DONE` (in a status waited for; or, waiting for the end, ``complete``
-    or ``failed`` with ``allow_failure``), :attr:`WAITING`, or :attr:`FAILED` with ``message``:
-    it ended with a non-zero status, ended before reaching a status waited for, or is gone.
+    ``state`` is :attr:`DONE` (in a status waited for; or, waiting for the end, ``complete``,
+    or an outcome accepted: ``failed``, ``gone``), :attr:`WAITING`, or :attr:`FAILED` with
+    ``message``: it ended with a non-zero status, ended before reaching a status waited for,
+    or is gone.
     ``status`` is the rack's, or ``"gone"`` once the rack no longer has the pod. ``exit_code``
     is 0 for ``complete``; the rack reports no exit code for a ``failed`` pod (non-zero exit,
     eviction…), nor for one that is gone, so it is None then (§4.6, §5.5).
@@ -352,12 +339,7 @@ class ProcessReading:
 
 
 def process_reading(
-    app: str,
-    pid: str,
-    statuses: frozenset[str] | None,
-    *,
-    allow_failure: bool = False,
-    allow_gone: bool = False,
+    app: str, pid: str, statuses: frozenset[str] | None, accept: frozenset[str] = frozenset()
 ) -> Flow[ProcessReading]:
     """Flow: ``processes.process_state``."""
     try:
@@ -368,24 +350,16 @@ def process_reading(
         pod = None  # 500 pods "…" not found: the rack deleted it (§4.6)
     if pod is None:
         yield from call(app_routes.get(app))  # an app that does not exist raises (404)
-    return _process_verdict(
-        app, pid, pod, statuses, allow_failure=allow_failure, allow_gone=allow_gone
-    )
+    return _process_verdict(app, pid, pod, statuses, accept)
 
 
 def _process_verdict(
-    app: str,
-    pid: str,
-    pod: Process | None,
-    statuses: frozenset[str] | None,
-    *,
-    allow_failure: bool,
-    allow_gone: bool,
+    app: str, pid: str, pod: Process | None, statuses: frozenset[str] | None, accept: frozenset[str]
 ) -> ProcessReading:
     name = f"process {pid} of app {app}"
     if pod is None:
         gone = ProcessReading.GONE
-        if allow_gone and statuses is None:
+        if "gone" in accept and statuses is None:
             return ProcessReading(app, pid, gone, ProcessReading.DONE)
         return ProcessReading(
             app,
@@ -414,7 +388,7 @@ def _process_verdict(
         )
     if not status.is_terminal:
         return _replace_state(reading, ProcessReading.WAITING)
-    if status.is_success or allow_failure:
+    if status.is_success or "failed" in accept:
         return reading
     return _replace_state(
         reading,
@@ -446,27 +420,20 @@ class ProcessWatch(Resource[D]):
 
     @operation
     def process_state(
-        self,
-        app: str,
-        pid: str,
-        *,
-        statuses: str | Iterable[str] | None = None,
-        allow_failure: bool = False,
-        allow_gone: bool = False,
+        self, app: str, pid: str, *, statuses: Statuses = None, accept: Iterable[str] = ()
     ) -> Flow[ProcessReading]:
         """One look at process ``pid``, waited on to be in one of ``statuses`` (e.g.
         ``"running"``) or, without them, to end; see :class:`ProcessReading`.
 
-        Waiting for the end, ``failed`` is :attr:`~ProcessReading.FAILED` unless
-        ``allow_failure``, and a pod the rack no longer has (it deletes finished pods ~5 s
-        after they end, §4.6) is :attr:`~ProcessReading.FAILED` unless ``allow_gone``: its exit
-        status is unknown then. Waiting for statuses, a pod that ended or is gone first is
-        :attr:`~ProcessReading.FAILED`.
+        Waiting for the end, ``failed`` is :attr:`~ProcessReading.FAILED` unless ``accept``
+        holds ``"failed"``, and a pod the rack no longer has (it deletes finished pods ~5 s
+        after they end, §4.6, §7.10) is :attr:`~ProcessReading.FAILED` unless ``accept`` holds
+        ``"gone"``: its exit status is unknown then. Waiting for statuses, a pod that ended or
+        is gone first is :attr:`~ProcessReading.FAILED`.
         """
-        wanted = process_statuses(statuses)
-        segment(app, kind="app name")
-        segment(pid, kind="process id")
-        return process_reading(app, pid, wanted, allow_failure=allow_failure, allow_gone=allow_gone)
+        wanted, accepted = process_statuses(statuses), _accepted(accept)
+        _check_ids(app, pid=pid)
+        return process_reading(app, pid, wanted, accepted)
 
     @operation
     def wait_for_process(
@@ -474,47 +441,40 @@ class ProcessWatch(Resource[D]):
         app: str,
         pid: str,
         *,
-        statuses: str | Iterable[str] | None = None,
-        allow_failure: bool = False,
-        allow_gone: bool = False,
-        timeout: float = PROCESS_WAIT.timeout,
-        poll_interval: float = PROCESS_WAIT.poll_interval,
-        max_errors: int = PROCESS_WAIT.max_errors,
-        on_event: EventCallback | None = None,
-        waiting: WaitOptions | None = None,
+        statuses: Statuses = None,
+        accept: Iterable[str] = (),
+        waiting: WaitOptions = PROCESS_WAIT,
     ) -> Flow[ProcessReading]:
         """Poll :meth:`process_state` until it is not :attr:`~ProcessReading.WAITING`; return
         that reading (:attr:`~ProcessReading.DONE` or :attr:`~ProcessReading.FAILED`, never
-        raised). Keep ``poll_interval`` under 5 s to see a pod end before the rack deletes it.
-        ``timeout`` raises :class:`~convox_provider.client.errors.ConvoxWaitTimeoutError`;
-        transient errors are tolerated up to ``max_errors`` polls in a row."""
-        options = wait_options(locals(), PROCESS_WAIT)
-        wanted = process_statuses(statuses)
-        segment(app, kind="app name")
-        segment(pid, kind="process id")
-        return _wait_for_process(
-            app, pid, wanted, options, allow_failure=allow_failure, allow_gone=allow_gone
-        )
-
-
-def _wait_for_process(
-    app: str,
-    pid: str,
-    statuses: frozenset[str] | None,
-    options: WaitOptions,
-    *,
-    allow_failure: bool,
-    allow_gone: bool,
-) -> Flow[ProcessReading]:
-    deadline = yield from Deadline.start(options.timeout)
-    poller = Poller(f"process {pid} of app {app}", deadline, options)
-    return (
-        yield from _until(
-            poller,
-            lambda: process_reading(
-                app, pid, statuses, allow_failure=allow_failure, allow_gone=allow_gone
+        raised). ``waiting`` as for ``releases.wait_for_new_release`` (default
+        :data:`PROCESS_WAIT`): keep its ``poll_interval`` under 5 s to see a pod end before the
+        rack deletes it."""
+        options = wait_options({"waiting": waiting}, PROCESS_WAIT)
+        wanted, accepted = process_statuses(statuses), _accepted(accept)
+        _check_ids(app, pid=pid)
+        return _polled(
+            options,
+            f"process {pid} of app {app}",
+            lambda poller: _until(
+                poller,
+                lambda: process_reading(app, pid, wanted, accepted),
+                lambda reading: 0 if reading.state == ProcessReading.WAITING else 1,
+                lambda reading: f"status {reading.status!r}",
             ),
-            lambda reading: 0 if reading.state == ProcessReading.WAITING else 1,
-            lambda reading: f"status {reading.status!r}",
         )
-    )
+
+
+_OUTCOMES = frozenset({"failed", "gone"})
+
+
+def _accepted(accept: Iterable[str]) -> frozenset[str]:
+    """The outcomes a process wait takes as done besides ``complete``, checked."""
+    given = frozenset([accept] if isinstance(accept, str) else accept)
+    if not given <= _OUTCOMES:
+        unknown = ", ".join(sorted(map(repr, given - _OUTCOMES)))
+        raise ConvoxInputError(
+            f"invalid accept {unknown}: a process wait accepts 'failed' (a non-zero exit) and"
+            " 'gone' (a pod the rack deleted) as done, or neither"
+        )
+    return given
