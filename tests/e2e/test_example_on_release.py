@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from types import SimpleNamespace
 from typing import Any
 
@@ -51,6 +51,25 @@ class Store:
 
     async def aset(self, key: str, value: Any) -> None:
         self.values[key] = value
+
+
+class TriggeringEvents(Mapping[Any, Sequence[Any]]):
+    """``context["triggering_asset_events"]`` of a run one asset event started: a mapping
+    looked up by the asset (an Asset is not hashable on Airflow 3.1, so no dict)."""
+
+    def __init__(self, asset: Any, events: Sequence[Any]) -> None:
+        self.asset, self.events = asset, events
+
+    def __getitem__(self, key: Any) -> Sequence[Any]:
+        if key == self.asset:
+            return self.events
+        raise KeyError(key)
+
+    def __iter__(self) -> Iterator[Any]:
+        return iter([self.asset])
+
+    def __len__(self) -> int:
+        return 1
 
 
 def the_asset(dag: Any) -> Any:
@@ -132,7 +151,8 @@ def test_a_release_event_starts_a_run_that_checks_that_release(
 
     # the first task, given the event as Airflow hands it over, picks that release
     event = SimpleNamespace(extra={"from_trigger": True, "payload": payload})
-    picked = dag.get_task("release").python_callable(triggering_asset_events={asset: [event]})
+    events = TriggeringEvents(asset, [event])
+    picked = dag.get_task("release").python_callable(triggering_asset_events=events)
     assert picked == new
 
     execs = len(rack.execs)
