@@ -19,8 +19,8 @@ from convox_provider.operators.releases import (
     ConvoxRollbackOperator,
 )
 from convox_provider.operators.services import ConvoxScaleServiceOperator
-from convox_provider.sensors.builds import ConvoxBuildSensor
 from convox_provider.sensors.apps import ConvoxAppSensor
+from convox_provider.sensors.builds import ConvoxBuildSensor
 from convox_provider.sensors.processes import ConvoxProcessSensor
 from convox_provider.sensors.releases import ConvoxReleaseSensor
 from convox_provider.testing import RackEmulator
