@@ -63,7 +63,9 @@ def test_deploys_outside_airflow_start_the_dag_once_each_across_a_triggerer_kill
     def watching() -> bool:  # the watcher has read the app a few times (its starting point)
         return rack.requests.count("GET", f"/apps/{APP}") >= 4
 
-    wait_until(watching, timeout=120, interval=0.5, what="the watcher reading the app")
+    # An asset's watcher starts once the dag-processor has seen its DAG unpaused (on Airflow
+    # 3.1 at its next parse of the file, a minute or more on a busy machine).
+    wait_until(watching, timeout=300, interval=0.5, what="the watcher reading the app")
     started = time.monotonic()
     first = promote_new(harness)
     wait_until(lambda: released(harness) == [first], timeout=60, what="the first asset event")
