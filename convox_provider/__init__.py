@@ -25,11 +25,18 @@ _MODULES: dict[str, tuple[str, ...]] = {
         "convox_provider.operators.releases",
         "convox_provider.operators.services",
     ),
-    "sensors": ("convox_provider.sensors.builds", "convox_provider.sensors.releases"),
+    "sensors": (
+        "convox_provider.sensors.apps",
+        "convox_provider.sensors.builds",
+        "convox_provider.sensors.processes",
+        "convox_provider.sensors.releases",
+    ),
     "triggers": (
         "convox_provider.triggers.apps",
         "convox_provider.triggers.builds",
+        "convox_provider.triggers.processes",
         "convox_provider.triggers.releases",
+        "convox_provider.triggers.watch",
     ),
 }
 

@@ -25,14 +25,18 @@ from convox_provider.client.workflows.promote import ReleaseWorkflows
 from convox_provider.client.workflows.run import ProcessWorkflows
 from convox_provider.client.workflows.scale import ServiceWorkflows
 from convox_provider.client.workflows.waits import AppWorkflows
+from convox_provider.client.workflows.watch import AppWatch, ProcessWatch, ReleaseWatch
 
 __all__ = ["Apps", "Builds", "Environment", "Processes", "Releases", "Services"]
 
 
-class Apps(AppRestartWorkflows[D], AppLifecycleWorkflows[D], AppWorkflows[D], AppRoutes[D]):
+class Apps(
+    AppWatch[D], AppRestartWorkflows[D], AppLifecycleWorkflows[D], AppWorkflows[D], AppRoutes[D]
+):
     """``client.apps``: :class:`~.resources.apps.AppRoutes` (with the app logs),
     :class:`~.workflows.waits.AppWorkflows`, :class:`~.workflows.apps.AppLifecycleWorkflows`
-    (create and delete, waited for) and :class:`~.workflows.apps.AppRestartWorkflows`.
+    (create and delete, waited for), :class:`~.workflows.apps.AppRestartWorkflows` and
+    :class:`~.workflows.watch.AppWatch` (one look at the app, and waiting until it is idle).
 
     Not offered: ``metrics`` (501 ``unimplemented`` on the generic Kubernetes provider,
     docs/rack-api.md §8 item 10) and the console-only budget/cost routes.
@@ -56,15 +60,16 @@ class Environment(EnvironmentWorkflows[D], EnvironmentRoutes[D]):
     """
 
 
-class Processes(ProcessWorkflows[D], ProcessRoutes[D]):
+class Processes(ProcessWatch[D], ProcessWorkflows[D], ProcessRoutes[D]):
     """``client.processes``: :class:`~.resources.processes.ProcessRoutes` (with logs and
     exec) and :class:`~.workflows.run.ProcessWorkflows`."""
 
 
-class Releases(ReleaseChangeWorkflows[D], ReleaseWorkflows[D], ReleaseRoutes[D]):
+class Releases(ReleaseWatch[D], ReleaseChangeWorkflows[D], ReleaseWorkflows[D], ReleaseRoutes[D]):
     """``client.releases``: :class:`~.resources.releases.ReleaseRoutes`,
-    :class:`~.workflows.promote.ReleaseWorkflows` and ``change`` (what a promote would change,
-    :mod:`~.workflows.changes`).
+    :class:`~.workflows.promote.ReleaseWorkflows`, ``change`` (what a promote would change,
+    :mod:`~.workflows.changes`) and :class:`~.workflows.watch.ReleaseWatch` (the next new
+    active release).
 
     There is no ``rollback`` route: the official SDK's promotes the old release, which the rack
     refuses (400 ``can not promote an older release, try rollback``, §8 item 2). A rollback

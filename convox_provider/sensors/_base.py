@@ -75,7 +75,12 @@ class ConvoxBaseSensor(ConvoxTask, BaseSensorOperator):
             end_time=end_time,
             poll_interval=self.poke_interval,
             **{self._subject_key: getattr(self, self._subject_key)},
+            **self._trigger_options(),
         )
+
+    def _trigger_options(self) -> dict[str, Any]:
+        """More keyword arguments of the trigger (none by default)."""
+        return {}
 
     def poke(self, context: Context) -> PokeReturnValue | bool:
         """One check; a transient error means "not yet", a failed build or rollout fails fast."""

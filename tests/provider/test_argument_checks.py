@@ -19,7 +19,9 @@ from convox_provider.operators.releases import (
     ConvoxRollbackOperator,
 )
 from convox_provider.operators.services import ConvoxScaleServiceOperator
+from convox_provider.sensors.apps import ConvoxAppSensor
 from convox_provider.sensors.builds import ConvoxBuildSensor
+from convox_provider.sensors.processes import ConvoxProcessSensor
 from convox_provider.sensors.releases import ConvoxReleaseSensor
 from convox_provider.testing import RackEmulator
 
@@ -74,6 +76,11 @@ def promote(**kwargs: Any) -> ConvoxPromoteReleaseOperator:
             lambda v: ConvoxReleaseSensor(task_id="rs", app=APP, release_id="R", poke_interval=v),
             "poke_interval",
         ),
+        (
+            lambda v: ConvoxProcessSensor(task_id="ps", app=APP, process_id="p", allow_gone=v),
+            "allow_gone",
+        ),
+        (lambda v: ConvoxAppSensor(task_id="as", app=APP, timeout=v), "timeout"),
     ],
 )
 def test_jinja_in_a_field_that_is_not_templated_is_refused_at_parse(

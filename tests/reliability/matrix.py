@@ -49,7 +49,9 @@ from convox_provider.operators.environment import ConvoxEnvSetOperator
 from convox_provider.operators.processes import ConvoxRunProcessOperator
 from convox_provider.operators.releases import ConvoxPromoteReleaseOperator, ConvoxRollbackOperator
 from convox_provider.operators.services import ConvoxScaleServiceOperator
+from convox_provider.sensors.apps import ConvoxAppSensor
 from convox_provider.sensors.builds import ConvoxBuildSensor
+from convox_provider.sensors.processes import ConvoxProcessSensor
 from convox_provider.sensors.releases import ConvoxReleaseSensor
 from convox_provider.testing import RackEmulator, Timing
 from convox_provider.testing.faults import RequestRecord
@@ -691,6 +693,46 @@ def _check_copy(cell: Cell, result: Any) -> None:
     assert cell.ti.xcoms == {"build_id": imported["id"], "release_id": release["id"]}
 
 
+JOB_SECONDS = 0.3
+"""How long the detached process of the process sensor runs where its wait must still be in
+progress (deferral, restart); the rack keeps it 5 s after it ends (``Timing.reap``)."""
+
+
+def _seed_process_sensor(cell: Cell, slow: bool) -> None:
+    _seed_app(cell)
+    cell.rack.scripts.on_command("bin/job", duration=JOB_SECONDS if slow else 0.0)
+    with _client(cell.rack) as client:
+        cell.seeded["process"] = client.processes.run(APP, "web", command="bin/job").id
+
+
+def _make_process_sensor(cell: Cell, deferrable: bool) -> BaseOperator:
+    return ConvoxProcessSensor(
+        task_id="job_done",
+        app=APP,
+        process_id=cell.seeded["process"],
+        poke_interval=FAST,
+        timeout=60,
+        deferrable=deferrable,
+    )
+
+
+def _check_process_sensor(cell: Cell, result: Any) -> None:
+    pid = cell.seeded["process"]
+    assert result == {"process_id": pid, "status": "complete", "exit_code": 0}
+    assert cell.ti.xcoms == {"exit_code": 0, "process_status": "complete"}
+
+
+def _make_app_sensor(cell: Cell, deferrable: bool) -> BaseOperator:
+    return ConvoxAppSensor(
+        task_id="app_idle",
+        app=APP,
+        release_id=cell.seeded["target"],
+        poke_interval=FAST,
+        timeout=60,
+        deferrable=deferrable,
+    )
+
+
 # the table --------------------------------------------------------------------------------------
 
 UPLOAD = Write(
@@ -916,6 +958,29 @@ SUBJECTS: tuple[Subject, ...] = (
         make=_make_approval,
         check=_check_approval,
     ),
+    Subject(
+        name="process-sensor",
+        cls=ConvoxProcessSensor,
+        reads=(PROCESS_POLL,),
+        deferrable=True,
+        poll=PROCESS_POLL,
+        writes=(),
+        seed=_seed_process_sensor,
+        make=_make_process_sensor,
+        check=_check_process_sensor,
+    ),
+    Subject(
+        name="app-sensor",
+        cls=ConvoxAppSensor,
+        reads=(APP_POLL,),
+        deferrable=True,
+        poll=APP_POLL,
+        writes=(),
+        seed=_seed_release_sensor,
+        make=_make_app_sensor,
+        check=_check_promote,
+        slow_timing=ROLLOUT_TIMING,
+    ),
 )
 
 
@@ -1037,3 +1102,6 @@ def wait_for_record(rack: RackEmulator, write: Write) -> None:
 def trigger_poll(trigger: ConvoxTrigger) -> str:
     """The GET route ``trigger`` polls."""
     return BUILD_POLL if hasattr(trigger, "build_id") else f"/apps/{trigger.app}"
+    if hasattr(trigger, "process_id"):
+        return PROCESS_POLL
+    return BUILD_POLL if hasattr(trigger, "build_id") else APP_POLL

@@ -166,6 +166,13 @@ def _forbid(env: Env, task: BaseOperator) -> None:
     )
 
 
+def _set(name: str, value: Any) -> Callable[[Env, BaseOperator], None]:
+    def setup(env: Env, task: BaseOperator) -> None:
+        setattr(task, name, value)  # as a rendered template (or a later edit) would set it
+
+    return setup
+
+
 ENV_TAKERS = ("env-set", "run")
 APP_TAKERS = ("create-app", "delete-app", "restart")
 #: The subjects that work on an app that must exist already. A copy checks its target app (the
@@ -351,6 +358,29 @@ ROWS = (
         r"^invalid app name 'demo/\.\.': app names cannot contain '/'$",
         subjects=COPY,
         task=_copy(source_app="demo/.."),
+    ),
+    Row(
+        "process-status-unknown",
+        ConvoxInputError,
+        r"invalid process status 'finished': give one or more of complete, crashed, failed,"
+        r" pending, running, starting, unhealthy \(docs/rack-api\.md §5\.5\), or none to wait"
+        r" for the process to end$",
+        subjects=("process-sensor",),
+        setup=_set("statuses", ["finished"]),
+    ),
+    Row(
+        "process-id-with-slash",
+        ConvoxInputError,
+        r"invalid process id 'web/\.\./x': process ids cannot contain '/'",
+        subjects=("process-sensor",),
+        setup=_set("process_id", "web/../x"),
+    ),
+    Row(
+        "release-id-with-slash",
+        ConvoxInputError,
+        r"invalid release id 'R/\.\./x': release ids cannot contain '/'",
+        subjects=("app-sensor",),
+        setup=_set("release_id", "R/../x"),
     ),
     Row(
         "env-key-with-space",

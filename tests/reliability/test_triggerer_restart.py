@@ -8,6 +8,8 @@ The new trigger keeps the same absolute deadline, and no trigger writes anything
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import importlib
 import json
 from collections.abc import Callable
@@ -15,11 +17,15 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from convox_support import MANIFEST, seed
 
-from convox_provider.testing import RackEmulator
+from convox_provider.client.client import ConvoxClient
+from convox_provider.testing import RackEmulator, Timing
 from convox_provider.triggers._base import ConvoxTrigger
 from convox_provider.triggers.apps import ConvoxAppDeletedTrigger, ConvoxRestartTrigger
 from convox_provider.triggers.builds import ConvoxBuildTrigger
+from convox_provider.triggers.processes import ConvoxProcessTrigger
+from convox_provider.triggers.watch import CURSOR_KEY, ConvoxReleaseEventTrigger
 
 from .matrix import (
     APP,
@@ -48,6 +54,8 @@ def in_progress(rack: RackEmulator, trigger: ConvoxTrigger) -> bool:
         return bool(set(trigger.replaced) & {p["id"] for p in rack.processes(trigger.app)})
     if isinstance(trigger, ConvoxAppDeletedTrigger):
         return bool(rack.app(trigger.app)["status"] == "deleting")
+    if isinstance(trigger, ConvoxProcessTrigger):
+        return bool(rack.state.process_get(APP, trigger.process_id)["status"] == "running")
     return bool(rack.app(trigger.app)["status"] == "updating")
 
 
@@ -137,3 +145,95 @@ def test_an_approval_leaves_no_convox_state_in_a_trigger(
     again = getattr(importlib.import_module(module), name)(**kwargs)
     assert again.serialize() == (classpath, kwargs)
     assert len(rack.requests) == 0
+
+
+# --- the release watcher: restarted between and during deploys -----------------------------------
+
+
+class AssetStore:
+    """An asset state store as Airflow 3.3 keeps it (values stored as JSON)."""
+
+    def __init__(self) -> None:
+        self.values: dict[str, Any] = {}
+
+    async def aget(self, key: str, default: Any = None) -> Any:
+        return self.values.get(key, default)
+
+    async def aset(self, key: str, value: Any) -> None:
+        self.values[key] = json.loads(json.dumps(value))
+
+
+def test_release_watcher_restarts_neither_repeat_nor_miss_a_release(
+    convox_rack_factory: RackFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Six triggerer restarts, each cutting the watcher in the middle of a poll: deploys made
+    while it runs and while it is down are each reported once, in order; a transient outage
+    (5xx bursts on its poll) changes nothing, and the watcher writes nothing to the rack."""
+    rack = convox_rack_factory(timing=Timing(rollout=0.05))
+    connect_retrying(monkeypatch, rack)
+    seed(rack)
+    store = AssetStore()
+    classpath, kwargs = ConvoxReleaseEventTrigger(app=APP, poll_interval=0.02).serialize()
+    deployed: list[str] = []
+    reported: list[str] = []
+
+    def deploy() -> None:
+        new = rack.add_release(APP, MANIFEST, promote=False)[1]["id"]
+        with ConvoxClient(rack.url, rack.password) as client:
+            client.releases.promote(APP, new, poll_interval=0.02, initial_delay=0)
+        deployed.append(str(new))
+
+    async def until(condition: Callable[[], bool]) -> None:
+        for _ in range(1000):
+            if condition():
+                return
+            await asyncio.sleep(0.005)
+        raise AssertionError("not reached in time")
+
+    async def one_life(deploy_now: bool) -> None:
+        """One triggerer's life: the trigger re-created from what was stored, then cut."""
+        trigger = recreate_watcher(classpath, kwargs)
+        trigger.asset_state_store = store
+
+        async def collect() -> None:
+            async for event in trigger.run():
+                reported.append(event.payload["release_id"])
+
+        task = asyncio.ensure_future(collect())
+        await until(lambda: bool(store.values))  # watching (the starting point is recorded)
+        # what was deployed while it was down is reported first (a deploy right after it, before
+        # its first poll, would be seen as the only one: the rack keeps no history of what ran)
+        await until(lambda: len(reported) == len(deployed))
+        if deploy_now:
+            await asyncio.to_thread(deploy)
+            await until(lambda: len(reported) == len(deployed))
+        before = len(rack.requests)
+        await until(lambda: len(rack.requests) > before)  # cut in the middle of polling
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+    async def scenario() -> None:
+        for life in range(6):
+            await one_life(deploy_now=life % 2 == 1)
+            if life % 3 == 0:
+                deploy()  # while no triggerer runs
+            if life == 3:
+                rack.faults.respond("GET", f"/apps/{APP}", 503, times=8)
+        await one_life(deploy_now=False)
+        await asyncio.sleep(0.2)
+
+    asyncio.run(scenario())
+    assert len(deployed) == 5
+    assert reported == deployed
+    assert store.values == {CURSOR_KEY: {"release_id": deployed[-1]}}
+    promotes = [r for r in writes_of(list(rack.requests)) if r.path.endswith("/promote")]
+    assert len(writes_of(list(rack.requests))) == len(promotes) == len(deployed)  # only deploys
+
+
+def recreate_watcher(classpath: str, kwargs: dict[str, Any]) -> ConvoxReleaseEventTrigger:
+    module, name = classpath.rsplit(".", 1)
+    cls = getattr(importlib.import_module(module), name)
+    trigger = cls(**json.loads(json.dumps(kwargs)))
+    assert isinstance(trigger, ConvoxReleaseEventTrigger)
+    return trigger

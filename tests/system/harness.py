@@ -46,6 +46,7 @@ SYSTEM_DAGS = [
     "sys_celery_deploy_deferred",
     "sys_celery_migrate_retried",
     "sys_deploy_many",
+    "sys_on_release_deferred",
 ]
 TERMINAL = {"success", "failed"}
 

@@ -92,6 +92,22 @@ celery_migrate_retried = example(
     build_retries=1,
 )
 
+# Started by the release watcher of app ``sys-watch`` (test_release_watcher.py): the example
+# parsed for that app, looking at it every second.
+_WATCHED = {"CONVOX_APP": "sys-watch", "CONVOX_WATCH_INTERVAL": "1"}
+_saved = {name: os.environ.get(name) for name in _WATCHED}
+os.environ.update(_WATCHED)
+try:
+    on_release_deferred = example(
+        "convox_on_release.py", "sys_on_release_deferred", deferrable=True
+    )
+finally:
+    for _name, _value in _saved.items():
+        if _value is None:
+            os.environ.pop(_name, None)
+        else:
+            os.environ[_name] = _value
+
 # Many deploys deferred at once (two triggerers): one task each, ``convox deploy``.
 with DAG(
     dag_id="sys_deploy_many",
