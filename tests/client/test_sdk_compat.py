@@ -132,8 +132,15 @@ CASES: dict[str, Case] = {
         answer={"name": "n", "value": "v"},
         result=is_(AppConfig),
     ),
+    # the SDK's third parameter is the value already base64-encoded: sent as given
     "apps.config_set value_base64": Case(
         lambda c: c.apps.config_set("myapp", "n", value_base64="aGk="),
+        "PUT",
+        "/apps/myapp/configs/n",
+        form=[("value", "aGk=")],
+    ),
+    "apps.config_set positional base64": Case(
+        lambda c: c.apps.config_set("myapp", "n", "aGk="),
         "PUT",
         "/apps/myapp/configs/n",
         form=[("value", "aGk=")],
@@ -546,11 +553,32 @@ async def test_import_build_sends_the_tarball_as_the_raw_body(rack: Rack) -> Non
     assert rack.request.read() == b"\x1f\x8b tarball"
 
 
-async def test_config_set_positional_value_is_plain_text(rack: Rack) -> None:
-    """The documented deviation: the third positional argument is the value, encoded here."""
+@pytest.mark.parametrize("value", ["hi", b"hi"])
+async def test_config_set_takes_a_plain_value_by_keyword(rack: Rack, value: str | bytes) -> None:
+    """``value=`` is the plain value (text or bytes), encoded by the client."""
     rack.ok()
-    await rack(lambda c: c.apps.config_set("myapp", "n", "hi"))
+    await rack(lambda c: c.apps.config_set("myapp", "n", value=value))
     assert rack.form == [("value", base64.b64encode(b"hi").decode())]
+
+
+@pytest.mark.parametrize(
+    ("call", "words"),
+    [
+        (lambda c: c.apps.config_set("myapp", "n", "not base64!"), "not valid base64"),
+        (lambda c: c.apps.config_set("myapp", "n", "aGk"), "not valid base64"),
+        (lambda c: c.apps.config_set("myapp", "n", b"aGk="), "value="),
+        (lambda c: c.apps.config_set("myapp", "n", 5), "value="),
+        (lambda c: c.apps.config_set("myapp", "n"), "exactly one"),
+        (lambda c: c.apps.config_set("myapp", "n", "aGk=", value="hi"), "exactly one"),
+    ],
+)
+async def test_config_set_refuses_what_is_not_base64_text_before_sending(
+    rack: Rack, call: Callable[[Any], Any], words: str
+) -> None:
+    for cls in (convox.ConvoxValidationError, ValueError):
+        with pytest.raises(cls, match=words):
+            await rack(call)
+    assert rack.requests == []
 
 
 # -- errors: the classes the SDK documents ---------------------------------------------------

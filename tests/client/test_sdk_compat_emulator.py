@@ -93,6 +93,12 @@ class TestApps:
         assert config.value == "hi"
         assert "greeting" in [x.name for x in await sdk(lambda c: c.apps.config_list("demo"))]
 
+    async def test_config_set_positional_is_the_base64_value_as_in_the_sdk(self, sdk: Sdk) -> None:
+        await sdk(lambda c: c.apps.config_set("demo", "greeting", "aGk="))
+        assert (await sdk(lambda c: c.apps.config_get("demo", "greeting"))).value == "hi"
+        await sdk(lambda c: c.apps.config_set("demo", "plain", value="aGk="))
+        assert (await sdk(lambda c: c.apps.config_get("demo", "plain"))).value == "aGk="
+
     async def test_metrics_is_refused_by_v3_racks(self, sdk: Sdk) -> None:
         with pytest.raises(convox.ConvoxNotImplementedError):
             await sdk(lambda c: c.apps.metrics("demo", period=60, metrics=["cpu"]))
