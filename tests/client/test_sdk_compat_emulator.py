@@ -108,19 +108,35 @@ class TestEnvironmentAndReleases:
     async def test_get_set_unset_promote_by_default(self, sdk: Sdk) -> None:
         assert await sdk(lambda c: c.environment.get("demo")) == {"FIRST": "1"}
 
-        set_id = await sdk(lambda c: c.environment.set("demo", {"KEY": "value"}, **ROLLOUT))
-        assert (await sdk(lambda c: c.apps.get("demo"))).release == set_id
+        # the SDK returns the Release it created (and promoted): a model, not an id
+        made = await sdk(lambda c: c.environment.set("demo", {"KEY": "value"}, **ROLLOUT))
+        assert isinstance(made, Release)
+        assert (made.app, made.environment) == ("demo", {"FIRST": "1", "KEY": "value"})
+        assert (await sdk(lambda c: c.apps.get("demo"))).release == made.id
         assert await sdk(lambda c: c.environment.get("demo")) == {"FIRST": "1", "KEY": "value"}
 
-        unset_id = await sdk(lambda c: c.environment.unset("demo", "KEY", **ROLLOUT))
-        assert (await sdk(lambda c: c.apps.get("demo"))).release == unset_id
+        unmade = await sdk(lambda c: c.environment.unset("demo", "KEY", **ROLLOUT))
+        assert isinstance(unmade, Release)
+        assert unmade.environment == {"FIRST": "1"}
+        assert (await sdk(lambda c: c.apps.get("demo"))).release == unmade.id
         assert await sdk(lambda c: c.environment.get("demo")) == {"FIRST": "1"}
 
     async def test_set_with_promote_false_only_creates(self, sdk: Sdk) -> None:
         active = (await sdk(lambda c: c.apps.get("demo"))).release
-        new_id = await sdk(lambda c: c.environment.set("demo", env={"X": "1"}, promote=False))
-        assert new_id != active
+        new = await sdk(lambda c: c.environment.set("demo", env={"X": "1"}, promote=False))
+        assert isinstance(new, Release)
+        assert new.id != active
+        assert (await sdk(lambda c: c.releases.get("demo", new.id))).env == new.env
         assert (await sdk(lambda c: c.apps.get("demo"))).release == active
+
+    async def test_a_set_the_newest_release_already_has_returns_that_release(
+        self, sdk: Sdk
+    ) -> None:
+        newest = (await sdk(lambda c: c.releases.list("demo", limit=1)))[0]
+        same = await sdk(lambda c: c.environment.set("demo", {"FIRST": "1"}, promote=False))
+        assert isinstance(same, Release)
+        assert same.id == newest.id
+        assert len(await sdk(lambda c: c.releases.list("demo"))) == 1
 
     async def test_list_get_create_promote_rollback(self, sdk: Sdk) -> None:
         releases = await sdk(lambda c: c.releases.list("demo", limit=5))

@@ -294,10 +294,10 @@ class TestEnvironment:
         self, flows: Flows, convox_rack: RackEmulator, source: Path
     ) -> None:
         build = await deploy(flows, source)
-        set_id = await flows(
-            lambda f: f.environment.set("demo", {"A": "1", "B": "2"}, promote=False)
-        )
-        unset_id = await flows(lambda f: f.environment.unset("demo", ["A"], promote=False))
+        set_id = (
+            await flows(lambda f: f.environment.set("demo", {"A": "1", "B": "2"}, promote=False))
+        ).id
+        unset_id = (await flows(lambda f: f.environment.unset("demo", ["A"], promote=False))).id
         releases = {r["id"]: r for r in convox_rack.releases("demo")}
         assert releases[set_id]["build"] == build.id
         assert releases[unset_id]["env"] == "B=2"
@@ -387,7 +387,7 @@ class TestDecisions:
                 "demo", {"ONLY": "1"}, replace=True, if_changed=True, promote=False
             )
         )
-        assert again == first
+        assert again.id == first.id
         assert posts(convox_rack, "/apps/demo/releases") == 1
 
     async def test_rollout_state_reads_the_app(
