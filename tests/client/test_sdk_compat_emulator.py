@@ -342,6 +342,44 @@ def test_from_cli_config_unknown_host_is_a_value_error(
         convox.ConvoxClient.from_cli_config(host="c.example", config_path=str(directory / "auth"))
 
 
+@pytest.mark.parametrize("name", ["creds.json", "auth"])
+def test_from_cli_config_config_path_is_any_auth_file_with_the_session_beside_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, name: str
+) -> None:
+    """As the SDK: ``config_path`` is the auth JSON whatever its name; the ``session`` file is
+    read from its directory."""
+    for var in ("CONVOX_HOST", "CONVOX_PASSWORD", "CONVOX_RACK", "RACK_URL", "CONVOX_CONFIG"):
+        monkeypatch.delenv(var, raising=False)
+    auth = tmp_path / name
+    auth.write_text(json.dumps({"console.convox.com": "deploy-key", "other.example": "x"}))
+    (tmp_path / "session").write_text(json.dumps({"console.convox.com": "sess-1"}))
+    client = convox.ConvoxClient.from_cli_config(
+        "acme/production", host="console.convox.com", config_path=str(auth)
+    )
+    with client:
+        assert (client.config.api_key, client.config.session) == ("deploy-key", "sess-1")
+        assert client.config.rack == "acme/production"
+    lone = tmp_path / "lone.json"
+    lone.write_text(json.dumps({"rack.example.com": "pw"}))
+    with convox.ConvoxClient.from_cli_config(config_path=lone) as client:
+        assert (client.config.base_url, client.config.api_key) == ("https://rack.example.com", "pw")
+
+
+def test_from_cli_config_a_missing_config_path_is_file_not_found(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The SDK raises ``FileNotFoundError``; ours is that and a ``ValueError``, even when the
+    environment has a host and password (the path asked for is missing)."""
+    monkeypatch.setenv("CONVOX_HOST", "rack.example.com")
+    monkeypatch.setenv("CONVOX_PASSWORD", "pw")
+    missing = tmp_path / "nowhere" / "creds.json"
+    for cls in (FileNotFoundError, ValueError, convox.ConvoxConfigError):
+        with pytest.raises(cls, match=r"creds\.json"):
+            convox.ConvoxClient.from_cli_config(config_path=str(missing))
+    with pytest.raises(ValueError, match="not both"):
+        convox.ConvoxClient.from_cli_config(config_path=missing, config_dir=tmp_path)
+
+
 def test_from_env_with_retry_and_timeout(
     convox_rack: RackEmulator, monkeypatch: pytest.MonkeyPatch
 ) -> None:
