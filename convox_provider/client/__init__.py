@@ -13,6 +13,8 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
+from convox_provider import __version__  # the package's version, as ``convox.__version__``
+
 if TYPE_CHECKING:
     from convox_provider.client.archive import (
         Archived,
@@ -136,6 +138,7 @@ __all__ = [
     "System",
     "Uploaded",
     "WorkflowEvent",
+    "__version__",
     "lines",
 ]
 

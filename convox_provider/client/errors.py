@@ -103,6 +103,11 @@ class ConvoxConfigNotFoundError(ConvoxConfigError, FileNotFoundError):
 class ConvoxConnectionError(ConvoxError):
     """The rack could not be reached, or the connection broke before a full answer."""
 
+    @property
+    def message(self) -> str:
+        """The description, as the official SDK's ``ConvoxConnectionError.message``."""
+        return str(self.args[0]) if self.args else ""
+
 
 class ConvoxTimeoutError(ConvoxConnectionError):
     """A network timeout (connect, read, write or pool)."""

@@ -15,6 +15,7 @@ from typing import Any
 
 import pytest
 
+import convox_provider
 import convox_provider.client as convox
 from convox_provider.client.models import (
     App,
@@ -504,6 +505,27 @@ CASES: dict[str, Case] = {
         answer=APP_JSON,
         result=lambda r: r == APP_JSON,
     ),
+    "api.put json": Case(
+        lambda c: c.api.put("/letsencrypt/config", json=LE_JSON),
+        "PUT",
+        "/letsencrypt/config",
+        result=lambda r: r == "ok",
+    ),
+    "api.get params": Case(
+        lambda c: c.api.get("/apps/myapp/builds", params={"limit": "2"}, timeout=5),
+        "GET",
+        "/apps/myapp/builds",
+        query=[("limit", "2")],
+        answer=[BUILD_JSON],
+        result=lambda r: r == [BUILD_JSON],
+    ),
+    "api.delete data": Case(
+        lambda c: c.api.delete("/apps/myapp", data={"x": "1"}),
+        "DELETE",
+        "/apps/myapp",
+        form=[("x", "1")],
+        result=lambda r: r == "ok",
+    ),
     "api.put": Case(
         lambda c: c.api.put("/apps/myapp", data={"lock": "true"}),
         "PUT",
@@ -693,6 +715,44 @@ async def test_stream_lets_a_body_be_read_in_pieces(rack: Rack) -> None:
         lines = [line async for line in response.aiter_lines()]
         await response.aclose()
     assert lines == ["line one", "line two"]
+
+
+async def test_api_json_is_sent_as_a_json_body(rack: Rack) -> None:
+    rack.ok()
+    await rack(lambda c: c.api.post("/letsencrypt/config", json={"role": "r", "solvers": []}))
+    assert rack.request.headers["content-type"] == "application/json"
+    assert rack.request.read() == b'{"role": "r", "solvers": []}'
+
+
+async def test_api_takes_one_body(rack: Rack) -> None:
+    with pytest.raises(ValueError, match="data and json"):
+        await rack(lambda c: c.api.post("/apps", data={"name": "a"}, json={"name": "a"}))
+    assert rack.requests == []
+
+
+def test_the_rest_of_the_sdks_public_names() -> None:
+    assert convox.__version__ == convox_provider.__version__
+    retry = convox.RetryConfig(retry_on_500=True)
+    assert retry.effective_retryable == frozenset({429, 500, 502, 503, 504})
+    assert convox.RetryConfig().effective_retryable == frozenset({429, 502, 503, 504})
+    # the SDK's network errors carry .message
+    assert convox.ConvoxConnectionError("refused").message == "refused"
+    assert convox.ConvoxTimeoutError("timed out").message == "timed out"
+    from convox_provider.client.models import Balancer, BalancerPort
+
+    balancer = Balancer.model_validate(
+        {"name": "b", "endpoint": "e", "service": "web", "ports": [{"source": 80, "target": 3000}]}
+    )
+    assert balancer.ports == [BalancerPort(source=80, target=3000)]
+
+
+async def test_a_transport_failure_has_the_sdks_message(rack: Rack) -> None:
+    import httpx
+
+    rack.mock.add_exception(httpx.ConnectError("connection refused"), is_reusable=True)
+    with pytest.raises(convox.ConvoxConnectionError) as info:
+        await rack(lambda c: c.apps.get("myapp"))
+    assert "connection refused" in info.value.message
 
 
 def test_errors_can_be_built_the_sdks_way() -> None:
