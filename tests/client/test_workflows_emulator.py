@@ -265,7 +265,7 @@ class TestEnvironment:
                     threading.Thread(
                         target=w.environment.set,
                         args=("demo", change),
-                        kwargs={"on_event": events.append},
+                        kwargs={"on_event": events.append, "promote": False},
                     )
                     for w, change in ((first, {"ONE": "1"}), (second, {"TWO": "2"}))
                 ]
