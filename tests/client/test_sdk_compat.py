@@ -761,3 +761,20 @@ def test_errors_can_be_built_the_sdks_way() -> None:
     assert convox.ConvoxAPIError(500, "boom").request_id is None
     ours = convox.ConvoxNotFoundError("no such app", status_code=404)
     assert (ours.status_code, ours.message) == (404, "no such app")
+
+
+@pytest.mark.parametrize("kind", [convox.ConvoxClient, convox.AsyncConvoxClient])
+def test_help_shows_the_calls_parameters_without_self(kind: type[Any]) -> None:
+    """``inspect.signature``/``help()`` of a bound call show what the caller passes, as the
+    SDK's bound methods do: no resource (``self``) parameter."""
+    import inspect
+
+    client = kind("https://api.rack.example", "k")
+    assert list(inspect.signature(client.apps.get).parameters) == ["name"]
+    assert list(inspect.signature(client.environment.set).parameters)[:3] == [
+        "app",
+        "changes",
+        "env",
+    ]
+    assert list(inspect.signature(client.releases.promote).parameters)[:2] == ["app", "release_id"]
+    assert list(inspect.signature(client.api.put).parameters)[:3] == ["path", "params", "data"]
