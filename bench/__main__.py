@@ -10,6 +10,7 @@ BENCHES = [
     "bench.bench_upload",
     "bench.bench_logs",
     "bench.bench_waits",
+    "bench.bench_pipeline",
     "bench.bench_imports",
 ]
 

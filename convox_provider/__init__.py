@@ -17,6 +17,8 @@ _INTEGRATION = "Convox"
 _MODULES: dict[str, tuple[str, ...]] = {
     "hooks": ("convox_provider.hooks.convox",),
     "operators": (
+        "convox_provider.operators.approval",
+        "convox_provider.operators.apps",
         "convox_provider.operators.builds",
         "convox_provider.operators.environment",
         "convox_provider.operators.processes",
@@ -24,7 +26,11 @@ _MODULES: dict[str, tuple[str, ...]] = {
         "convox_provider.operators.services",
     ),
     "sensors": ("convox_provider.sensors.builds", "convox_provider.sensors.releases"),
-    "triggers": ("convox_provider.triggers.builds", "convox_provider.triggers.releases"),
+    "triggers": (
+        "convox_provider.triggers.apps",
+        "convox_provider.triggers.builds",
+        "convox_provider.triggers.releases",
+    ),
 }
 
 

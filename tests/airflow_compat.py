@@ -43,6 +43,14 @@ else:
     except ImportError:  # Airflow 3.1
         from airflow.models.dagbag import DagBag
 
+try:
+    from airflow.sdk.exceptions import TaskAwaitingInput
+except ImportError:  # before Airflow 3.3 a human-in-the-loop task defers instead
+
+    class TaskAwaitingInput(BaseException):  # type: ignore[no-redef]
+        """Never raised before Airflow 3.3 (a human-in-the-loop task defers instead)."""
+
+
 __all__ = [
     "AIRFLOW_RELEASE",
     "AirflowException",
@@ -51,6 +59,7 @@ __all__ = [
     "AirflowSkipException",
     "AirflowTaskTimeout",
     "DagBag",
+    "TaskAwaitingInput",
     "TaskDeferred",
 ]
 

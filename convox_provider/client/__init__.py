@@ -14,6 +14,7 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 from convox_provider import __version__  # the package's version, as ``convox.__version__``
+from convox_provider.client import errors
 
 if TYPE_CHECKING:
     from convox_provider.client.archive import (
@@ -26,54 +27,8 @@ if TYPE_CHECKING:
     )
     from convox_provider.client.client import AsyncConvoxClient, ConvoxClient
     from convox_provider.client.config import ClientConfig
-    from convox_provider.client.errors import (
-        ConvoxAPIError,
-        ConvoxAuthError,
-        ConvoxBuildFailedError,
-        ConvoxConfigError,
-        ConvoxConfigNotFoundError,
-        ConvoxConflictError,
-        ConvoxConnectionError,
-        ConvoxError,
-        ConvoxForbiddenError,
-        ConvoxGatewayError,
-        ConvoxInputError,
-        ConvoxNotFoundError,
-        ConvoxNotImplementedError,
-        ConvoxPermissionError,
-        ConvoxRateLimitError,
-        ConvoxResponseError,
-        ConvoxRollbackError,
-        ConvoxServerConflictError,
-        ConvoxServerError,
-        ConvoxServerValidationError,
-        ConvoxStreamError,
-        ConvoxSupersededError,
-        ConvoxTimeoutError,
-        ConvoxValidationError,
-        ConvoxWaitTimeoutError,
-        ConvoxWorkflowError,
-    )
-    from convox_provider.client.models import (
-        App,
-        AppConfig,
-        Build,
-        Capacity,
-        Certificate,
-        Instance,
-        KeyPair,
-        LetsEncryptConfig,
-        Metric,
-        MetricValue,
-        Object,
-        Process,
-        Registry,
-        Release,
-        Resource,
-        ResourceType,
-        Service,
-        System,
-    )
+    from convox_provider.client.errors import *  # noqa: F403 - its Convox* names, as below
+    from convox_provider.client.models import *  # noqa: F403 - the models named below
     from convox_provider.client.retry import RetryConfig
     from convox_provider.client.status import AppStatus, BuildStatus, ProcessStatus
     from convox_provider.client.websocket import lines
@@ -91,33 +46,7 @@ __all__ = [
     "Capacity",
     "Certificate",
     "ClientConfig",
-    "ConvoxAPIError",
-    "ConvoxAuthError",
-    "ConvoxBuildFailedError",
     "ConvoxClient",
-    "ConvoxConfigError",
-    "ConvoxConfigNotFoundError",
-    "ConvoxConflictError",
-    "ConvoxConnectionError",
-    "ConvoxError",
-    "ConvoxForbiddenError",
-    "ConvoxGatewayError",
-    "ConvoxInputError",
-    "ConvoxNotFoundError",
-    "ConvoxNotImplementedError",
-    "ConvoxPermissionError",
-    "ConvoxRateLimitError",
-    "ConvoxResponseError",
-    "ConvoxRollbackError",
-    "ConvoxSupersededError",
-    "ConvoxServerConflictError",
-    "ConvoxServerError",
-    "ConvoxServerValidationError",
-    "ConvoxStreamError",
-    "ConvoxTimeoutError",
-    "ConvoxValidationError",
-    "ConvoxWaitTimeoutError",
-    "ConvoxWorkflowError",
     "Finished",
     "Instance",
     "KeyPair",
@@ -141,6 +70,7 @@ __all__ = [
     "__version__",
     "lines",
 ]
+__all__ += [name for name in errors.__all__ if name.startswith("Convox")]
 
 
 _SOURCES = (

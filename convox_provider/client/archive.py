@@ -264,7 +264,6 @@ def new_object_key() -> str:
 
 
 def upload_call(
-    resource: Resource[Any],
     app: str,
     chunks: Iterable[bytes],
     *,
@@ -273,9 +272,9 @@ def upload_call(
 ) -> Call[Object]:
     """The objects-API call storing ``chunks`` (e.g. a :class:`SourceArchive`) as one object.
 
-    ``key`` defaults to :func:`new_object_key`. ``resource`` is any resource of the client that
-    will send the call: on the async client the chunks are produced in a worker thread. The
-    answer's ``url`` (``object://<app>/<key>``) is what ``builds.create`` takes.
+    ``key`` defaults to :func:`new_object_key`. The same call runs on either client: on the
+    async client the chunks are produced in a worker thread. The answer's ``url``
+    (``object://<app>/<key>``) is what ``builds.create`` takes.
     """
     body = LocalChunks(chunks)
     return object_routes.store(
@@ -296,6 +295,6 @@ def upload(
     The session is opened first with a small GET because a challenge answered on the upload
     itself would mean streaming the whole archive twice (docs/rack-api.md §1.5).
     """
-    upload_request = upload_call(resource, app, chunks, key=key, timeout=timeout)
+    upload_request = upload_call(app, chunks, key=key, timeout=timeout)
     yield from console_session(resource._driver, upload_request.path)
     return (yield from call(upload_request))

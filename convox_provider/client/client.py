@@ -14,12 +14,14 @@ from convox_provider.client.config import ClientConfig
 from convox_provider.client.groups import Apps, Builds, Environment, Processes, Releases, Services
 from convox_provider.client.operation import D
 from convox_provider.client.resources.api import Api
-from convox_provider.client.resources.certificates import Certificates
-from convox_provider.client.resources.instances import Instances
 from convox_provider.client.resources.objects import Objects
-from convox_provider.client.resources.registries import Registries
+from convox_provider.client.resources.rack import (
+    Certificates,
+    Instances,
+    Registries,
+    SystemResource,
+)
 from convox_provider.client.resources.resources import Resources
-from convox_provider.client.resources.system import SystemResource
 from convox_provider.client.retry import RetryConfig
 from convox_provider.client.transport import AsyncDriver, SyncDriver
 

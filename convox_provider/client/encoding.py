@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from datetime import datetime, timedelta, timezone
 from urllib.parse import quote, urlencode
 
@@ -316,18 +316,7 @@ def encode_build_args(args: Mapping[str, str] | Iterable[str]) -> str:
             pairs.append((key, value))
     else:
         _require_collection(args, "build args", "a mapping or KEY=VALUE strings")
-        for index, item in enumerate(args):
-            if not isinstance(item, str):
-                raise ConvoxInputError(
-                    f"invalid build args: item {index} must be a KEY=VALUE str,"
-                    f" got {_type_name(item)}"
-                )
-            key, sep, value = item.partition("=")
-            if not sep:
-                raise ConvoxInputError(
-                    f"invalid build args: item {index} has no '='; expected KEY=VALUE"
-                )
-            pairs.append((key, value))
+        pairs.extend(_split_assignments(args, "build args: item"))
     if not pairs:
         raise ConvoxInputError("invalid build args: none given; omit the field instead")
     for key, value in pairs:
@@ -543,20 +532,22 @@ def parse_env_assignments(items: Iterable[str]) -> dict[str, str]:
     values are not validated here; :func:`render_env` does that.
     """
     _require_collection(items, "environment assignments", "KEY=VALUE strings")
-    env: dict[str, str] = {}
+    return dict(_split_assignments(items, "environment assignment"))
+
+
+def _split_assignments(items: Iterable[object], label: str) -> Iterator[tuple[str, str]]:
+    """``(key, value)`` of each ``KEY=VALUE`` str, split at the first ``=``. An item of another
+    type or without ``=`` is refused by its position (``invalid {label} {index}: …``), never by
+    its text, which may be a mistyped secret."""
     for index, item in enumerate(items):
         if not isinstance(item, str):
             raise ConvoxInputError(
-                f"invalid environment assignment {index}: expected a KEY=VALUE str,"
-                f" got {_type_name(item)}"
+                f"invalid {label} {index}: expected a KEY=VALUE str, got {_type_name(item)}"
             )
         key, sep, value = item.partition("=")
         if not sep:
-            raise ConvoxInputError(
-                f"invalid environment assignment {index}: it has no '='; expected KEY=VALUE"
-            )
-        env[key] = value
-    return env
+            raise ConvoxInputError(f"invalid {label} {index}: it has no '='; expected KEY=VALUE")
+        yield key, value
 
 
 # --- request fields and headers ---------------------------------------------------------------

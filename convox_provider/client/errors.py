@@ -70,6 +70,7 @@ __all__ = [
     "ConvoxValidationError",
     "ConvoxWaitTimeoutError",
     "ConvoxWorkflowError",
+    "as_sentence",
     "error_for_status",
     "is_not_found_500",
 ]
@@ -324,6 +325,12 @@ _VALIDATION_WORDS = (
     "not enabled",
     "is disabled",
 )
+
+
+def as_sentence(message: str) -> str:
+    """``message`` with a capital first letter, to stand as a sentence of its own (the rack's
+    and the client's messages start in lower case)."""
+    return message[:1].upper() + message[1:]
 
 
 def _says(message: str, words: tuple[str, ...]) -> bool:

@@ -16,7 +16,9 @@ from convox_provider.client.resources.environment import EnvironmentRoutes
 from convox_provider.client.resources.processes import ProcessRoutes
 from convox_provider.client.resources.releases import ReleaseRoutes
 from convox_provider.client.resources.services import ServiceRoutes
+from convox_provider.client.workflows.apps import AppLifecycleWorkflows, AppRestartWorkflows
 from convox_provider.client.workflows.builds import BuildWorkflows
+from convox_provider.client.workflows.changes import ReleaseChangeWorkflows
 from convox_provider.client.workflows.copy import BuildCopyWorkflows
 from convox_provider.client.workflows.environment import EnvironmentWorkflows
 from convox_provider.client.workflows.promote import ReleaseWorkflows
@@ -27,9 +29,10 @@ from convox_provider.client.workflows.waits import AppWorkflows
 __all__ = ["Apps", "Builds", "Environment", "Processes", "Releases", "Services"]
 
 
-class Apps(AppWorkflows[D], AppRoutes[D]):
-    """``client.apps``: :class:`~.resources.apps.AppRoutes` (with the app logs) and
-    :class:`~.workflows.waits.AppWorkflows`.
+class Apps(AppRestartWorkflows[D], AppLifecycleWorkflows[D], AppWorkflows[D], AppRoutes[D]):
+    """``client.apps``: :class:`~.resources.apps.AppRoutes` (with the app logs),
+    :class:`~.workflows.waits.AppWorkflows`, :class:`~.workflows.apps.AppLifecycleWorkflows`
+    (create and delete, waited for) and :class:`~.workflows.apps.AppRestartWorkflows`.
 
     Not offered: ``metrics`` (501 ``unimplemented`` on the generic Kubernetes provider,
     docs/rack-api.md §8 item 10) and the console-only budget/cost routes.
@@ -58,9 +61,10 @@ class Processes(ProcessWorkflows[D], ProcessRoutes[D]):
     exec) and :class:`~.workflows.run.ProcessWorkflows`."""
 
 
-class Releases(ReleaseWorkflows[D], ReleaseRoutes[D]):
-    """``client.releases``: :class:`~.resources.releases.ReleaseRoutes` and
-    :class:`~.workflows.promote.ReleaseWorkflows`.
+class Releases(ReleaseChangeWorkflows[D], ReleaseWorkflows[D], ReleaseRoutes[D]):
+    """``client.releases``: :class:`~.resources.releases.ReleaseRoutes`,
+    :class:`~.workflows.promote.ReleaseWorkflows` and ``change`` (what a promote would change,
+    :mod:`~.workflows.changes`).
 
     There is no ``rollback`` route: the official SDK's promotes the old release, which the rack
     refuses (400 ``can not promote an older release, try rollback``, §8 item 2). A rollback

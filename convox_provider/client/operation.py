@@ -70,6 +70,15 @@ class _Declaration(Generic[P, R]):
             self._build.__name__ = name
             self._build.__qualname__ = f"{owner.__qualname__}.{name}"
 
+    def __get__(self, obj: Resource[Any] | None, owner: type[Any] | None = None) -> Any:
+        if obj is None:
+            return self
+        return self._bind(obj, self._runner(obj._driver))
+
+    def _runner(self, driver: SyncDriver | AsyncDriver) -> Callable[[R], Any]:
+        """The driver method that runs what the declared method returns."""
+        raise NotImplementedError
+
     def _bind(self, obj: Resource[Any], run: Callable[[R], Any]) -> Callable[..., Any]:
         build = self._build
 
@@ -106,23 +115,25 @@ class operation(_Declaration[P, "Call[T] | Flow[T]"], Generic[P, T]):
     async client (where it raises at call time, before the coroutine is awaited).
     """
 
-    @overload
-    def __get__(self, obj: None, owner: type[Any] | None = None) -> operation[P, T]: ...
+    if TYPE_CHECKING:  # what a lookup returns, per driver; the code is _Declaration.__get__
 
-    @overload
-    def __get__(
-        self, obj: Resource[SyncDriver], owner: type[Any] | None = None
-    ) -> Callable[P, T]: ...
+        @overload
+        def __get__(self, obj: None, owner: type[Any] | None = None) -> operation[P, T]: ...
 
-    @overload
-    def __get__(
-        self, obj: Resource[AsyncDriver], owner: type[Any] | None = None
-    ) -> Callable[P, Awaitable[T]]: ...
+        @overload
+        def __get__(
+            self, obj: Resource[SyncDriver], owner: type[Any] | None = None
+        ) -> Callable[P, T]: ...
 
-    def __get__(self, obj: Resource[Any] | None, owner: type[Any] | None = None) -> Any:
-        if obj is None:
-            return self
-        return self._bind(obj, obj._driver.execute)
+        @overload
+        def __get__(
+            self, obj: Resource[AsyncDriver], owner: type[Any] | None = None
+        ) -> Callable[P, Awaitable[T]]: ...
+
+        def __get__(self, obj: Resource[Any] | None, owner: type[Any] | None = None) -> Any: ...
+
+    def _runner(self, driver: SyncDriver | AsyncDriver) -> Callable[[Call[T] | Flow[T]], Any]:
+        return driver.execute
 
 
 class stream_operation(_Declaration[P, StreamSpec]):
@@ -134,23 +145,25 @@ class stream_operation(_Declaration[P, StreamSpec]):
     early closes the connection (for the async iterator: ``contextlib.aclosing``).
     """
 
-    @overload
-    def __get__(self, obj: None, owner: type[Any] | None = None) -> stream_operation[P]: ...
+    if TYPE_CHECKING:  # as for operation
 
-    @overload
-    def __get__(
-        self, obj: Resource[SyncDriver], owner: type[Any] | None = None
-    ) -> Callable[P, Iterator[bytes]]: ...
+        @overload
+        def __get__(self, obj: None, owner: type[Any] | None = None) -> stream_operation[P]: ...
 
-    @overload
-    def __get__(
-        self, obj: Resource[AsyncDriver], owner: type[Any] | None = None
-    ) -> Callable[P, AsyncIterator[bytes]]: ...
+        @overload
+        def __get__(
+            self, obj: Resource[SyncDriver], owner: type[Any] | None = None
+        ) -> Callable[P, Iterator[bytes]]: ...
 
-    def __get__(self, obj: Resource[Any] | None, owner: type[Any] | None = None) -> Any:
-        if obj is None:
-            return self
-        return self._bind(obj, obj._driver.open_stream)
+        @overload
+        def __get__(
+            self, obj: Resource[AsyncDriver], owner: type[Any] | None = None
+        ) -> Callable[P, AsyncIterator[bytes]]: ...
+
+        def __get__(self, obj: Resource[Any] | None, owner: type[Any] | None = None) -> Any: ...
+
+    def _runner(self, driver: SyncDriver | AsyncDriver) -> Callable[[StreamSpec], Any]:
+        return driver.open_stream
 
 
 def _method(build: Callable[P, R]) -> Callable[Concatenate[Any, P], R]:

@@ -566,14 +566,19 @@ class SyncDriver(_Runner):
 
     def transmit(self, call: Call[Any]) -> httpx.Response:
         """Send once; hand a retryable outcome to tenacity, which replays it as attempt 1."""
+        failed: httpx.HTTPError | None = None
         try:
             response = self._send_once(call)
         except httpx.HTTPError as exc:
-            first: _Outcome[httpx.Response] = _Outcome(error=exc)
-        else:
-            if not self.response_needs_retry(response, call):
-                return response
-            first = _Outcome(response)
+            failed = exc  # retried outside this block: later errors are not chained to it
+        if failed is not None:
+            return self._after_first(call, _Outcome(error=failed))
+        if self.response_needs_retry(response, call):
+            return self._after_first(call, _Outcome(response))
+        return response
+
+    def _after_first(self, call: Call[Any], first: _Outcome[httpx.Response]) -> httpx.Response:
+        """The answer once the first attempt failed or was answered by a retryable status."""
         try:
             if not self.first_needs_retry(first, call):
                 return first.replay(lambda: self._send_once(call))()
@@ -689,14 +694,21 @@ class AsyncDriver(_Runner):
 
     async def transmit(self, call: Call[Any]) -> httpx.Response:
         """Send once; hand a retryable outcome to tenacity, which replays it as attempt 1."""
+        failed: httpx.HTTPError | None = None
         try:
             response = await self._send_once(call)
         except httpx.HTTPError as exc:
-            first: _Outcome[httpx.Response] = _Outcome(error=exc)
-        else:
-            if not self.response_needs_retry(response, call):
-                return response
-            first = _Outcome(response)
+            failed = exc  # retried outside this block: later errors are not chained to it
+        if failed is not None:
+            return await self._after_first(call, _Outcome(error=failed))
+        if self.response_needs_retry(response, call):
+            return await self._after_first(call, _Outcome(response))
+        return response
+
+    async def _after_first(
+        self, call: Call[Any], first: _Outcome[httpx.Response]
+    ) -> httpx.Response:
+        """As :meth:`SyncDriver._after_first`."""
         try:
             if not self.first_needs_retry(first, call):
                 return first.replay(lambda: cast(httpx.Response, None))()

@@ -21,6 +21,7 @@ __all__ = [
     "BUILD_TIMEOUT",
     "BUILD_WAIT",
     "MAX_ERRORS",
+    "RAMP",
     "ROLLOUT_TIMEOUT",
     "ROLLOUT_WAIT",
     "RUN_TIMEOUT",
@@ -59,8 +60,14 @@ class WaitOptions:
     :param timeout: seconds the wait may take in all; its deadline is fixed when it starts.
     :param poll_interval: seconds from the start of one poll to the start of the next.
     :param initial_delay: seconds before the first poll of a rollout (the app's status lags a
-        promote, docs/rack-api.md §5.1); builds and processes are polled at once.
+        promote, docs/rack-api.md §5.1); builds and processes are polled at once. A wait for the
+        rollout of a known release polls sooner (``first_interval``) and takes this as the lag
+        instead: until it has passed, the app read on its old release is "not yet", not a
+        rollback (``workflows.waits.app_running``).
     :param max_errors: consecutive transiently failed polls that end the wait.
+    :param first_interval: seconds to the first poll of a rollout onto a known release; each
+        pause after it is 1.5 times the one before, up to ``poll_interval`` (the end of a short
+        rollout is seen within a fraction of its length, a long one costs a few more polls).
     :param on_event: receives the workflow's progress events (:mod:`.workflows.events`).
     """
 
@@ -69,6 +76,7 @@ class WaitOptions:
     initial_delay: float = 5.0
     max_errors: int = MAX_ERRORS
     on_event: Callable[[WorkflowEvent], None] | None = None
+    first_interval: float = 0.25
 
     def __post_init__(self) -> None:
         if not _seconds(self.timeout) or not self.timeout >= 0:
@@ -80,6 +88,8 @@ class WaitOptions:
         limit = self.max_errors
         if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
             raise _invalid(f"invalid max_errors {limit!r}: give an int >= 1")
+        if not _seconds(self.first_interval) or not self.first_interval > 0:
+            raise _invalid(f"invalid first_interval {self.first_interval!r}: give seconds > 0")
         if self.on_event is not None and not callable(self.on_event):
             raise _invalid(f"invalid on_event {self.on_event!r}: give a callable")
 
@@ -98,7 +108,11 @@ BUILD_WAIT = WaitOptions(timeout=BUILD_TIMEOUT, poll_interval=1.0, initial_delay
 """The defaults of a build wait: polled every second, as the CLI does (§7.1)."""
 
 ROLLOUT_WAIT = WaitOptions()
-"""The defaults of a rollout wait: first poll after 5 s, then every 5 s (§7.9)."""
+"""The defaults of a rollout wait: every 5 s, the first poll after 5 s (§7.9); a rollout onto a
+known release is first polled after 0.25 s, then 1.5 times later each time, up to every 5 s."""
+
+RAMP = 1.5
+"""Each pause of a ramped rollout wait is this many times the one before (``first_interval``)."""
 
 START_WAIT = WaitOptions(timeout=START_TIMEOUT, poll_interval=1.0, initial_delay=0.0)
 """The defaults of the wait for a one-off pod to run: polled every second."""

@@ -46,6 +46,7 @@ from convox_provider.client.errors import (
     ConvoxConfigError,
     ConvoxConnectionError,
     ConvoxError,
+    as_sentence,
 )
 from convox_provider.client.retry import RetryConfig
 from convox_provider.hooks._legacy_form import (
@@ -563,7 +564,7 @@ def _connected_message(config: ClientConfig, system: Any) -> str:
 
 def _failure_message(exc: Exception) -> str:
     if isinstance(exc, ConvoxConnectionConfigError):
-        return exc.fix[:1].upper() + exc.fix[1:]
+        return as_sentence(exc.fix)
     if isinstance(exc, ConvoxAuthError):
         # The advice below replaces the client's own hint.
         detail = str(exc).removesuffix(f"; {exc.hint}") if exc.hint else str(exc)

@@ -1,1 +1,1 @@
-"""Airflow operators: build, deploy, promote and roll back Convox apps."""
+"""Airflow operators: create, build, deploy, promote, roll back, restart and delete Convox apps."""

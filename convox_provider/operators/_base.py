@@ -35,6 +35,7 @@ from typing import TYPE_CHECKING, Any, NoReturn
 
 from airflow.sdk import BaseOperator, Context
 
+from convox_provider.client.errors import as_sentence
 from convox_provider.client.waiting import MAX_ERRORS, ROLLOUT_TIMEOUT, WaitOptions
 from convox_provider.triggers._events import (
     ERROR,
@@ -157,11 +158,6 @@ def check_argument(
             f"written (templated fields of {type(task).__name__}: {templated})"
         )
     raise TypeError(f"{owner}: {name} must be a {wanted}, not {type(value).__name__} {value!r}")
-
-
-def _sentence(message: str) -> str:
-    """A client message as a sentence of an Airflow exception (capital first letter)."""
-    return message[:1].upper() + message[1:]
 
 
 class ConvoxTask(BaseOperator):
@@ -339,9 +335,9 @@ class ConvoxTask(BaseOperator):
             details = f"\nLast lines of the build log:\n{tail}" if tail else ""
             raise AirflowFailException(f"{message}{details}")
         if status == ROLLBACK:
-            raise AirflowFailException(_sentence(message))
+            raise AirflowFailException(as_sentence(message))
         if status == SUPERSEDED:
-            raise AirflowSkipException(_sentence(message))
+            raise AirflowSkipException(as_sentence(message))
         if status == ERROR:
             raise AirflowException(f"Waiting on Convox failed: {message}")
         raise AirflowException(message)

@@ -38,9 +38,10 @@ class ConvoxPromoteReleaseOperator(_ReleaseOperator):
     """Promote a release and wait for its rollout, as ``convox releases promote`` does.
 
     Unless ``force``, the promote waits for the app to be ``running`` first (the rack refuses a
-    promote during another rollout); then the app must read ``running`` twice in a row on this
-    release (docs/rack-api.md §7.4). A rollout that was rolled back raises ``AirflowFailException``
-    naming the app, the release promoted and the release the app is back on. A rollout that a
+    promote during another rollout); then the app must read ``running`` on this release,
+    confirmed by its ready pods or a second reading (docs/rack-api.md §7.4, §5.11). A rollout
+    that was rolled back raises ``AirflowFailException`` naming the app, the release promoted,
+    the release the app is back on and what its pods showed. A rollout that a
     newer release replaced (someone promoted over it) skips the task (``AirflowSkipException``):
     nothing was rolled back, and what follows in the DAG is not about the app's release.
 
@@ -53,7 +54,8 @@ class ConvoxPromoteReleaseOperator(_ReleaseOperator):
     :param release_id: the release to promote (default: the newest release).
     :param force: promote even while another rollout is in progress.
     :param wait_for_completion: wait for the rollout to end; otherwise return once promoted.
-    :param poll_interval: seconds between app status polls (also the delay before the first).
+    :param poll_interval: seconds between app status polls (at most; the first ones come sooner),
+        also how long the app read on its old release is the status lag, not yet a rollback.
     :param timeout: seconds to wait at most, for a rollout in progress and this rollout.
     :param deferrable: wait on the triggerer (default ``[operators] default_deferrable``).
     :param convox_conn_id: the Airflow connection of the rack.
@@ -105,7 +107,7 @@ class ConvoxRollbackOperator(_ReleaseOperator):
     :param undoing: the release this rollback undoes; when the app runs a newer one, skip.
     :param force: promote at once, even while another rollout is in progress.
     :param wait_for_completion: wait for the rollout to end; otherwise return once promoted.
-    :param poll_interval: seconds between app status polls (also the delay before the first).
+    :param poll_interval: seconds between app status polls (see the promote operator).
     :param timeout: seconds to wait at most, for a rollout in progress and this rollout.
     :param deferrable: wait on the triggerer (default ``[operators] default_deferrable``).
     :param convox_conn_id: the Airflow connection of the rack.

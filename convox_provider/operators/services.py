@@ -39,7 +39,8 @@ class ConvoxScaleServiceOperator(ConvoxBaseOperator):
     :param cpu: CPU per process, in millicores (templated).
     :param memory: memory per process, in MiB (templated).
     :param wait_for_completion: wait for the rollout to end.
-    :param poll_interval: seconds between app status polls (also the delay before the first).
+    :param poll_interval: seconds between app status polls (at most; the first ones come sooner),
+        also how long the app read on its old release is the status lag, not yet a rollback.
     :param timeout: seconds to wait for the rollout at most.
     :param deferrable: wait for the rollout on the triggerer.
     :param convox_conn_id: the Airflow connection of the rack.

@@ -6,7 +6,8 @@ from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import Context, PokeReturnValue
 
-from convox_provider.operators._base import AirflowException, AirflowFailException, _sentence
+from convox_provider.client.errors import as_sentence
+from convox_provider.operators._base import AirflowException, AirflowFailException
 from convox_provider.sensors._base import ConvoxBaseSensor
 
 if TYPE_CHECKING:
@@ -38,9 +39,9 @@ class ConvoxReleaseSensor(ConvoxBaseSensor):
     * a release older (``created``) than the active one can never be promoted (§4.4): the sensor
       fails at once.
 
-    Deferred, the trigger follows the CLI's rollout wait instead (§7.9): ``running`` twice in a
-    row, and a rollback that already finished (``running`` on another release) fails the
-    sensor. Returns the release id.
+    Deferred, the trigger runs the client's rollout wait instead (§5.11): ``running`` on the
+    release confirmed by its ready pods or a second reading, and a rollback that already
+    finished (``running`` on another release) fails the sensor. Returns the release id.
 
     :param app: the Convox app.
     :param release_id: the release that must be running.
@@ -67,9 +68,9 @@ class ConvoxReleaseSensor(ConvoxBaseSensor):
         if reading.state == reading.RUNNING:
             return PokeReturnValue(is_done=True, xcom_value=self.release_id)
         if reading.state == reading.OLDER:
-            raise AirflowFailException(_sentence(reading.message))
+            raise AirflowFailException(as_sentence(reading.message))
         if reading.state == reading.DELETING:
-            raise AirflowException(_sentence(reading.message))
+            raise AirflowException(as_sentence(reading.message))
         if reading.state == reading.ROLLING_OUT:
             self._remember_rollout(context)
         self.log.info(

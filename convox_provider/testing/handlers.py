@@ -21,7 +21,7 @@ from urllib.parse import urlsplit
 from .encoding import sniff_content_type
 from .errors import RackError
 from .messages import Request, Response
-from .state import RunOptions
+from .state import BuildCreateOptions, RunOptions
 
 if TYPE_CHECKING:
     from .context import Ctx, HttpHandler
@@ -168,10 +168,12 @@ def object_list(req: Request, ctx: Ctx) -> Response:
 async def build_create(req: Request, ctx: Ctx) -> Response:
     app = req.params["app"]
     url = req.value("url")
-    description = req.param("description")
-    external = req.as_bool(req.param("external")) or False
-    manifest = req.param("manifest")
-    git_sha = req.param("git-sha")
+    options = BuildCreateOptions(
+        description=req.param("description") or "",
+        git_sha=req.param("git-sha") or "",
+        manifest=req.param("manifest") or "convox.yml",
+        external=req.as_bool(req.param("external")) or False,
+    )
     ctx.state.app_get(app)
     source: Path | None = None
     parts = urlsplit(url)
@@ -180,16 +182,7 @@ async def build_create(req: Request, ctx: Ctx) -> Response:
             source = ctx.state.object_path(parts.hostname or "", parts.path.lstrip("/"))
         except RackError:
             source = None
-    build = await asyncio.to_thread(
-        ctx.state.build_create,
-        app,
-        url,
-        description=description,
-        git_sha=git_sha,
-        manifest=manifest,
-        external=external,
-        source_path=source,
-    )
+    build = await asyncio.to_thread(ctx.state.build_create, app, url, options, source)
     return Response.json(build)
 
 

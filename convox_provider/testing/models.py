@@ -31,6 +31,8 @@ class App:
     atom_state: str = "Running"
     deleting: bool = False
     service_overrides: dict[str, dict[str, int]] = field(default_factory=dict)
+    #: a scripted failing rollout's crash loop: (release, service or None for all, log lines)
+    crashing: tuple[str, str | None, tuple[str, ...]] | None = None
 
     def to_wire(self) -> dict[str, Any]:
         """``App`` JSON (§5.1): only known parameters that have values."""
@@ -120,6 +122,7 @@ class Pod:
     ended: int | None = None
     token: int = 0
     seeded: bool = False  # started before the rack was seeded: no events or start line logged
+    restarts: int = 0  # a crash-looping pod's restarts (the rack's Process has no such key)
 
     def to_wire(self) -> dict[str, Any]:
         """``Process`` JSON; usage metrics are reported as 0 (no metrics server)."""

@@ -17,6 +17,8 @@
     promotes:                 # the next rollouts of app fail, then roll back
       - app: myapp
         reason: Deadline      # or Error
+        crash: ["Error: no DATABASE_URL"]  # its new pods crash-loop, writing these lines
+        service: web          # only this service's pods crash (default: all)
     services:                 # container output of replicas started from now on
       - service: web
         app: myapp
@@ -39,7 +41,7 @@ __all__ = ["ScriptsFileError", "apply_scripts", "parse_scripts"]
 _KEYS = {
     "commands": {"command", "regex", "output", "exit_code", "duration", "times"},
     "builds": {"fail", "app", "logs", "entrypoint", "duration"},
-    "promotes": {"app", "reason"},
+    "promotes": {"app", "reason", "crash", "service"},
     "services": {"service", "app", "lines"},
 }
 
@@ -91,6 +93,8 @@ def _check(section: str, entry: dict[str, Any], where: str) -> None:
         raise ScriptsFileError(f"{where}: 'app' is required")
     if section == "promotes" and entry.get("reason", "Deadline") not in ("Deadline", "Error"):
         raise ScriptsFileError(f"{where}: reason must be Deadline or Error")
+    if section == "promotes" and "crash" in entry and not isinstance(entry["crash"], list):
+        raise ScriptsFileError(f"{where}: crash must be a list of log lines")
     if section == "services" and (
         "service" not in entry or not isinstance(entry.get("lines"), list)
     ):
@@ -125,7 +129,13 @@ def apply_scripts(scripts: Scripts, text: str) -> dict[str, int]:
             duration=float(duration) if duration is not None else None,
         )
     for entry in data.get("promotes", []):
-        scripts.fail_next_promote(str(entry["app"]), reason=str(entry.get("reason", "Deadline")))
+        crash = entry.get("crash")
+        scripts.fail_next_promote(
+            str(entry["app"]),
+            reason=str(entry.get("reason", "Deadline")),
+            crash=[str(line) for line in crash] if isinstance(crash, list) else None,
+            service=str(entry["service"]) if entry.get("service") is not None else None,
+        )
     for entry in data.get("services", []):
         scripts.on_service(
             str(entry["service"]), [str(line) for line in entry["lines"]], app=entry.get("app")

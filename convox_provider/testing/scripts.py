@@ -16,7 +16,7 @@ from dataclasses import dataclass, field, replace
 
 from .shell import Shell
 
-__all__ = ["BuildScript", "CommandResult", "Invocation", "Scripts"]
+__all__ = ["BuildScript", "CommandResult", "Invocation", "PromoteFailure", "Scripts"]
 
 
 @dataclass(frozen=True)
@@ -88,6 +88,23 @@ class BuildScript:
     duration: float | None = None
 
 
+@dataclass(frozen=True)
+class PromoteFailure:
+    """How one scripted rollout fails.
+
+    :param reason: the rollout state logged before the rollback (``Deadline`` or ``Error``).
+    :param crash: when given, the release's new pods crash-loop instead of becoming ready: each
+        start writes these lines as container output, exits, reads ``crashed`` and is restarted
+        with a growing back-off (a ``Back-off restarting failed container`` event each time);
+        they stay listed while the app reads ``rollback`` and are gone once it is reverted.
+    :param service: only that service's pods crash (None: every service of the release).
+    """
+
+    reason: str = "Deadline"
+    crash: tuple[str, ...] | None = None
+    service: str | None = None
+
+
 class Scripts:
     """Registry of scripted commands, builds and rollout failures; thread-safe."""
 
@@ -95,7 +112,7 @@ class Scripts:
         self._lock = threading.Lock()
         self._commands: list[_CommandRule] = []
         self._builds: list[tuple[str | None, BuildScript]] = []
-        self._promote_failures: dict[str, list[str]] = {}
+        self._promote_failures: dict[str, list[PromoteFailure]] = {}
         self._service_output: list[tuple[str | None, str, tuple[str, ...]]] = []
 
     def on_command(
@@ -152,13 +169,23 @@ class Scripts:
         """The next build ends ``failed`` with ``ERROR: <reason>`` as its last log line."""
         self.next_build(app=app, fail=reason)
 
-    def fail_next_promote(self, app: str, *, reason: str = "Deadline") -> None:
+    def fail_next_promote(
+        self,
+        app: str,
+        *,
+        reason: str = "Deadline",
+        crash: Sequence[str] | None = None,
+        service: str | None = None,
+    ) -> None:
         """The next rollout of ``app`` fails: updating -> rollback -> running on the old release.
 
         ``reason`` is the rollout state logged before the rollback (``Deadline`` or ``Error``).
+        With ``crash`` (log lines), the new release's pods (of ``service``, or all) crash-loop
+        meanwhile, writing those lines at each start (see :class:`PromoteFailure`).
         """
+        failure = PromoteFailure(reason, tuple(crash) if crash is not None else None, service)
         with self._lock:
-            self._promote_failures.setdefault(app, []).append(reason)
+            self._promote_failures.setdefault(app, []).append(failure)
 
     def on_service(self, service: str, lines: Sequence[str], *, app: str | None = None) -> None:
         """Every replica of ``service`` (of ``app``, or of any app) started from now on writes
@@ -193,7 +220,7 @@ class Scripts:
                     return script
         return BuildScript()
 
-    def take_promote_failure(self, app: str) -> str | None:
+    def take_promote_failure(self, app: str) -> PromoteFailure | None:
         """Consume a scripted rollout failure for ``app``; None when the rollout succeeds."""
         with self._lock:
             queue = self._promote_failures.get(app)

@@ -295,22 +295,15 @@ def _split_commands(text: str) -> list[tuple[str, str]]:
     quote: str | None = None
     while i < len(text):
         char = text[i]
-        if quote:
-            if char == "\\" and quote == '"':
-                i += 2
-                continue
-            if char == quote:
-                quote = None
-        elif char in "'\"":
-            quote = char
-        elif char == "\\":
-            i += 2
+        after, quote, plain = _quoting(text, i, quote)
+        if not plain:
+            i = after
             continue
-        elif char == "#" and (i == 0 or text[i - 1] in " \t\n;"):
+        if char == "#" and (i == 0 or text[i - 1] in " \t\n;"):
             end = text.find("\n", i)  # the comment stays in the part; _tokens drops it
             i = len(text) if end < 0 else end
             continue
-        elif text.startswith(("&&", "||"), i) or char in ";\n&":
+        if text.startswith(("&&", "||"), i) or char in ";\n&":
             op = text[i : i + 2] if text.startswith(("&&", "||"), i) else char
             if op == "&" and text[i - 1 : i] == ">":  # ``>&2`` is a redirection
                 i += 1
@@ -320,7 +313,7 @@ def _split_commands(text: str) -> list[tuple[str, str]]:
             i += len(op)
             start = i
             continue
-        i += 1
+        i = after
     if quote:
         raise ValueError("unterminated quoted string")
     parts.append((connector, text[start:]))
@@ -332,21 +325,29 @@ def _split_pipes(text: str) -> list[str]:
     start, i = 0, 0
     quote: str | None = None
     while i < len(text):
-        char = text[i]
-        if quote:
-            if char == quote:
-                quote = None
-        elif char in "'\"":
-            quote = char
-        elif char == "\\":
-            i += 2
-            continue
-        elif char == "|":
+        after, quote, plain = _quoting(text, i, quote)
+        if plain and text[i] == "|":
             stages.append(text[start:i])
             start = i + 1
-        i += 1
+        i = after
     stages.append(text[start:])
     return stages
+
+
+def _quoting(text: str, i: int, quote: str | None) -> tuple[int, str | None, bool]:
+    """Read ``text[i]`` with ``quote`` open (``'``, ``"`` or ``None``): the index to read next,
+    the quote open after it, and whether it is a plain character (outside quotes, not escaped).
+    A backslash escapes the next character outside quotes and inside double quotes."""
+    char = text[i]
+    if quote:
+        if char == "\\" and quote == '"':
+            return i + 2, quote, False
+        return i + 1, None if char == quote else quote, False
+    if char in "'\"":
+        return i + 1, char, False
+    if char == "\\":
+        return i + 2, None, False
+    return i + 1, None, True
 
 
 def _exit_code(args: list[str], default: int) -> int:

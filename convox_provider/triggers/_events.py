@@ -189,6 +189,11 @@ _MESSAGES: dict[str, tuple[int, str]] = {
         "Created release {release_id} of app {app} from build {build_id} ({description})",
     ),
     "AppStatusChanged": (logging.INFO, "App {app}: status {status}, release {release}"),
+    "AppLifecycle": (logging.INFO, "App {app}: {step}"),
+    "ServicesRestarted": (
+        logging.INFO,
+        "Restarting service(s) {services} of app {app}; replacing process(es) {replaced}",
+    ),
     "ProcessStateChanged": (
         logging.INFO,
         "Process {process_id} ({service}) of app {app}: {previous} -> {status}",

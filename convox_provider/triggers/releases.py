@@ -14,7 +14,7 @@ __all__ = ["ConvoxReleaseTrigger"]
 
 
 class ConvoxReleaseTrigger(ConvoxTrigger):
-    """Wait until ``app`` runs release ``release_id``: ``running`` twice in a row, on that release.
+    """Wait until ``app`` runs release ``release_id``: the client's rollout wait (§5.11).
 
     As the CLI's rollout wait (docs/rack-api.md §7.4, §7.9): a ``rollback`` reading, or a final
     reading on another release (a rollback that finished between polls), ends the wait with
@@ -27,8 +27,9 @@ class ConvoxReleaseTrigger(ConvoxTrigger):
     :param release_id: the release that must end up running.
     :param end_time: when to give up, in epoch seconds (absolute).
     :param poll_interval: seconds between status polls (default 5).
-    :param initial_delay: seconds before the first poll: right after a promote the app's status
-        lags (§5.1), so keep a few seconds there on a real rack.
+    :param initial_delay: seconds after which the app read on its old release is a rollback:
+        right after a promote the app's status lags (§5.1), so keep a few seconds there on a
+        real rack (the first poll comes after ``WaitOptions.first_interval`` anyway).
     :param max_errors: consecutive transient errors that end the wait (default 5).
     """
 

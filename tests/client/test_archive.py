@@ -261,7 +261,7 @@ def test_upload_call_streams_the_archive_sync(tree: Path) -> None:
     with ConvoxClient(
         "http://127.0.0.1:9", "k", transport=httpx.MockTransport(stored(bodies))
     ) as client:
-        request = upload_call(client.objects, "myapp", SourceArchive(tree), key="tmp/fixed.tgz")
+        request = upload_call("myapp", SourceArchive(tree), key="tmp/fixed.tgz")
         assert request.path == "/apps/myapp/objects/tmp/fixed.tgz"
         assert request.retry_safe is False  # a stream is never sent twice on an ambiguous failure
         result = client._driver.execute(request)
@@ -288,8 +288,7 @@ async def test_upload_streams_the_archive_from_a_worker_thread_async(tree: Path)
 
 
 def test_upload_arguments_are_checked(tree: Path) -> None:
-    with ConvoxClient("http://127.0.0.1:9", "k") as client:
-        with pytest.raises(ConvoxInputError):
-            upload_call(client.objects, "bad/app", SourceArchive(tree))
-        with pytest.raises(ConvoxInputError):
-            upload_call(client.objects, "myapp", SourceArchive(tree), key="../escape.tgz")
+    with pytest.raises(ConvoxInputError):
+        upload_call("bad/app", SourceArchive(tree))
+    with pytest.raises(ConvoxInputError):
+        upload_call("myapp", SourceArchive(tree), key="../escape.tgz")

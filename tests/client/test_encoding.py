@@ -298,12 +298,12 @@ def test_encode_build_args_rejects_values_the_builder_cannot_carry(value: str) -
         ({"": "1"}, "a key is empty"),
         (["=1"], "a key is empty"),
         ({"A B": "1"}, "keys cannot contain commas, whitespace"),
-        ([SECRET], "item 0 has no '='"),
+        ([SECRET], "item 0: it has no '='"),
         ("A=1", "wrap a single item"),
         ({}, "none given"),
         ([], "none given"),
         ({"A": 1}, "keys and values must be str"),
-        ([1], "item 0 must be a KEY=VALUE str"),
+        ([1], "build args: item 0: expected a KEY=VALUE str"),
     ],
 )
 def test_encode_build_args_rejections(args: Any, problem: str) -> None:

@@ -187,6 +187,22 @@ async def test_exhausted_transport_retries_raise_the_last_failure(
     assert "may have reached" not in str(info.value)  # a GET is safe to repeat
 
 
+async def test_exhausted_retries_chain_only_the_last_failure(
+    make_rack: Callable[..., Any], raises: Callable[..., Any]
+) -> None:
+    """The first attempt's error is not the context of the later ones (a task log shows one
+    failure, not a "during handling of the above exception" chain of every attempt)."""
+    rack = make_rack(retry=RetryConfig(max_retries=2, backoff_base=0))
+    for n in range(3):
+        rack.mock.add_exception(httpx.ConnectError(f"refused {n + 1}"))
+    with raises(ConvoxConnectionError, match="refused 3") as info:
+        await rack(GET[1])
+    last = info.value.__cause__
+    assert isinstance(last, httpx.ConnectError)
+    assert str(last) == "refused 3"
+    assert last.__context__ is None
+
+
 async def test_a_refused_certificate_is_not_retried(
     make_rack: Callable[..., Any], raises: Callable[..., Any]
 ) -> None:

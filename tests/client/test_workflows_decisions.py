@@ -120,6 +120,7 @@ class TestPromoteOrAttach:
     def test_a_rollout_in_progress_is_waited_for_not_promoted(self, rack: FakeRack) -> None:
         rack.on("GET", APP, app("updating"), app("updating"), app("running"))
         rack.on("GET", f"{APP}/processes", [])
+        rack.on("GET", f"{APP}/services", [])  # no pods to confirm by: two readings decide
 
         done = releases(rack).promote_or_attach(
             "myapp", "R2", waiting=WaitOptions(poll_interval=2.0, on_event=rack.event)
@@ -128,7 +129,9 @@ class TestPromoteOrAttach:
         assert (done.release_id, done.pending) == ("R2", False)
         assert not rack.requests("POST")
         assert rack.events_of(PromoteNotNeeded) == [PromoteNotNeeded("myapp", "R2", "rolling out")]
-        assert rack.sleeps[0] == pytest.approx(2.0, abs=0.05)  # no initial delay: polled at once
+        # no initial delay: polled at once, then after the first ramped pause
+        assert rack.keys[:2] == [("GET", APP), ("GET", APP)]
+        assert rack.sleeps[0] == pytest.approx(0.25, abs=0.05)
         assert rack.keys.count(("GET", APP)) == 4
 
     def test_without_wait_a_rollout_in_progress_is_left_pending(self, rack: FakeRack) -> None:
@@ -247,7 +250,8 @@ class TestRolloutState:
         rack.on("GET", APP, app("rollback"))
         with pytest.raises(ConvoxRollbackError, match=r"its rollout failed \(status 'rollback'\)"):
             self.state(rack)
-        assert rack.keys == [("GET", APP)]  # the app is on this release: nothing to compare
+        # the app is on this release: nothing to compare; its pods are read for the message
+        assert rack.keys == [("GET", APP), ("GET", f"{APP}/processes")]
 
     @pytest.mark.parametrize("status", ["updating", "running"])
     def test_an_older_release_before_the_rollout_is_pending(
@@ -367,12 +371,19 @@ class TestWaitOptions:
         rack.on("GET", APP, app("running"))
         rack.on("POST", f"{RELEASES}/R2/promote", None)
         rack.on("GET", f"{APP}/processes", [])
-        waiting = WaitOptions(timeout=60, poll_interval=2.0, initial_delay=0.5, on_event=rack.event)
+        rack.on("GET", f"{APP}/services", [])
+        waiting = WaitOptions(
+            timeout=60,
+            poll_interval=2.0,
+            initial_delay=0.5,
+            first_interval=0.4,
+            on_event=rack.event,
+        )
 
         releases(rack).promote("myapp", "R2", waiting=waiting)
 
         assert rack.events_of(PromoteSubmitted)
-        assert rack.sleeps[0] == pytest.approx(0.5)
+        assert rack.sleeps[0] == pytest.approx(0.4)
 
 
 class TestRemoveProcess:

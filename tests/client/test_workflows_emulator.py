@@ -231,6 +231,32 @@ class TestPromote:
         finally:
             await _close(flows.client)
 
+    async def test_a_rollback_says_what_its_crashing_pods_wrote(
+        self, convox_rack_factory: Callable[..., RackEmulator], kind: str, source: Path
+    ) -> None:
+        rack = convox_rack_factory(timing=Timing(rollout=0.5, process_start=0.05))
+        rack.create_app("demo")
+        rack.add_release("demo", MANIFEST)
+        flows = make_flows(rack, kind)
+        try:
+            await flows(lambda f: f.builds.build_from_directory("demo", source, **FAST))
+            secret = {"DB_PASSWORD": "pw9x-secret"}
+            release_id = await flows(lambda f: f.environment.set("demo", secret, promote=False))
+            crash = ["connecting to postgres://u:pw9x@db/x", "login pw9x-secret refused"]
+            rack.scripts.fail_next_promote("demo", crash=[*crash, "Error: database is down"])
+            with pytest.raises(ConvoxRollbackError) as info:
+                await flows(lambda f: f.releases.promote("demo", release_id, **ROLLOUT))
+        finally:
+            await _close(flows.client)
+        message = str(info.value)
+        assert info.value.release_id == release_id
+        assert "Its processes not ready (1 of 1):" in message
+        assert "(web): crashed" in message
+        assert "    Error: database is down" in message
+        assert "pw9x" not in message  # the env value and the URL's password
+        assert "postgres://u:****@db/x" in message
+        assert "login **** refused" in message
+
     async def test_rollback_promotes_a_new_release_from_the_old_build_and_env(
         self, flows: Flows, convox_rack: RackEmulator, source: Path
     ) -> None:

@@ -149,6 +149,7 @@ class TestSet:
         rack.on("GET", APP, App(status="running", release="R6"))
         rack.on("POST", f"{RELEASES}/R6/promote", None)
         rack.on("GET", f"{APP}/processes", [])
+        rack.on("GET", f"{APP}/services", [])
 
         assert env(rack).set("myapp", {"A": "2"}, promote=True, initial_delay=0).id == "R6"
         assert ("POST", f"{RELEASES}/R6/promote") in rack.keys

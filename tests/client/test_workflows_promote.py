@@ -20,7 +20,7 @@ from convox_provider.client.errors import (
     ConvoxWaitTimeoutError,
     ConvoxWorkflowError,
 )
-from convox_provider.client.models import App, Process, Release
+from convox_provider.client.models import App, Process, Release, Service
 from convox_provider.client.waiting import MAX_ERRORS
 from convox_provider.client.workflows import AppWorkflows, ReleaseWorkflows
 from convox_provider.client.workflows.events import (
@@ -51,6 +51,8 @@ def _numbered_release(sent: Any) -> Release:
 def rack() -> FakeRack:
     fake = FakeRack()
     fake.on("GET", f"{APP}/releases/R*", _numbered_release)
+    # no services: no pods to confirm a rollout by, so the two-readings rule decides
+    fake.on("GET", f"{APP}/services", [])
     return fake
 
 
@@ -60,7 +62,7 @@ def promote(rack: FakeRack, release: str | None = "R2", **options: object) -> st
 
 
 class TestPromote:
-    def test_running_app_promotes_at_once_then_waits_for_two_running_readings(
+    def test_running_app_promotes_at_once_then_waits_for_two_running_readings_on_it(
         self, rack: FakeRack
     ) -> None:
         rack.on("GET", APP, app("running", "R1"), app("updating"), app("running"), app("running"))
@@ -72,9 +74,10 @@ class TestPromote:
         assert rack.keys.count(PROMOTE_R2) == 1
         assert rack.requests("POST")[0].form == {"force": "false"}
         assert rack.keys.count(("GET", APP)) == 4  # pre-check, updating, running, running
-        # first check after the initial delay, then one every poll interval (from the start of
-        # the previous check, whose GETs of the app and its pods took 0.02 s in the fake)
-        assert rack.sleeps[:3] == pytest.approx([5.0, 4.98, 4.98])
+        # first check after first_interval (0.25 s), then each pause 1.5 times the one before
+        # (from the start of the previous check, whose GETs of the app and its pods took 0.02 s
+        # in the fake, the running one also the services' 0.01 s)
+        assert rack.sleeps[:3] == pytest.approx([0.25, 0.23, 0.335])
         assert rack.events_of(PromoteSubmitted) == [PromoteSubmitted("myapp", "R2", False)]
 
     def test_updating_app_is_waited_for_before_the_promote(self, rack: FakeRack) -> None:
@@ -386,6 +389,106 @@ class TestWaitForAppRunning:
         rack.on("GET", APP, app("deleting"))
         with pytest.raises(ConvoxWorkflowError, match="being deleted"):
             self.wait(rack)
+
+
+def web(pid: str, status: str, release: str = "R2") -> Process:
+    return Process(id=pid, name="web", status=status, release=release)
+
+
+class TestFastConfirmation:
+    """A rollout's end is confirmed by the release's pods instead of a second reading, and the
+    app on its old release is the lag, not a rollback, until ``initial_delay`` (§5.1, §5.11)."""
+
+    def test_ready_pods_confirm_the_first_running_reading(self, rack: FakeRack) -> None:
+        rack.on("GET", APP, app("running", "R1"), app("updating"), app("running"))
+        rack.on("POST", f"{APP}/releases/R2/promote", None)
+        rack.instead("GET", f"{APP}/services", [Service(name="web", count=2)])
+        ready = [web("web-7d9f-a", "running"), web("web-7d9f-b", "running")]
+        rack.on("GET", f"{APP}/processes", [web("web-7d9f-0", "running", "R1"), *ready])
+
+        assert promote(rack) == "R2"
+
+        assert rack.keys.count(("GET", APP)) == 3  # pre-check, updating, running: no 2nd one
+        assert rack.requests("GET", f"{APP}/processes")[-1].query == {"release": "R2"}
+        assert sum(rack.sleeps) < 1.0  # the fake clock: two ramped pauses, not 5 s + 5 s
+
+    @pytest.mark.parametrize(
+        ("readings", "pods"),
+        [
+            pytest.param(
+                [app("running"), app("updating"), app("rollback", "R1"), app("running", "R1")],
+                [web("web-7d9f-a", "running"), web("web-7d9f-b", "running")],
+                id="running-on-it-before-its-rollout-was-seen",
+            ),
+            pytest.param(
+                [app("updating"), app("running"), app("rollback", "R1"), app("running", "R1")],
+                [web("web-7d9f-a", "crashed")],
+                id="running-on-it-while-its-pods-crash",
+            ),
+            pytest.param(
+                [app("updating"), app("running"), app("rollback", "R1"), app("running", "R1")],
+                [web("web-7d9f-a", "running"), web("web-7d9f-b", "pending")],
+                id="running-on-it-before-all-its-pods-are-ready",
+            ),
+            pytest.param(
+                [app("updating"), app("running"), app("running", "R1")],
+                [web("web-7d9f-a", "starting"), web("web-7d9f-b", "running")],
+                id="reverted-between-two-polls",
+            ),
+        ],
+    )
+    def test_success_is_never_reported_for_a_rollout_that_is_then_rolled_back(
+        self, rack: FakeRack, readings: list[App], pods: list[Process]
+    ) -> None:
+        rack.on("GET", APP, app("running", "R1"), *readings)
+        rack.on("POST", f"{APP}/releases/R2/promote", None)
+        rack.instead("GET", f"{APP}/services", [Service(name="web", count=2)])
+        rack.on("GET", f"{APP}/processes", pods)
+
+        with pytest.raises(ConvoxRollbackError) as info:
+            promote(rack)
+
+        assert (info.value.release_id, info.value.active_release) == ("R2", "R1")
+
+    def test_a_one_off_process_of_the_release_is_no_ready_replica(self, rack: FakeRack) -> None:
+        rack.on("GET", APP, app("running", "R1"), app("updating"), app("running"))
+        rack.on("POST", f"{APP}/releases/R2/promote", None)
+        rack.instead("GET", f"{APP}/services", [Service(name="web", count=1)])
+        # a migration's sleeping pod on the new release, named <service>-<suffix> (§5.11)
+        rack.on("GET", f"{APP}/processes", [web("web-x2kqp", "running")])
+
+        assert promote(rack) == "R2"
+
+        assert rack.keys.count(("GET", APP)) == 4  # not confirmed by it: a second reading
+
+    def test_the_old_release_within_the_initial_delay_is_the_lag_not_a_rollback(
+        self, rack: FakeRack
+    ) -> None:
+        rack.on(
+            "GET",
+            APP,
+            app("running", "R1"),
+            app("running", "R1"),
+            app("running", "R1"),
+            app("updating"),
+            app("running"),
+        )
+        rack.on("POST", f"{APP}/releases/R2/promote", None)
+        rack.instead("GET", f"{APP}/services", [Service(name="web", count=1)])
+        rack.on("GET", f"{APP}/processes", [web("web-7d9f-a", "running")])
+
+        assert promote(rack, initial_delay=5.0) == "R2"
+        assert rack.clock - 1000.0 < 5.0  # all of it within the lag allowed
+
+    def test_the_old_release_after_the_initial_delay_is_a_rollback(self, rack: FakeRack) -> None:
+        rack.on("GET", APP, app("running", "R1"))
+        rack.on("POST", f"{APP}/releases/R2/promote", None)
+        rack.on("GET", f"{APP}/processes", [])
+
+        with pytest.raises(ConvoxRollbackError):
+            promote(rack, initial_delay=2.0)
+
+        assert 2.0 <= rack.clock - 1000.0 < 4.0  # the first reading past the lag decided
 
 
 class TestRollback:

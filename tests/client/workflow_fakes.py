@@ -77,6 +77,10 @@ class FakeRack:
         """Queue answers for ``method path`` (a glob); the last one repeats forever."""
         self._answers.setdefault((method, path), []).extend(answers)
 
+    def instead(self, method: str, path: str, *answers: Answer) -> None:
+        """Replace the answers queued for ``method path`` (a fixture's default) with these."""
+        self._answers[method, path] = list(answers)
+
     def on_stream(self, path: str, *scripts: StreamScript) -> None:
         """Queue stream scripts for ``path``; the last one repeats."""
         self._streams.setdefault(path, []).extend(scripts)

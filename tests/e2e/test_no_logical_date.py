@@ -25,7 +25,7 @@ DAG_IDS = sorted(path.stem for path in EXAMPLE_DAGS.glob("convox_*.py"))
 
 
 def test_every_example_dag_is_covered() -> None:
-    assert len(DAG_IDS) == 5
+    assert len(DAG_IDS) == 6
 
 
 @pytest.mark.parametrize("dag_id", DAG_IDS)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 import warnings
+from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -19,9 +20,11 @@ from convox_support import (
     APP,
     FAST,
     RecordingTI,
+    connect,
     context,
     run_trigger,
     sample_app,
+    seed,
     slow_builds,
     wait_until,
 )
@@ -30,7 +33,7 @@ from convox_provider.client.client import ConvoxClient
 from convox_provider.operators import _base
 from convox_provider.operators.builds import ConvoxBuildOperator, ConvoxDeployOperator
 from convox_provider.operators.releases import ConvoxPromoteReleaseOperator
-from convox_provider.testing import RackEmulator
+from convox_provider.testing import RackEmulator, Timing
 from convox_provider.triggers.builds import ConvoxBuildTrigger
 from convox_provider.triggers.releases import ConvoxReleaseTrigger
 
@@ -387,6 +390,42 @@ def test_deploy_rolled_back_fails_naming_the_releases(rack: RackEmulator, source
     assert f"Release {built} of app demo was rolled back" in str(failure.value)
     assert f"back on release {before}" in str(failure.value)
     assert ti.xcoms["release_id"] == built
+
+
+def deploy_to_the_end(op: ConvoxDeployOperator, ctx: dict[str, Any]) -> str:
+    """Run a deploy as a worker and a triggerer would: deferrals are run and resumed here."""
+    if not op.deferrable:
+        return op.execute(ctx)
+    with pytest.raises(TaskDeferred) as built:
+        op.execute(ctx)
+    with pytest.raises(TaskDeferred) as rolling:
+        op.build_complete(ctx, event=run_trigger(built.value.trigger)[0])
+    return op.execute_complete(ctx, event=run_trigger(rolling.value.trigger)[0])
+
+
+@pytest.mark.parametrize("deferrable", [False, True])
+def test_deploy_rolled_back_says_what_its_pods_showed(
+    convox_rack_factory: Callable[..., RackEmulator],
+    monkeypatch: pytest.MonkeyPatch,
+    source: Path,
+    deferrable: bool,
+) -> None:
+    rack = convox_rack_factory(timing=Timing(rollout=0.5, process_start=0.05))
+    connect(monkeypatch, rack)
+    seed(rack)
+    rack.scripts.fail_next_promote(
+        APP, crash=["Traceback (most recent call last):", "KeyError: 'PORT'"]
+    )
+    op = deploy_op(source_dir=str(source), deferrable=deferrable)
+    ti = RecordingTI()
+    with pytest.raises(AirflowFailException) as failure:
+        deploy_to_the_end(op, context(ti))
+    message = str(failure.value)
+    assert message.startswith(f"Release {ti.xcoms['release_id']} of app demo was rolled back")
+    assert "Its processes not ready (" in message
+    assert "(web): crashed" in message
+    assert "    KeyError: 'PORT'" in message
+    assert "password" not in message  # the rack's key (the emulator's is "password")
 
 
 def test_deploy_deferred_twice(rack: RackEmulator, source: Path) -> None:

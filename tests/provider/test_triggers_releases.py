@@ -102,14 +102,35 @@ def test_rollout_outlasting_the_deadline_is_a_timeout(rollout: Rollout) -> None:
     assert time.monotonic() - started < 3
 
 
-def test_initial_delay_holds_the_first_poll(rollout: Rollout) -> None:
-    rack, _, second = rollout(0.0)
-    rack.requests.clear()
-    started = time.time()
-    (event,) = run_trigger(trigger(second, initial_delay=0.3))
-    assert event["status"] == "success"
-    first_poll = rack.requests.find("GET", f"/apps/{APP}")[0]
-    assert first_poll.time - started >= 0.29
+def test_the_old_release_within_initial_delay_is_the_lag_not_a_rollback(
+    convox_rack_factory: Callable[..., RackEmulator], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    rack = convox_rack_factory(timing=Timing())
+    connect(monkeypatch, rack)
+    (first,) = seed(rack)
+    second = rack.add_release(APP, MANIFEST, promote=False)[1]["id"]
+
+    def promote() -> None:
+        with ConvoxClient(rack.url, "password") as client:
+            client.releases.submit_promote(APP, second)
+
+    async def promoted_late() -> list[dict[str, Any]]:
+        # the wait starts while the app still reads its old release, as right after a promote
+        # whose status has not caught up yet (§5.1)
+        waiting = asyncio.create_task(_events(trigger(second, initial_delay=2.0)))
+        await asyncio.sleep(0.5)
+        await asyncio.to_thread(promote)
+        return await waiting
+
+    assert asyncio.run(promoted_late()) == [{"status": "success", "app": APP, "release_id": second}]
+    (promoted,) = rack.requests.find("POST", f"/apps/{APP}/releases/{second}/promote")
+    polls = rack.requests.find("GET", f"/apps/{APP}")
+    assert any(poll.time < promoted.time for poll in polls)  # it read the old release first
+    assert rack.app(APP)["release"] == second != first
+
+
+async def _events(waiting: ConvoxReleaseTrigger) -> list[dict[str, Any]]:
+    return [event.payload async for event in waiting.run()]
 
 
 def test_max_errors_consecutive_errors_end_the_wait(rollout: Rollout) -> None:

@@ -18,17 +18,27 @@ import functools
 import json
 import re
 import time
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any, cast
+from unittest import mock
 
 import pytest
+from airflow.providers.standard.operators import hitl
 from airflow.sdk import BaseOperator, Context
-from airflow_compat import TaskDeferred
+from airflow_compat import TaskAwaitingInput, TaskDeferred
 from convox_support import APP, FAST, MANIFEST, RecordingTI, context, sample_app, seed, wait_until
 
 from convox_provider.client.client import ConvoxClient
+from convox_provider.operators.approval import ConvoxApprovalOperator
+from convox_provider.operators.apps import (
+    ConvoxCreateAppOperator,
+    ConvoxDeleteAppOperator,
+    ConvoxRestartOperator,
+)
 from convox_provider.operators.builds import ConvoxBuildOperator, ConvoxDeployOperator
 from convox_provider.operators.environment import ConvoxEnvSetOperator
 from convox_provider.operators.processes import ConvoxRunProcessOperator
@@ -42,6 +52,7 @@ from convox_provider.triggers._base import ConvoxTrigger
 
 __all__ = [
     "APP",
+    "NEW_APP",
     "BUILD_LOGS",
     "EXEC",
     "CLIENT_TIMEOUT",
@@ -78,6 +89,9 @@ ROLLOUT_SECONDS = 0.2
 """How long a rollout runs where a wait must still be in progress (deferral, restart)."""
 
 PREFIX = f"/apps/{APP}"
+
+NEW_APP = "pr-7"
+"""The app the create subject makes (beside the seeded ``APP``)."""
 
 
 def connect_retrying(
@@ -458,6 +472,56 @@ def _check_scale(cell: Cell, result: Any) -> None:
     assert _new_releases(cell) == []  # scaling creates no release
 
 
+# app lifecycle ----------------------------------------------------------------------------------
+
+
+def _make_create_app(cell: Cell, deferrable: bool) -> BaseOperator:
+    return ConvoxCreateAppOperator(
+        task_id="create_app", app=NEW_APP, poll_interval=FAST, timeout=60, deferrable=deferrable
+    )
+
+
+def _check_create_app(cell: Cell, result: Any) -> None:
+    assert result == NEW_APP
+    assert cell.rack.app(NEW_APP)["status"] == "running"
+    assert [a["name"] for a in cell.rack.state.app_list()] == [APP, NEW_APP]  # one, not two
+
+
+def _make_delete_app(cell: Cell, deferrable: bool) -> BaseOperator:
+    return ConvoxDeleteAppOperator(
+        task_id="delete_app", app=APP, poll_interval=FAST, timeout=60, deferrable=deferrable
+    )
+
+
+def _check_delete_app(cell: Cell, result: Any) -> None:
+    assert result is True
+    assert cell.rack.state.app_list() == []  # nothing left on the rack
+
+
+def _seed_restart(cell: Cell, slow: bool) -> None:
+    _seed_app(cell)
+    cell.seeded["pods"] = {p["id"] for p in cell.rack.processes(APP)}
+
+
+def _make_restart(cell: Cell, deferrable: bool) -> BaseOperator:
+    return ConvoxRestartOperator(
+        task_id="restart", app=APP, poll_interval=FAST, timeout=60, deferrable=deferrable
+    )
+
+
+def _restarted(cell: Cell) -> bool:
+    return not cell.seeded["pods"] <= {p["id"] for p in cell.rack.processes(APP)}
+
+
+def _check_restart(cell: Cell, result: Any) -> None:
+    assert result == ["web"]
+    pods = cell.rack.processes(APP)
+    assert pods
+    assert cell.seeded["pods"].isdisjoint(p["id"] for p in pods)  # every pod replaced
+    assert {p["status"] for p in pods} == {"running"}
+    assert _new_releases(cell) == []  # a restart creates no release
+
+
 # sensors ----------------------------------------------------------------------------------------
 
 
@@ -508,6 +572,35 @@ def _check_release_sensor(cell: Cell, result: Any) -> None:
     assert result == cell.seeded["target"] == _running(cell)
 
 
+class _ApprovalUntilAsked(ConvoxApprovalOperator):
+    """The approval as the matrix drives it: up to the request Airflow would write (kept here,
+    not written to a metadata DB) and the wait Airflow would then start, which ends the run."""
+
+    asked: list[dict[str, Any]]
+
+    def execute(self, context: Context) -> Any:
+        self.asked = []
+        resumable = {**context, "task_instance": SimpleNamespace(id=uuid.uuid4())}
+        with mock.patch.object(hitl, "upsert_hitl_detail", lambda **row: self.asked.append(row)):
+            try:
+                super().execute(cast(Context, resumable))
+            except (TaskDeferred, TaskAwaitingInput):  # 3.1 defers; 3.3 awaits input
+                return self.asked[-1]["body"]
+        raise AssertionError("the approval did not wait for an answer")
+
+
+def _make_approval(cell: Cell, deferrable: bool) -> BaseOperator:
+    return _ApprovalUntilAsked(task_id="approve", app=APP, release_id=cell.seeded["target"])
+
+
+def _check_approval(cell: Cell, result: Any) -> None:
+    active = _running(cell)
+    assert f"| Release | `{cell.seeded['target']}` | `{active}` |" in result
+    pushed = cell.ti.xcoms
+    assert (pushed["release_id"], pushed["active_release"]) == (cell.seeded["target"], active)
+    assert set(pushed) == {"release_id", "active_release", "change"}
+
+
 # the table --------------------------------------------------------------------------------------
 
 UPLOAD = Write(
@@ -539,6 +632,15 @@ EXEC = Write(
 )
 PROCESS_DELETE = Write("process delete", "DELETE", f"{PREFIX}/processes/*", idempotent=True)
 SCALE = Write("service scale", "PUT", f"{PREFIX}/services/web", idempotent=True)
+APP_CREATE = Write(
+    "app create",
+    "POST",
+    "/apps",
+    done=lambda cell: NEW_APP in [a["name"] for a in cell.rack.state.app_list()],
+)
+APP_MARK = Write("app marker", "PUT", f"/apps/{NEW_APP}/configs/*", idempotent=True)
+APP_DELETE = Write("app delete", "DELETE", PREFIX, idempotent=True)
+RESTART = Write("service restart", "POST", f"{PREFIX}/services/web/restart", done=_restarted)
 
 BUILD_POLL = f"{PREFIX}/builds/*"
 BUILD_LOGS = f"{PREFIX}/builds/*/logs"
@@ -633,6 +735,42 @@ SUBJECTS: tuple[Subject, ...] = (
         slow_timing=ROLLOUT_TIMING,
     ),
     Subject(
+        name="create-app",
+        cls=ConvoxCreateAppOperator,
+        reads=(f"/apps/{NEW_APP}",),
+        deferrable=True,
+        poll=f"/apps/{NEW_APP}",
+        writes=(APP_CREATE, APP_MARK),
+        seed=lambda cell, slow: _seed_app(cell),
+        make=_make_create_app,
+        check=_check_create_app,
+        slow_timing=ROLLOUT_TIMING,
+    ),
+    Subject(
+        name="delete-app",
+        cls=ConvoxDeleteAppOperator,
+        reads=(APP_POLL,),
+        deferrable=True,
+        poll=APP_POLL,
+        writes=(APP_DELETE,),
+        seed=lambda cell, slow: _seed_app(cell),
+        make=_make_delete_app,
+        check=_check_delete_app,
+        slow_timing=Timing(app_delete=ROLLOUT_SECONDS),
+    ),
+    Subject(
+        name="restart",
+        cls=ConvoxRestartOperator,
+        reads=(APP_POLL, f"{PREFIX}/services", f"{PREFIX}/processes"),
+        deferrable=True,
+        poll=APP_POLL,
+        writes=(RESTART,),
+        seed=_seed_restart,
+        make=_make_restart,
+        check=_check_restart,
+        slow_timing=Timing(process_start=ROLLOUT_SECONDS),
+    ),
+    Subject(
         name="build-sensor",
         cls=ConvoxBuildSensor,
         reads=(BUILD_POLL,),
@@ -654,6 +792,17 @@ SUBJECTS: tuple[Subject, ...] = (
         make=_make_release_sensor,
         check=_check_release_sensor,
         slow_timing=ROLLOUT_TIMING,
+    ),
+    Subject(
+        name="approval",
+        cls=ConvoxApprovalOperator,
+        reads=(APP_POLL, f"{PREFIX}/releases/*", BUILD_POLL),
+        deferrable=False,  # its wait is Airflow's own (awaiting_input, or HITLTrigger on 3.1)
+        poll=APP_POLL,
+        writes=(),
+        seed=_seed_promote,
+        make=_make_approval,
+        check=_check_approval,
     ),
 )
 
@@ -761,4 +910,4 @@ def wait_for_record(rack: RackEmulator, write: Write) -> None:
 
 def trigger_poll(trigger: ConvoxTrigger) -> str:
     """The GET route ``trigger`` polls."""
-    return BUILD_POLL if hasattr(trigger, "build_id") else APP_POLL
+    return BUILD_POLL if hasattr(trigger, "build_id") else f"/apps/{trigger.app}"

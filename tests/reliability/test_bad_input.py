@@ -20,11 +20,13 @@ from typing import Any
 
 import pytest
 from airflow.sdk import BaseOperator
+from airflow_compat import AirflowSkipException
 from convox_support import FAST
 
 from convox_provider.client.errors import (
     ConvoxAuthError,
     ConvoxConfigError,
+    ConvoxConflictError,
     ConvoxForbiddenError,
     ConvoxInputError,
     ConvoxNotFoundError,
@@ -34,7 +36,7 @@ from convox_provider.operators.environment import ConvoxEnvSetOperator
 from convox_provider.operators.processes import ConvoxRunProcessOperator
 from convox_provider.testing import RackEmulator
 
-from .matrix import APP, SUBJECTS, Cell, Subject, drive, writes_of
+from .matrix import APP, NEW_APP, SUBJECTS, Cell, Subject, drive, writes_of
 
 RackFactory = Callable[..., RackEmulator]
 
@@ -88,6 +90,21 @@ def _app(name: str) -> Callable[[Env, BaseOperator], None]:
     return setup
 
 
+def _release(release_id: str) -> Callable[[Env, BaseOperator], None]:
+    def setup(env: Env, task: BaseOperator) -> None:
+        task.release_id = release_id  # as a rendered template would set it
+
+    return setup
+
+
+def _active_release(env: Env, task: BaseOperator) -> None:
+    task.release_id = env.rack.app(APP)["release"]  # type: ignore[attr-defined]
+
+
+def _older_release(env: Env, task: BaseOperator) -> None:
+    task.release_id = env.rack.releases(APP)[-1]["id"]  # type: ignore[attr-defined]
+
+
 def _env_set(values: dict[str, str]) -> Callable[[Cell, Subject], BaseOperator]:
     def make(cell: Cell, subject: Subject) -> BaseOperator:
         if subject.name == "run":
@@ -111,6 +128,25 @@ def _forbid(env: Env, task: BaseOperator) -> None:
 
 
 ENV_TAKERS = ("env-set", "run")
+APP_TAKERS = ("create-app", "delete-app", "restart")
+WORKS_ON_EXISTING_APPS = tuple(s.name for s in SUBJECTS if s.name not in ("create-app", "approval"))
+
+
+def _existing_app(env: Env, task: BaseOperator) -> None:
+    env.rack.create_app(NEW_APP)
+
+
+def _locked(env: Env, task: BaseOperator) -> None:
+    env.rack.state.app_update(APP, lock=True, parameters=None)
+
+
+def _service(name: str) -> Callable[[Env, BaseOperator], None]:
+    def setup(env: Env, task: BaseOperator) -> None:
+        task.service = name  # type: ignore[attr-defined]  # as a rendered template would set it
+
+    return setup
+
+
 FIX_FIELD = r"Convox connection 'convox_default': fix the field '[^']+' \({field}\): "
 
 ROWS = (
@@ -136,9 +172,93 @@ ROWS = (
         "app-unknown",
         ConvoxNotFoundError,
         r'^(404: app not found: shop-typo|500: builds\.convox\.com "b\w+" not found) \(',
+        subjects=WORKS_ON_EXISTING_APPS,
         setup=_app("shop-typo"),
         sends_requests=True,
         accepted=("source upload",),
+    ),
+    Row(
+        "app-unknown",
+        ConvoxInputError,
+        r"^app shop-typo does not exist on rack http://127\.0\.0\.1:\d+: create it first .*"
+        r"nobody was asked to approve anything$",
+        subjects=("approval",),
+        setup=_app("shop-typo"),
+        sends_requests=True,
+    ),
+    Row(
+        "release-unknown",
+        ConvoxInputError,
+        r"^candidate release RNOSUCHRELEASE of app demo does not exist on rack .*: give the id of"
+        r" an existing release",
+        subjects=("approval",),
+        setup=_release("RNOSUCHRELEASE"),
+        sends_requests=True,
+    ),
+    Row(
+        "release-active",
+        AirflowSkipException,
+        r"^Nothing to approve: app demo already runs release R\w+, so promoting it would change"
+        r" nothing \(pass skip_when_unchanged=False to ask anyway\)$",
+        subjects=("approval",),
+        setup=_active_release,
+        sends_requests=True,
+    ),
+    Row(
+        "release-older",
+        ConvoxInputError,
+        r"^candidate release R\w+ of app demo is older than the active release R\w+: the rack"
+        r" refuses to promote an older release .* roll back to it instead",
+        subjects=("approval",),
+        setup=_older_release,
+        sends_requests=True,
+    ),
+    Row(
+        "app-name-not-a-convox-name",
+        ConvoxInputError,
+        r"invalid app name 'Shop_1': app names must start with a lowercase letter and contain "
+        r"only lowercase letters, digits and '-'$",
+        subjects=APP_TAKERS,
+        setup=_app("Shop_1"),
+    ),
+    Row(
+        "app-name-trailing-dash",
+        ConvoxInputError,
+        r"invalid app name 'pr-': app names cannot end with '-' .*drop the trailing '-'$",
+        subjects=("create-app",),
+        setup=_app("pr-"),
+    ),
+    Row(
+        "app-exists",
+        ConvoxConflictError,
+        rf"^409: app already exists: {NEW_APP}; nothing was changed\. Choose another name, "
+        r"delete the app first, or pass exists_ok=True",
+        subjects=("create-app",),
+        setup=_existing_app,
+    ),
+    Row(
+        "app-locked",
+        ConvoxConflictError,
+        rf"^409: app is locked: {APP}; the rack refuses to delete a locked app; nothing was "
+        r"deleted\. Unlock it first",
+        subjects=("delete-app",),
+        setup=_locked,
+    ),
+    Row(
+        "app-missing-hint",
+        ConvoxNotFoundError,
+        r"^404: app not found: shop-typo \(GET /apps/shop-typo\).*; nothing was "
+        r"(deleted\. Check the name, or pass missing_ok=True|restarted\. Check the app name)$",
+        subjects=("delete-app", "restart"),
+        setup=_app("shop-typo"),
+    ),
+    Row(
+        "service-unknown",
+        ConvoxInputError,
+        rf"^app {APP} has no service 'api' \(its services: web\); nothing was restarted\. "
+        r"Check the service name in convox\.yml$",
+        subjects=("restart",),
+        setup=_service("api"),
     ),
     Row(
         "env-key-with-space",
@@ -214,7 +334,8 @@ ROWS = (
     Row(
         "forbidden-403",
         ConvoxForbiddenError,
-        r"^403: deploy key role does not allow this action \((GET|POST|PUT) /apps/demo",
+        r"^403: deploy key role does not allow this action "
+        rf"\((GET|POST|PUT) /apps/({APP}|{NEW_APP})",
         setup=_forbid,
         sends_requests=True,
     ),

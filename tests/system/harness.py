@@ -40,6 +40,7 @@ SYSTEM_DAGS = [
     "sys_migrate_deferred",
     "sys_rollback_deferred",
     "sys_rotation_deferred",
+    "sys_review_deferred",
     "sys_migrate_retried",
     "sys_celery_deploy_deferred",
     "sys_celery_migrate_retried",
@@ -169,8 +170,12 @@ class Harness:
 
     # --- the rack ------------------------------------------------------------------------------
 
-    def new_app(self, prefix: str, releases: int = 1) -> str:
+    def new_app(self, prefix: str, releases: int = 1, *, create: bool = True) -> str:
+        """An app name; unless ``create`` is False, the app, with ``releases`` promoted."""
         name = f"{prefix}-{next(_app_numbers)}"
+        if not create:
+            self.seeds[name] = []
+            return name
         self.rack.create_app(name)
         self.seeds[name] = [
             self.rack.add_release(name, MANIFEST, description=f"seed {number + 1}")[1]["id"]

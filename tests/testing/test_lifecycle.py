@@ -11,8 +11,10 @@ from collections.abc import Callable, Iterator
 
 import httpx
 
+from convox_provider.client.client import ConvoxClient
 from convox_provider.testing import RackEmulator, Timing
 from convox_provider.testing.plugin import RackFactory
+from convox_provider.testing.scriptfile import apply_scripts
 
 from .conftest import DOCKERFILE, MANIFEST, tgz
 
@@ -110,6 +112,42 @@ def test_scripted_rollout_failure_rolls_back(convox_rack_factory: RackFactory) -
             break
         time.sleep(0.02)
     assert seen == [("updating", newer["id"]), ("rollback", first["id"]), ("running", first["id"])]
+
+
+def test_a_scripted_crash_loop_keeps_the_failing_pods_listed_until_reverted(
+    convox_rack_factory: RackFactory,
+) -> None:
+    rack = convox_rack_factory(timing=Timing(rollout=0.6, process_start=0.05))
+    rack.create_app("demo")
+    _, first = rack.add_release("demo", MANIFEST)
+    client = _client(rack)
+    # the same knob as the YAML scripts file's ``promotes: [{crash: [...], service: web}]``
+    apply_scripts(
+        rack.scripts,
+        "promotes:\n  - app: demo\n    crash: ['Error: no DATABASE_URL']\n    service: web\n",
+    )
+    newer = client.post("/apps/demo/releases", data={"env": "A=1"}).json()
+    client.post(f"/apps/demo/releases/{newer['id']}/promote")
+    listed = f"/apps/demo/processes?release={newer['id']}"
+    statuses: list[tuple[str, tuple[tuple[str, str], ...]]] = []
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline:
+        app = client.get("/apps/demo").json()
+        pods = tuple((p["name"], p["status"]) for p in client.get(listed).json())
+        if not statuses or statuses[-1] != (app["status"], pods):
+            statuses.append((app["status"], pods))
+        if app["status"] == "running":
+            break
+        time.sleep(0.02)
+    crashed = (("web", "crashed"), ("web", "crashed"))
+    assert ("updating", (*crashed, ("worker", "running"))) in statuses  # only web crashes
+    assert ("rollback", crashed) in statuses  # still listed while the old one comes back
+    assert statuses[-1] == ("running", ())  # gone once reverted
+    assert client.get("/apps/demo").json()["release"] == first["id"]
+    with ConvoxClient(rack.url, "password") as convox:  # the output and the k8s events
+        log = b"".join(convox.apps.logs("demo", follow=False, since=60)).decode()
+    assert log.count("Error: no DATABASE_URL") >= 2  # written at each restart
+    assert "Back-off restarting failed container web" in log
 
 
 def test_cancel_rolls_back(convox_rack_factory: RackFactory) -> None:

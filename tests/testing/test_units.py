@@ -157,6 +157,13 @@ def test_builtin_shell_subset() -> None:
     assert unknown.exit_code == 0
 
 
+def test_builtin_shell_reads_quotes_alike_in_lists_and_pipelines() -> None:
+    # An escaped quote inside double quotes does not close them, for `|` as for `;` and `&&`.
+    result = run_builtin(["sh", "-c", 'echo "a\\"|b" | cat; echo "c;d" && echo e'], {})
+    assert result.chunks == ((0.0, b'a"|b\n'), (0.0, b"c;d\n"), (0.0, b"e\n"))
+    assert result.exit_code == 0
+
+
 def test_scripts_match_exact_regex_and_times() -> None:
     scripts = Scripts()
     scripts.on_command(re.compile(r"bin/rake .*"), output="rake\n")

@@ -33,6 +33,7 @@ __all__ = [
     "list",
     "metrics",
     "metrics_query",
+    "submit_delete",
     "update",
 ]
 
@@ -85,6 +86,12 @@ def update(
 def delete(name: str) -> Call[None]:
     """Delete an app (asynchronous: ``deleting``, then 404); 409 when locked."""
     return Call("DELETE", app_path(name), parse_ok)
+
+
+def submit_delete(name: str) -> Call[None]:
+    """:func:`delete`, retried like a GET: a repeated DELETE of an app already ``deleting``
+    changes nothing, and 404 means it is gone (the workflows read it so)."""
+    return Call("DELETE", app_path(name), parse_ok, retry_safe=True)
 
 
 def cancel(name: str) -> Call[None]:
@@ -195,6 +202,7 @@ class AppRoutes(AppLogs[D]):
     create = route(create)
     update = route(update)
     delete = route(delete)
+    submit_delete = route(submit_delete)
     cancel = route(cancel)
     metrics = route(metrics)
     config_list = route(config_list)

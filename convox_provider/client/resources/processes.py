@@ -13,14 +13,7 @@ from collections.abc import Mapping, Sequence
 from convox_provider.client.encoding import Fields, encode_list, segment
 from convox_provider.client.errors import ConvoxInputError
 from convox_provider.client.models import Process
-from convox_provider.client.operation import (
-    Call,
-    D,
-    parse_list,
-    parse_model,
-    parse_ok,
-    route,
-)
+from convox_provider.client.operation import Call, D, parse_list, parse_model, parse_ok, route
 from convox_provider.client.resources._common import app_path, header_pairs, pairs, whole_numbers
 from convox_provider.client.resources.streams import ProcessStreams
 

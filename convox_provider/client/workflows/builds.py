@@ -31,6 +31,7 @@ from convox_provider.client.resources import processes as process_routes
 from convox_provider.client.resources import streams as stream_routes
 from convox_provider.client.status import BuildStatus, ProcessStatus
 from convox_provider.client.waiting import BUILD_WAIT, WaitOptions, wait_options
+from convox_provider.client.workflows.diagnosis import build_pod_diagnosis, diagnosed
 from convox_provider.client.workflows.events import (
     BuildCreated,
     BuildLogProgress,
@@ -226,8 +227,9 @@ def _pod_state(resource: Resource[Any], app: str, pid: str) -> Flow[str | None]:
     return None
 
 
-def _settle(app: str, build: Build, log: _BuildLog) -> Build:
-    """Return a ``complete`` build; raise :class:`ConvoxBuildFailedError` for a failed one."""
+def _settle(app: str, build: Build, log: _BuildLog, pod: str = "") -> Build:
+    """Return a ``complete`` build; raise :class:`ConvoxBuildFailedError` for a failed one
+    (``pod``: a line on its build pod, :func:`~.diagnosis.build_pod_diagnosis`)."""
     if build.build_status is BuildStatus.COMPLETE:
         return build
     tail = log.tail_text()
@@ -239,6 +241,8 @@ def _settle(app: str, build: Build, log: _BuildLog) -> Build:
         )
     )
     message = f"build {build.id} of app {app} failed" + (f": {reason}" if reason else "")
+    if pod:
+        message = f"{message}.\n{pod}"
     raise ConvoxBuildFailedError(message, build_id=build.id, logs_tail=tail)
 
 
@@ -280,7 +284,11 @@ def follow_build(
         ended = yield from watch.until_ended()
     if follow_logs or ended.build_status is BuildStatus.FAILED:
         yield from log.read(on_event)
-    return _settle(app, ended, log)
+    pod = ""
+    if ended.build_status is BuildStatus.FAILED:
+        what = f"build pod {ended.process}"
+        pod = yield from diagnosed(build_pod_diagnosis(app, ended.process), what)
+    return _settle(app, ended, log, pod)
 
 
 def _given(url: str) -> Flow[str]:

@@ -54,6 +54,7 @@ __all__ = [
     "CopiedBuild",
     "copy_build",
     "copy_marker",
+    "other_driver",
 ]
 
 T = TypeVar("T")
@@ -107,6 +108,22 @@ class _Rack:
             raise
         except ConvoxError as exc:
             raise ConvoxCopyError(f"{self.side} rack {self.name}: {exc}", rack=self.side) from exc
+
+
+def other_driver(mine: Any, client: Any, name: str, what: str) -> Any:
+    """The driver of ``client``, the client of another rack given as argument ``name``; refused
+    unless it is a client of the same kind as the one of driver ``mine`` (sync or async)."""
+    other = getattr(getattr(client, "builds", None), "_driver", None)
+    if other is None:
+        raise ConvoxInputError(f"{name}= must be the client of {what}, got {type(client).__name__}")
+    ours = inspect.iscoroutinefunction(getattr(mine, "open_download", None))
+    theirs = inspect.iscoroutinefunction(getattr(other, "open_download", None))
+    if ours != theirs:
+        raise ConvoxInputError(
+            f"{name}= must be a client of the same kind as this one: both ConvoxClient or both"
+            " AsyncConvoxClient"
+        )
+    return other
 
 
 def copy_marker(source_key: str, app: str, build_id: str) -> str:
@@ -260,18 +277,7 @@ class BuildCopyWorkflows(Resource[D]):
         segment(target_app, kind="app name")
         if not isinstance(timeout, (int, float)) or isinstance(timeout, bool) or timeout <= 0:
             raise ConvoxInputError(f"invalid timeout {timeout!r}: give seconds > 0")
-        other = getattr(getattr(to, "builds", None), "_driver", None)
-        if other is None:
-            raise ConvoxInputError(
-                f"to= must be the client of the target rack, got {type(to).__name__}"
-            )
-        mine = inspect.iscoroutinefunction(getattr(self._driver, "open_download", None))
-        theirs = inspect.iscoroutinefunction(getattr(other, "open_download", None))
-        if mine != theirs:
-            raise ConvoxInputError(
-                "to= must be a client of the same kind as this one: both ConvoxClient or both"
-                " AsyncConvoxClient"
-            )
+        other = other_driver(self._driver, to, "to", "the target rack")
         source = _Rack("source", self._driver, here=True)
         target = _Rack("target", other, here=False)
         return copy_build(

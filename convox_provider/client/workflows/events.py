@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import TypeAlias
 
 __all__ = [
+    "AppLifecycle",
     "AppStatusChanged",
     "BuildCopied",
     "BuildCopyProgress",
@@ -31,6 +32,7 @@ __all__ = [
     "PreviousBuildChecked",
     "ReleaseCreated",
     "RollbackTargetChosen",
+    "ServicesRestarted",
     "SourceUploaded",
     "StreamInterrupted",
     "WaitRetrying",
@@ -255,6 +257,28 @@ class BuildCopied:
     unverified: str
 
 
+@dataclass(frozen=True)
+class AppLifecycle:
+    """A step of an app's create or delete: ``creating`` (``POST /apps`` is about to be sent:
+    from here on the app may exist), ``created`` (by this call or an earlier attempt of it),
+    ``existing`` (it was there and is used as it is), ``deleting`` (``DELETE`` was taken, or
+    the app already read ``deleting``)."""
+
+    app: str
+    step: str
+
+
+@dataclass(frozen=True)
+class ServicesRestarted:
+    """A rolling restart of ``services`` was sent, the app on ``release_id``; the pods
+    ``replaced`` ran them before."""
+
+    app: str
+    release_id: str
+    services: tuple[str, ...]
+    replaced: tuple[str, ...]
+
+
 WorkflowEvent: TypeAlias = (
     WaitRetrying
     | AppStatusChanged
@@ -277,6 +301,8 @@ WorkflowEvent: TypeAlias = (
     | ProcessStarted
     | ProcessDeleted
     | ProcessCleanupFailed
+    | AppLifecycle
+    | ServicesRestarted
 )
 
 EventCallback: TypeAlias = Callable[[WorkflowEvent], None]

@@ -3,9 +3,10 @@
 The CLI's algorithms: docs/rack-api.md §7.4-7.5.
 
 Promote follows the CLI: newest release when no id is given; wait for the app to be ``running``
-unless ``force``; ``POST …/promote`` with ``force`` always sent; then wait for ``running`` twice
-in a row, failing on ``rollback``, and finally require ``app.release`` to be the promoted id
-(Reverted and Failure rollouts both read ``running``, §5.1).
+unless ``force``; ``POST …/promote`` with ``force`` always sent; then wait for the rollout's end,
+failing on ``rollback`` and on the app back on another release (Reverted and Failure rollouts
+both read ``running``, §5.1). The end is ``running`` on the promoted id confirmed by its ready
+pods or by a second reading, polled sooner than the CLI does but as safe (§5.11).
 
 Rollback is not a promote of the old release (the rack refuses releases older than the active
 one): it creates a NEW release from the old release's build and environment and promotes that.
@@ -350,9 +351,12 @@ class ReleaseWorkflows(Resource[D]):
         ``running`` first (the rack answers 403 ``app is currently updating`` otherwise; a 403
         caused by a rollout that started in between is waited out and the promote sent again);
         promote with ``force`` always sent; then, with ``wait``, poll the app after
-        ``initial_delay`` and every ``poll_interval`` seconds until it reads ``running`` twice
-        (the status lags the promote by a moment: keep ``initial_delay`` at a few seconds).
-        A ``rollback`` reading, or a final ``app.release`` older than this release, raises
+        ``first_interval`` (0.25 s), each pause 1.5 times longer up to ``poll_interval``, until
+        it reads ``running`` on this release confirmed by the release's ready pods or by the
+        next reading (docs/rack-api.md §5.11). The status lags the promote by a moment: for
+        ``initial_delay`` seconds the app still on its old release is not yet a rollback (keep
+        it at a few seconds on a real rack).
+        A ``rollback`` reading, or ``app.release`` older than this release, raises
         :class:`ConvoxRollbackError`; a final ``app.release`` newer than it (someone promoted
         over this rollout) raises :class:`ConvoxSupersededError`. ``timeout`` (seconds,
         absolute from the start) covers the wait before and after the promote:

@@ -10,6 +10,7 @@ only ``max_errors`` consecutive failures end it. The HTTP driver has already ret
 from __future__ import annotations
 
 import builtins
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
@@ -31,8 +32,10 @@ from convox_provider.client.operation import D, Flow, Resource, call, now, opera
 from convox_provider.client.resources import apps as app_routes
 from convox_provider.client.resources import processes as process_routes
 from convox_provider.client.resources import releases as release_routes
-from convox_provider.client.status import AppStatus
-from convox_provider.client.waiting import ROLLOUT_WAIT, WaitOptions, wait_options
+from convox_provider.client.resources import services as service_routes
+from convox_provider.client.status import AppStatus, ProcessStatus
+from convox_provider.client.waiting import RAMP, ROLLOUT_WAIT, WaitOptions, wait_options
+from convox_provider.client.workflows.diagnosis import diagnosed, release_diagnosis
 from convox_provider.client.workflows.events import (
     AppStatusChanged,
     EventCallback,
@@ -49,8 +52,11 @@ __all__ = [
     "app_running",
     "emit",
     "is_newer_release",
+    "is_replica",
     "is_transient",
+    "release_ready",
     "rollout_error",
+    "rollout_onto",
     "rollout_reading",
 ]
 
@@ -101,10 +107,15 @@ class Poller:
     state: str = field(default="not yet seen")
     #: When the current poll started (:meth:`check`), on the flow's clock; ``None`` before.
     started: float | None = None
+    #: Seconds of the next pause while it is shorter than ``poll_interval``; each default
+    #: :meth:`pause` makes it :data:`~convox_provider.client.waiting.RAMP` times longer.
+    ramp: float | None = None
 
     @property
     def interval(self) -> float:
         """Seconds from the start of one poll to the start of the next."""
+        if self.ramp is not None:
+            return min(self.ramp, self.options.poll_interval)
         return self.options.poll_interval
 
     @property
@@ -153,6 +164,8 @@ class Poller:
             wanted = self.interval
         else:
             wanted = self.interval - (current - self.started)
+        if seconds is None and self.ramp is not None:
+            self.ramp *= RAMP
         if wanted > 0 and left > 0:
             yield from sleep(min(wanted, left))
 
@@ -231,7 +244,9 @@ def rollout_error(
     The app on a *newer* release means someone promoted over this rollout
     (:class:`ConvoxSupersededError`: nothing was rolled back); otherwise the app went back to
     an older release (:class:`ConvoxRollbackError`): status ``rollback``, or a ``running``
-    reading on another release (Reverted and Failure both read ``running``, §5.1).
+    reading on another release (Reverted and Failure both read ``running``, §5.1). A rollback's
+    message ends with what the rack shows of the release's pods that did not become ready
+    (:func:`~.diagnosis.release_diagnosis`: bounded, redacted, never raising).
     """
     active = found.release
     if newer is None:
@@ -245,6 +260,7 @@ def rollout_error(
             release_id=release_id,
             active_release=active,
         )
+    diagnosis = yield from diagnosed(release_diagnosis(resource, app, release_id), "its processes")
     if found.app_status is AppStatus.ROLLBACK:
         reason = (
             f"release {release_id} of app {app} was rolled back: its rollout failed (status"
@@ -256,7 +272,7 @@ def rollout_error(
             f" {active or '(none)'}"
         )
     return ConvoxRollbackError(
-        f"{reason}. The app's logs (system/k8s lines) tell why",
+        f"{reason}.\n{diagnosis}",
         app=app,
         release_id=release_id,
         active_release=active,
@@ -320,6 +336,32 @@ def rollout_reading(
     return RolloutReading(found, release_id, RolloutReading.PENDING)
 
 
+class _AppReadings:
+    """One wait's polls of ``GET /apps/{app}`` (and of its pods, with ``watch_processes``):
+    each reading reported (:func:`_observe`) and kept as ``last``."""
+
+    def __init__(
+        self, resource: Resource[Any], app: str, poller: Poller, *, watch_processes: bool
+    ) -> None:
+        self.app = app
+        self.poller = poller
+        self.pods = _PodWatch(resource, app, poller.on_event) if watch_processes else None
+        self.last: App | None = None
+
+    def read(self) -> Flow[App | None]:
+        """Flow: one poll (raising at the deadline); the app, or None after a transient error."""
+        poller, app = self.poller, self.app
+        yield from poller.check()
+        found = yield from poller.fetch(lambda: call(app_routes.get(app)))
+        if self.pods is not None:
+            yield from self.pods.poll()
+        if found is not None:
+            _observe(app, found, last=self.last, on_event=poller.on_event)
+            self.last = found
+            poller.state = f"status {found.status!r}, release {found.release!r}"
+        return found
+
+
 def app_running(
     resource: Resource[Any],
     app: str,
@@ -332,28 +374,25 @@ def app_running(
 ) -> Flow[App]:
     """Flow: the CLI's WaitForAppRunning (docs/rack-api.md §7.9) against an existing deadline.
 
-    ``fail_on_rollback=False`` waits through someone else's rollback (the pre-wait of a promote);
-    otherwise ``rollback`` raises at once. With ``release_id`` the final ``running`` reading must
-    be on that release, else :func:`rollout_error` tells a rollback (:class:`ConvoxRollbackError`:
-    a rollback that completed between two polls reads as ``running``, §5.1) from a newer release
-    promoted meanwhile (:class:`ConvoxSupersededError`).
+    Without ``release_id``: the first poll after ``initial_delay``, then every
+    ``poll_interval``, done at ``running`` twice in a row; ``fail_on_rollback=False`` waits
+    through someone else's rollback (the pre-wait of a promote), otherwise ``rollback`` raises
+    at once. With ``release_id``, :func:`rollout_onto` (fast polls, the same guarantee).
     """
-    on_event = options.on_event
+    if release_id is not None:
+        return (
+            yield from rollout_onto(
+                resource, app, release_id, deadline, options, watch_processes=watch_processes
+            )
+        )
     poller = Poller(f"app {app} to be running", deadline, options)
-    pods = _PodWatch(resource, app, on_event) if watch_processes else None
+    readings = _AppReadings(resource, app, poller, watch_processes=watch_processes)
     yield from poller.pause(options.initial_delay)
     streak = 0
-    last: App | None = None
     while True:
-        yield from poller.check()
-        found = yield from poller.fetch(lambda: call(app_routes.get(app)))
-        if pods is not None:
-            yield from pods.poll()
+        found = yield from readings.read()
         if found is not None:
-            _observe(app, found, last=last, on_event=on_event)
             if found.app_status is AppStatus.ROLLBACK and fail_on_rollback:
-                if release_id is not None:
-                    raise (yield from rollout_error(resource, app, release_id, found))
                 raise ConvoxRollbackError(
                     f"the rollout on app {app} failed and is being rolled back (status"
                     " 'rollback'); the app returns to its previous release. The app's logs"
@@ -362,15 +401,93 @@ def app_running(
                     release_id=found.release,
                     active_release=found.release,
                 )
-            last = found
-            poller.state = f"status {found.status!r}, release {found.release!r}"
             streak = streak + 1 if found.app_status is AppStatus.RUNNING else 0
             if streak >= 2:
-                break
+                return found
         yield from poller.pause()
-    if release_id is not None and last.release != release_id:
-        raise (yield from rollout_error(resource, app, release_id, last))
-    return last
+
+
+def is_replica(pod: Process) -> bool:
+    """Whether ``pod`` is a service replica, not a one-off process of the service: a replica is
+    named ``<service>-<template hash>-<suffix>``, a one-off ``<service>-<suffix>``
+    (docs/rack-api.md §5.11). A one-off sleeping on the new release (a migration before the
+    promote) must not count as a ready replica."""
+    rest = pod.id.removeprefix(f"{pod.name}-")
+    return rest != pod.id and "-" in rest
+
+
+def release_ready(resource: Resource[Any], app: str, release_id: str) -> Flow[bool]:
+    """Flow: whether the pods of ``release_id`` are all there and ready: for every service of
+    the app with a count, at least that many of its pods of the release read ``running``
+    (docs/rack-api.md §5.5, §5.11). False when the app has no such service
+    (no evidence either way) or when either listing fails (the caller's other rule decides)."""
+    try:
+        services = yield from call(service_routes.list(app))
+        pods = yield from call(process_routes.list(app, release=release_id))
+    except ConvoxError:
+        return False
+    wanted = {service.name: service.count for service in services if service.count > 0}
+    ready = Counter(
+        pod.name
+        for pod in pods
+        if pod.release == release_id
+        and pod.process_status is ProcessStatus.RUNNING
+        and is_replica(pod)
+    )
+    return bool(wanted) and all(ready[name] >= count for name, count in wanted.items())
+
+
+def rollout_onto(
+    resource: Resource[Any],
+    app: str,
+    release_id: str,
+    deadline: Deadline,
+    options: WaitOptions,
+    *,
+    watch_processes: bool = False,
+) -> Flow[App]:
+    """Flow: wait until the rollout of ``release_id`` is done; the last reading of the app.
+
+    Polls after ``first_interval`` seconds, then 1.5 times later each time up to
+    ``poll_interval`` (:data:`~convox_provider.client.waiting.RAMP`). Right after a promote the
+    app can still read its old status and release (the lag, docs/rack-api.md §5.1), for which
+    ``initial_delay`` is allowed. Success is a reading of ``running`` on ``release_id`` that is
+    not that lag, confirmed (§5.11) by either
+
+    * the release's pods: every service runs its full count of ``running`` (ready) pods of the
+      release (:func:`release_ready`), the reading being past the lag: taken after the rollout
+      was seen (the app on ``release_id`` and not ``running``) or after ``initial_delay``; or
+    * the CLI's rule: ``running`` on ``release_id`` at two polls in a row, the first past the
+      lag in the same sense (an app without services, or with pods that never all read ready).
+
+    A rolled-back rollout never reaches either: its pods never all become ready (that is why it
+    rolls back), and the app reads ``rollback`` and then its old release (§5.1), which raises
+    :func:`rollout_error` at once: :class:`ConvoxRollbackError`, or :class:`ConvoxSupersededError`
+    when the app went on to a newer release. The app on another release and ``running`` within
+    ``initial_delay`` of the start, before the rollout was seen, is the lag and is polled again.
+    """
+    poller = Poller(f"app {app} to be running", deadline, options, ramp=options.first_interval)
+    readings = _AppReadings(resource, app, poller, watch_processes=watch_processes)
+    lag_ends = (yield from now()) + options.initial_delay
+    yield from poller.pause(min(options.first_interval, options.initial_delay))
+    seen = False
+    streak = 0
+    while True:
+        found = yield from readings.read()
+        if found is not None:
+            status = found.app_status
+            past_lag = seen or (poller.started is not None and poller.started >= lag_ends)
+            if status is AppStatus.ROLLBACK or (
+                found.release != release_id and status is AppStatus.RUNNING and past_lag
+            ):
+                raise (yield from rollout_error(resource, app, release_id, found))
+            if found.release == release_id and status is not AppStatus.RUNNING:
+                seen = True
+            ours = found.release == release_id and status is AppStatus.RUNNING and past_lag
+            streak = streak + 1 if ours else 0
+            if streak >= 2 or (ours and (yield from release_ready(resource, app, release_id))):
+                return found
+        yield from poller.pause()
 
 
 class AppWorkflows(Resource[D]):
@@ -403,14 +520,18 @@ class AppWorkflows(Resource[D]):
         on_event: EventCallback | None = None,
         waiting: WaitOptions | None = None,
     ) -> Flow[App]:
-        """Wait until the app reads ``running`` twice in a row; return the last reading.
+        """Wait until the app is ``running`` (on ``release_id`` when given); the last reading.
 
-        The first check comes after ``initial_delay`` seconds (the rack's status annotation lags
-        a promote, docs/rack-api.md §5.1), then every ``poll_interval`` seconds, like the CLI's
-        WaitForAppRunning (§7.9). ``rollback`` raises :class:`ConvoxRollbackError` at once, and
-        with ``release_id`` so does a final reading on another release (a rollback that finished
-        between polls reads as ``running``; so keep ``initial_delay`` at a few seconds on a real
-        rack, or the previous release may be read twice). ``timeout`` (seconds) is absolute:
+        Without ``release_id``, like the CLI's WaitForAppRunning (§7.9): the first check after
+        ``initial_delay`` seconds (the rack's status annotation lags a promote,
+        docs/rack-api.md §5.1), then every ``poll_interval`` seconds, done at ``running`` twice
+        in a row. With ``release_id``, the rollout of that release (§5.11): polled after 0.25 s
+        (``WaitOptions.first_interval``), each pause 1.5 times longer up to ``poll_interval``,
+        done at ``running`` on it confirmed by its ready pods or by the next reading; the app on
+        another release raises once ``initial_delay`` has passed or the rollout was seen (a
+        rollback that finished between polls reads as ``running``; so keep ``initial_delay`` at
+        a few seconds on a real rack). ``rollback`` raises :class:`ConvoxRollbackError` at
+        once. ``timeout`` (seconds) is absolute:
         :class:`ConvoxWaitTimeoutError` when it passes. Transient errors are tolerated up to
         ``max_errors`` consecutive failed polls. ``watch_processes`` also lists the app's pods
         on each poll and reports their status changes as events. ``waiting`` gives the five

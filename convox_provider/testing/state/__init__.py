@@ -12,7 +12,8 @@
 
 from __future__ import annotations
 
+from .builds import BuildCreateOptions
 from .processes import ExecRecord, RunOptions
 from .rack import RackState
 
-__all__ = ["ExecRecord", "RackState", "RunOptions"]
+__all__ = ["BuildCreateOptions", "ExecRecord", "RackState", "RunOptions"]

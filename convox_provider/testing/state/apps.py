@@ -17,7 +17,7 @@ from typing_extensions import Unpack
 
 from ..encoding import shell_split
 from ..errors import RackError
-from ..models import App
+from ..models import App, Pod
 from ..timing import seconds_to_ns
 from ._base import AppStore, Model, Rack
 from .releases import parse_manifest
@@ -215,7 +215,11 @@ class Apps(Model):
         if kind != "scale":
             self._atom(app, at, "Pending")
             self._atom(app, at, "Updating")
-        failure = self.scripts.take_promote_failure(app.name) if kind == "promote" else None
+        scripted = self.scripts.take_promote_failure(app.name) if kind == "promote" else None
+        failure = None if scripted is None else scripted.reason
+        app.crashing = None
+        if scripted is not None and scripted.crash is not None:
+            app.crashing = (target, scripted.service, scripted.crash)
         duration = seconds_to_ns(self.timing.rollout)
         if failure is None and timeout is not None and duration > timeout * _NS_PER_S:
             failure, duration = "Deadline", timeout * _NS_PER_S
@@ -244,9 +248,15 @@ class Apps(Model):
         self._atom(app, at, "Rollback")
         app.status = "rollback"
         app.release = previous
+        app.crashing = None
         processes = self.rack.processes
+
+        def retired(pod: Pod) -> bool:
+            return pod.kind == "service" and pod.release == target and target != previous
+
+        # Crash-looping pods stay listed while the old version is re-applied (terminating).
         for pod in processes.pods_of(app.name):
-            if pod.kind == "service" and pod.release == target and target != previous:
+            if retired(pod) and not pod.restarts:
                 processes.remove_pod(pod)
 
         def reverted(due: int) -> None:
@@ -254,6 +264,9 @@ class Apps(Model):
                 return
             self._atom(app, due, "Reverted")
             app.status = "running"
+            for pod in processes.pods_of(app.name):
+                if retired(pod):
+                    processes.remove_pod(pod)
 
         self._at(at + seconds_to_ns(self.timing.rollout), reverted)
 
@@ -322,6 +335,10 @@ class Apps(Model):
                 pod.seeded = seeded
                 pod.environment = processes.environment(app.name, release_id, name)
                 pod.ports = [str(service.port)] if service.port else None
+                crash = app.crashing
+                if crash is not None and crash[0] == release_id and crash[1] in (None, name):
+                    processes.crash_loop(pod, at, crash[2])
+                    continue
                 processes.start_pod(pod, at)
             for pod in sorted(existing, key=lambda p: p.created, reverse=True)[
                 : max(len(existing) - count, 0)
@@ -421,10 +438,22 @@ class Apps(Model):
             self.deploy(target, now, target.release, only=name)
 
     def service_restart(self, app: str, name: str) -> None:
-        """``POST /apps/{app}/services/{name}/restart``: replace that service's pods."""
+        """``POST /apps/{app}/services/{name}/restart``: a rolling restart of that service.
+
+        New pods start at once (``pending`` for ``Timing.process_start``); the old ones keep
+        running until the new ones run, then go. No rollout record moves: the app's status
+        and release stay as they are (docs/rack-api.md §4.5).
+        """
         with self.locked() as now:
             target = self.app(app)
             override = self._override(target, name)
             override["generation"] = override.get("generation", 0) + 1
+            generation = override["generation"]
             self.deploy(target, now, target.release, only=name)
-            self.retire_pods(app, now, keep_release=target.release, keep_current=True)
+
+            def replaced(due: int) -> None:
+                current = target.service_overrides.get(name, {}).get("generation")
+                if self._apps.get(app) is target and current == generation:
+                    self.retire_pods(app, due, keep_release=target.release, keep_current=True)
+
+            self._at(now + seconds_to_ns(self.timing.process_start), replaced)

@@ -7,7 +7,7 @@ a new release, or ``failed`` after ``ERROR: <reason>`` without one; the logs bec
 
 from __future__ import annotations
 
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -23,7 +23,19 @@ from ..timing import seconds_to_ns
 from ._base import AppRecords
 from .releases import parse_manifest
 
-__all__ = ["Builds"]
+__all__ = ["BuildCreateOptions", "Builds"]
+
+
+@dataclass(frozen=True)
+class BuildCreateOptions:
+    """The fields of ``POST /apps/{app}/builds`` the emulator acts on (the server's
+    ``structs.BuildCreateOptions``; the others are accepted and ignored), with the server's
+    defaults for absent or empty ones."""
+
+    description: str = ""
+    git_sha: str = ""
+    manifest: str = "convox.yml"
+    external: bool = False
 
 
 class Builds(AppRecords[Build]):
@@ -55,23 +67,14 @@ class Builds(AppRecords[Build]):
             return [b.to_wire() for b in builds[: 10 if limit is None else max(limit, 0)]]
 
     def build_create(
-        self,
-        app: str,
-        url: str,
-        *,
-        description: str | None = None,
-        git_sha: str | None = None,
-        manifest: str | None = None,
-        external: bool = False,
-        source_path: Path | None = None,
+        self, app: str, url: str, options: BuildCreateOptions, source_path: Path | None
     ) -> dict[str, Any]:
         """``POST /apps/{app}/builds``: a ``running`` build, finished after ``Timing.build``.
 
         ``source_path`` is the object file the URL points to, resolved by the caller outside the
         lock (None when missing); the tarball is inspected before this call.
         """
-        manifest_path = manifest or "convox.yml"
-        manifest_text, source_error = self._inspect_source(app, url, manifest_path, source_path)
+        manifest_text, source_error = self._inspect_source(app, url, options.manifest, source_path)
         with self.locked():
             for param, label in (("BuildCpu", "cpu"), ("BuildMem", "mem")):
                 value = self.rack.apps.app(app).parameters.get(param, "")
@@ -84,7 +87,7 @@ class Builds(AppRecords[Build]):
                         ) from exc
             newest = self.rack.releases.newest(app)
             app_env = parse_env(newest.env) if newest is not None else {}
-        script = None if external else self.scripts.take_build(app)
+        script = None if options.external else self.scripts.take_build(app)
         build_id = new_id("B")
         outcome = BuildOutcome(error=source_error)
         if manifest_text is not None and source_path is not None and script is not None:
@@ -105,12 +108,12 @@ class Builds(AppRecords[Build]):
             build = Build(
                 id=build_id,
                 app=app,
-                description=description or "",
-                git_sha=git_sha or "",
+                description=options.description,
+                git_sha=options.git_sha,
                 started=self._stamp(now),
             )
             self._records[app][build.id] = build
-            if external or script is None:
+            if options.external or script is None:
                 wire = build.to_wire()
                 rack = self.rack
                 wire["repository"] = f"https://convox:{rack.password or ''}@api.{rack.domain}/{app}"

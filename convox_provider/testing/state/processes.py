@@ -8,7 +8,7 @@ so a pod removed or ended meanwhile ignores it. Execs received are kept in ``exe
 from __future__ import annotations
 
 import secrets
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -118,6 +118,32 @@ class Processes(AppRecords[Pod]):
                     then(due)
 
         self._at(at + seconds_to_ns(self.timing.process_start), running)
+
+    def crash_loop(self, pod: Pod, at: int, lines: Sequence[str]) -> None:
+        """The pod never becomes ready: after ``Timing.process_start`` its container starts,
+        writes ``lines``, exits 1 and reads ``crashed`` (CrashLoopBackOff); it is restarted
+        after a back-off that doubles from that start time up to 10 s, until it is removed.
+        ``pod.restarts`` counts the restarts; the rack's Process JSON has no such key."""
+        token = pod.token
+        step = seconds_to_ns(max(self.timing.process_start, 0.05))
+        stream = f"service/{pod.service}/{pod.id}"
+        self._pod_event(pod, at, f"Successfully assigned {pod.app}/{pod.id} to {pod.instance}")
+
+        def attempt(due: int) -> None:
+            if not self.alive(pod, token):
+                return
+            self._pod_event(pod, due, f"Started container {pod.service}")
+            for line in lines:
+                self.rack.logs.log(pod.app, due, stream, line.encode(), pod)
+            pod.status = "crashed"
+            pod.restarts += 1
+            self._pod_event(
+                pod, due, f"Back-off restarting failed container {pod.service} in pod {pod.id}"
+            )
+            self._at(due + min(step * 2**pod.restarts, seconds_to_ns(10.0)), attempt)
+
+        pod.status = "starting"
+        self._at(at + step, attempt)
 
     def _pod_event(self, pod: Pod, at: int, message: str) -> None:
         """A Kubernetes event of the pod, as the rack logs it (``system/k8s/<pod>``)."""

@@ -68,6 +68,7 @@ rollback_deferred = example(
     "convox_scheduled_rollback.py", "sys_rollback_deferred", deferrable=True
 )
 rotation_deferred = example("convox_env_rotation.py", "sys_rotation_deferred", deferrable=True)
+review_deferred = example("convox_review_app.py", "sys_review_deferred", deferrable=True)
 
 # A task runner killed mid-build: the build waits on the worker and is retried once.
 migrate_retried = example(
