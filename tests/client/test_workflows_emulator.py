@@ -241,7 +241,8 @@ class TestPromote:
         try:
             await flows(lambda f: f.builds.build_from_directory("demo", source, **FAST))
             secret = {"DB_PASSWORD": "pw9x-secret"}
-            release_id = await flows(lambda f: f.environment.set("demo", secret, promote=False))
+            release = await flows(lambda f: f.environment.set("demo", secret, promote=False))
+            release_id = release.id
             crash = ["connecting to postgres://u:pw9x@db/x", "login pw9x-secret refused"]
             rack.scripts.fail_next_promote("demo", crash=[*crash, "Error: database is down"])
             with pytest.raises(ConvoxRollbackError) as info:
