@@ -13,6 +13,7 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
+from convox_provider import __version__  # the package's version, as ``convox.__version__``
 from convox_provider.client import errors
 
 if TYPE_CHECKING:
@@ -66,6 +67,7 @@ __all__ = [
     "System",
     "Uploaded",
     "WorkflowEvent",
+    "__version__",
     "lines",
 ]
 __all__ += [name for name in errors.__all__ if name.startswith("Convox")]

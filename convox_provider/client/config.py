@@ -28,7 +28,7 @@ from urllib.parse import unquote, urlsplit
 import httpx
 
 from convox_provider import __version__
-from convox_provider.client.errors import ConvoxConfigError
+from convox_provider.client.errors import ConvoxConfigError, ConvoxConfigNotFoundError
 from convox_provider.client.retry import RetryConfig
 
 __all__ = ["DEFAULT_CONSOLE_HOST", "ClientConfig"]
@@ -245,8 +245,10 @@ class ClientConfig:
 
         The arguments are the official SDK's: ``rack`` first (``'<org>/<rack>'``), ``host``
         by keyword; a ``rack`` that is a host of the auth file (and no ``host``) is that direct
-        rack, as the SDK's ``from_cli_config(rack="rack.example.com")``. ``config_path`` is the
-        SDK's path of the ``auth`` file itself: its directory is ``config_dir``.
+        rack, as the SDK's ``from_cli_config(rack="rack.example.com")``. ``config_path`` is, as
+        in the SDK, the auth file itself, whatever its name; the other files below (``session``
+        as the SDK, and the rest) are read from its directory. A missing auth file raises
+        :class:`ConvoxConfigNotFoundError`, also a ``FileNotFoundError`` as the SDK's.
 
         Reads the CLI's settings directory the way the CLI does (*convox/convox*
         ``vendor/github.com/convox/stdcli/setting.go``, ``pkg/cli/login.go``,
@@ -275,16 +277,10 @@ class ClientConfig:
         env = os.environ if environ is None else environ
         if host is None and (env.get("RACK_URL") or "").strip():
             return cls.create(env["RACK_URL"], None, **overrides)
-        if config_path is not None:
-            auth_file = Path(config_path)
-            if auth_file.name != "auth" or config_dir is not None:
-                raise ConvoxConfigError(
-                    f"config_path must name the Convox CLI's 'auth' file, got {auth_file} "
-                    "(or pass config_dir=, the directory holding it)",
-                    setting="config_dir",
-                )
-            config_dir = auth_file.parent
-        if config_dir is not None:
+        fixed = None if config_path is None else _auth_file_settings(config_path, config_dir)
+        if fixed is not None:
+            candidates = [fixed.directory]
+        elif config_dir is not None:
             candidates = [Path(config_dir)]
         elif env.get("CONVOX_CONFIG"):
             candidates = [Path(env["CONVOX_CONFIG"])]
@@ -292,17 +288,19 @@ class ClientConfig:
             candidates = _default_cli_dirs(env, sys.platform)
         direct = False
         if host is None and rack is not None and rack.strip():
-            probe = _pick_cli_settings(candidates, _host_key(rack))
+            probe = fixed or _pick_cli_settings(candidates, _host_key(rack))
             if probe is not None and _host_key(rack) in probe.mapping("auth"):
                 host, rack, direct = rack, None, True
         wanted = host or env.get("CONVOX_HOST") or None
         password = env.get("CONVOX_PASSWORD") or None
-        settings = _pick_cli_settings(candidates, None if wanted is None else _host_key(wanted))
+        settings = fixed or _pick_cli_settings(
+            candidates, None if wanted is None else _host_key(wanted)
+        )
 
         if settings is None:
             if wanted is None or password is None:
                 looked = ", ".join(str(d / "auth") for d in candidates)
-                raise ConvoxConfigError(
+                raise ConvoxConfigNotFoundError(
                     f"No Convox CLI login found (looked for {looked}). Run `convox login <host>`, "
                     "or pass config_dir= (or set CONVOX_CONFIG) to the CLI's settings directory",
                     setting="config_dir",
@@ -472,6 +470,27 @@ def _listing(hosts: list[str]) -> str:
     return "has: " + ", ".join(hosts) if hosts else "has no hosts"
 
 
+def _auth_file_settings(
+    config_path: str | os.PathLike[str], config_dir: str | os.PathLike[str] | None
+) -> _CliSettings:
+    """The settings of the official SDK's ``config_path``: that file (whatever its name) is the
+    auth file, and the CLI's other files (``session``…) are read from its directory."""
+    auth_file = Path(config_path)
+    if config_dir is not None:
+        raise ConvoxConfigError(
+            "give config_path (the auth file) or config_dir (the CLI's settings directory), "
+            "not both",
+            setting="config_dir",
+        )
+    if not auth_file.is_file():
+        raise ConvoxConfigNotFoundError(
+            f"Convox CLI auth file {auth_file} (config_path) not found. Run `convox login "
+            "<host>`, or pass the path of the JSON file of host to password",
+            setting="config_dir",
+        )
+    return _CliSettings(auth_file.parent, auth_file.name)
+
+
 def _pick_cli_settings(candidates: list[Path], host: str | None) -> _CliSettings | None:
     """The first directory with an ``auth`` file, preferring one that knows ``host``."""
     found = [_CliSettings(d) for d in candidates if (d / "auth").is_file()]
@@ -487,10 +506,16 @@ class _CliSettings:
     """One Convox CLI settings directory, read-only; errors name files, never their contents."""
 
     directory: Path
+    auth_name: str = "auth"
+    """The name of the auth file (the official SDK's ``config_path`` may name any file)."""
+
+    def file(self, name: str) -> Path:
+        """The path of the setting ``name`` (``"auth"`` is the auth file, whatever its name)."""
+        return self.directory / (self.auth_name if name == "auth" else name)
 
     def text(self, name: str) -> str | None:
         """A plain setting (trimmed, like stdcli), or None when missing or empty."""
-        path = self.directory / name
+        path = self.file(name)
         try:
             value = path.read_text(encoding="utf-8").strip()
         except FileNotFoundError:
@@ -511,7 +536,7 @@ class _CliSettings:
         text = self.text(name)
         if text is None:
             return {}
-        path = self.directory / name
+        path = self.file(name)
         problem = None
         try:
             data = json.loads(text)
@@ -539,7 +564,7 @@ class _CliSettings:
     def password(self, host: str) -> str:
         """The password the CLI stored for ``host``."""
         auth = self.mapping("auth")
-        path = self.directory / "auth"
+        path = self.file("auth")
         if host not in auth:
             raise ConvoxConfigError(
                 f"Convox CLI auth file {path} has no password for {host!r} "

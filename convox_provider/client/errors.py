@@ -5,6 +5,7 @@ checks, stream errors)::
 
     ConvoxError
     ├── ConvoxConfigError (also ValueError)  bad host/key/auth file, or a console answering HTML
+    │   └── ConvoxConfigNotFoundError        no CLI auth file (also FileNotFoundError, as the SDK)
     ├── ConvoxConnectionError                the rack could not be reached or the connection broke
     │   └── ConvoxTimeoutError               connect/read/write/pool timeout
     ├── ConvoxWaitTimeoutError               a wait (build, rollout, process) ran out of time
@@ -46,6 +47,7 @@ __all__ = [
     "ConvoxAuthError",
     "ConvoxBuildFailedError",
     "ConvoxConfigError",
+    "ConvoxConfigNotFoundError",
     "ConvoxConflictError",
     "ConvoxConnectionError",
     "ConvoxError",
@@ -94,8 +96,18 @@ class ConvoxConfigError(ConvoxError, ValueError):
         self.setting = setting
 
 
+class ConvoxConfigNotFoundError(ConvoxConfigError, FileNotFoundError):
+    """The Convox CLI's auth file is missing (``from_cli_config``): a :class:`ConvoxConfigError`
+    (so a ``ValueError``) and, as the official SDK raises there, a ``FileNotFoundError``."""
+
+
 class ConvoxConnectionError(ConvoxError):
     """The rack could not be reached, or the connection broke before a full answer."""
+
+    @property
+    def message(self) -> str:
+        """The description, as the official SDK's ``ConvoxConnectionError.message``."""
+        return str(self.args[0]) if self.args else ""
 
 
 class ConvoxTimeoutError(ConvoxConnectionError):

@@ -47,6 +47,8 @@ from convox_provider.client.status import AppStatus, BuildStatus, ProcessStatus
 __all__ = [
     "App",
     "AppConfig",
+    "Balancer",
+    "BalancerPort",
     "Build",
     "Capacity",
     "Certificate",
@@ -497,6 +499,24 @@ class KeyPair(ConvoxModel):
 
     name: str | None = None
     private_key: str | None = None
+
+
+class BalancerPort(ConvoxModel):
+    """A port of a :class:`Balancer`."""
+
+    protocol: str = ""
+    source: int = 0
+    target: int = 0
+
+
+class Balancer(ConvoxModel):
+    """A custom balancer of an app (``GET /apps/{app}/balancers``, a route this client does
+    not use, docs/rack-api.md §4.1); the official SDK's model, for code that builds one."""
+
+    name: str = ""
+    endpoint: str = ""
+    ports: _NullList[BalancerPort] = Field(default_factory=list)
+    service: str = ""
 
 
 class MetricValue(ConvoxModel):

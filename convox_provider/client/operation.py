@@ -24,6 +24,7 @@ The effects and parsers are re-exported here, so a route module needs one import
 from __future__ import annotations
 
 import functools
+import inspect
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from typing import TYPE_CHECKING, Any, Concatenate, Generic, ParamSpec, TypeVar, overload
 
@@ -61,6 +62,7 @@ class _Declaration(Generic[P, R]):
         self._name = build.__name__
         self.__doc__ = build.__doc__
         self.__wrapped__ = build
+        self._bound_signature: inspect.Signature | None = None
 
     def __set_name__(self, owner: type[Any], name: str) -> None:
         self._name = name
@@ -84,9 +86,21 @@ class _Declaration(Generic[P, R]):
         def bound(*args: Any, **kwargs: Any) -> Any:
             return run(build(obj, *args, **kwargs))
 
+        bound.__signature__ = self._signature()  # type: ignore[attr-defined]
         # Cache on the instance: later lookups skip the descriptor entirely.
         obj.__dict__[self._name] = bound
         return bound
+
+    def _signature(self) -> inspect.Signature:
+        """What ``inspect.signature``/``help`` show for the bound operation: the declaration's
+        parameters without the resource (``self``), computed once per declaration."""
+        if self._bound_signature is None:
+            signature = inspect.signature(self._build)  # a route's follows __wrapped__: no self
+            parameters = list(signature.parameters.values())
+            if not getattr(self._build, "_route", False):
+                parameters = parameters[1:]
+            self._bound_signature = signature.replace(parameters=parameters)
+        return self._bound_signature
 
     def describe(self, resource: Resource[Any], *args: Any, **kwargs: Any) -> R:
         """Return what the operation would do without doing it (for tests and tooling)."""

@@ -60,6 +60,12 @@ class RetryConfig:
             )
         object.__setattr__(self, "retryable_status_codes", frozenset(self.retryable_status_codes))
 
+    @property
+    def effective_retryable(self) -> frozenset[int]:
+        """The statuses retried: ``retryable_status_codes``, plus 500 with ``retry_on_500`` (as
+        the official SDK's property; a 500 "… not found" is still never retried)."""
+        return self.retryable_status_codes | ({500} if self.retry_on_500 else frozenset())
+
 
 class RetryPolicy:
     """Decides retries for one client; pure logic, no I/O."""
@@ -67,7 +73,7 @@ class RetryPolicy:
     def __init__(self, config: RetryConfig, *, jitter: Callable[[], float] = random.random):
         self.config = config
         self._jitter = jitter
-        self._statuses = config.retryable_status_codes | ({500} if config.retry_on_500 else set())
+        self._statuses = config.effective_retryable
 
     def should_retry_response(self, response: httpx.Response) -> bool:
         """Whether an idempotent request that got ``response`` may be sent again."""

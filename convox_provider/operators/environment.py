@@ -239,7 +239,7 @@ class ConvoxEnvSetOperator(EnvironmentOperator):
         when the newest release already has it, so a retried task never writes twice); the id of
         the release that has it. Everything is validated before the first request
         (``ConvoxInputError`` naming keys)."""
-        release_id = client.environment.set(
+        release = client.environment.set(
             self.app,
             values,
             unset=unset,
@@ -249,6 +249,7 @@ class ConvoxEnvSetOperator(EnvironmentOperator):
             promote=False,
             on_event=self._progress(context),
         )
+        release_id = release.id  # only the id goes on: the model's env holds the values
         self.log.info(
             "Release %s of app %s has the environment change (set: %s; unset: %s)",
             release_id,

@@ -14,6 +14,7 @@ from convox_provider.client.errors import (
     ConvoxAuthError,
     ConvoxBuildFailedError,
     ConvoxConfigError,
+    ConvoxConfigNotFoundError,
     ConvoxConflictError,
     ConvoxError,
     ConvoxForbiddenError,
@@ -207,6 +208,7 @@ def test_not_found_in_a_500_is_only_a_heuristic_for_500() -> None:
         ConvoxBuildFailedError("build failed", build_id="BABC", logs_tail="step 3 failed"),
         ConvoxRollbackError("rolled back", app="x", release_id="R2", active_release="R1"),
         ConvoxConfigError("no host"),
+        ConvoxConfigNotFoundError("no auth file", setting="config_dir"),
     ],
 )
 def test_errors_survive_pickling(error: ConvoxError) -> None:

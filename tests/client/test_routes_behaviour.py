@@ -465,7 +465,7 @@ async def test_environment_of_an_explicit_release(rack) -> None:
 RETRIED = {
     "apps.get": lambda c: c.apps.get("myapp"),
     "objects.fetch": lambda c: c.objects.fetch("myapp", "k"),
-    "apps.config_set": lambda c: c.apps.config_set("myapp", "n", "v"),
+    "apps.config_set": lambda c: c.apps.config_set("myapp", "n", value="v"),
     "builds.update": lambda c: c.builds.update("myapp", "B1", status="complete"),
     "services.update": lambda c: c.services.update("myapp", "web", count=2),
     "registries.add": lambda c: c.registries.add("ghcr.io", "u", "p"),
@@ -543,7 +543,7 @@ def _describe(client: Any, group: str, name: str, *args: Any, **kwargs: Any) -> 
         ("releases", "create", ("myapp",), {"env": f"TOKEN={SECRET}"}),
         ("registries", "add", ("ghcr.io", "bot", SECRET), {}),
         ("certificates", "create", ("PUB", SECRET), {}),
-        ("apps", "config_set", ("myapp", "n", SECRET), {}),
+        ("apps", "config_set", ("myapp", "n"), {"value": SECRET}),
         ("builds", "import_image", ("myapp", "B1", "img"), {"src_creds_pass": SECRET}),
         ("resources", "system_create", ("webhook",), {"parameters": {"Url": SECRET}}),
     ],

@@ -37,7 +37,7 @@ NAMED_ROUTES = {
     "apps.cancel": lambda c, v: c.apps.cancel(v),
     "apps.config_list": lambda c, v: c.apps.config_list(v),
     "apps.config_get name": lambda c, v: c.apps.config_get("myapp", v),
-    "apps.config_set name": lambda c, v: c.apps.config_set("myapp", v, "x"),
+    "apps.config_set name": lambda c, v: c.apps.config_set("myapp", v, value="x"),
     "objects.store app": lambda c, v: c.objects.store(v, "k", b"x"),
     "objects.fetch app": lambda c, v: c.objects.fetch(v, "k"),
     "objects.list app": lambda c, v: c.objects.list(v),
@@ -99,7 +99,10 @@ async def test_bad_object_keys_never_reach_the_rack(rack, route: str, key: str) 
 REFUSED = {
     "app name with capitals": (lambda c: c.apps.create("MyApp"), "app name"),
     "reserved app name": (lambda c: c.apps.create("system"), "reserved"),
-    "config value of another type": (lambda c: c.apps.config_set("a", "n", 5), "str or bytes"),
+    "config value of another type": (
+        lambda c: c.apps.config_set("a", "n", value=5),
+        "str or bytes",
+    ),
     "map parameter value not str": (
         lambda c: c.apps.update("a", parameters={"BuildCpu": 512}),
         "BuildCpu",

@@ -219,13 +219,13 @@ ROUTES: dict[str, Route] = {
         check=lambda r: r.value == "SECRET",
     ),
     "apps.config_set": Route(
-        lambda c: c.apps.config_set("myapp", "cli-env-mask", "SECRET,TOKEN"),
+        lambda c: c.apps.config_set("myapp", "cli-env-mask", value="SECRET,TOKEN"),
         "PUT",
         "/apps/myapp/configs/cli-env-mask",
         form=[("value", base64.b64encode(b"SECRET,TOKEN").decode())],
     ),
     "apps.config_set bytes": Route(
-        lambda c: c.apps.config_set("myapp", "blob", b"\x00\xff"),
+        lambda c: c.apps.config_set("myapp", "blob", value=b"\x00\xff"),
         "PUT",
         "/apps/myapp/configs/blob",
         form=[("value", "AP8=")],

@@ -15,6 +15,7 @@ from typing import Any
 
 import pytest
 
+import convox_provider
 import convox_provider.client as convox
 from convox_provider.client.models import (
     App,
@@ -132,8 +133,15 @@ CASES: dict[str, Case] = {
         answer={"name": "n", "value": "v"},
         result=is_(AppConfig),
     ),
+    # the SDK's third parameter is the value already base64-encoded: sent as given
     "apps.config_set value_base64": Case(
         lambda c: c.apps.config_set("myapp", "n", value_base64="aGk="),
+        "PUT",
+        "/apps/myapp/configs/n",
+        form=[("value", "aGk=")],
+    ),
+    "apps.config_set positional base64": Case(
+        lambda c: c.apps.config_set("myapp", "n", "aGk="),
         "PUT",
         "/apps/myapp/configs/n",
         form=[("value", "aGk=")],
@@ -497,6 +505,27 @@ CASES: dict[str, Case] = {
         answer=APP_JSON,
         result=lambda r: r == APP_JSON,
     ),
+    "api.put json": Case(
+        lambda c: c.api.put("/letsencrypt/config", json=LE_JSON),
+        "PUT",
+        "/letsencrypt/config",
+        result=lambda r: r == "ok",
+    ),
+    "api.get params": Case(
+        lambda c: c.api.get("/apps/myapp/builds", params={"limit": "2"}, timeout=5),
+        "GET",
+        "/apps/myapp/builds",
+        query=[("limit", "2")],
+        answer=[BUILD_JSON],
+        result=lambda r: r == [BUILD_JSON],
+    ),
+    "api.delete data": Case(
+        lambda c: c.api.delete("/apps/myapp", data={"x": "1"}),
+        "DELETE",
+        "/apps/myapp",
+        form=[("x", "1")],
+        result=lambda r: r == "ok",
+    ),
     "api.put": Case(
         lambda c: c.api.put("/apps/myapp", data={"lock": "true"}),
         "PUT",
@@ -546,11 +575,32 @@ async def test_import_build_sends_the_tarball_as_the_raw_body(rack: Rack) -> Non
     assert rack.request.read() == b"\x1f\x8b tarball"
 
 
-async def test_config_set_positional_value_is_plain_text(rack: Rack) -> None:
-    """The documented deviation: the third positional argument is the value, encoded here."""
+@pytest.mark.parametrize("value", ["hi", b"hi"])
+async def test_config_set_takes_a_plain_value_by_keyword(rack: Rack, value: str | bytes) -> None:
+    """``value=`` is the plain value (text or bytes), encoded by the client."""
     rack.ok()
-    await rack(lambda c: c.apps.config_set("myapp", "n", "hi"))
+    await rack(lambda c: c.apps.config_set("myapp", "n", value=value))
     assert rack.form == [("value", base64.b64encode(b"hi").decode())]
+
+
+@pytest.mark.parametrize(
+    ("call", "words"),
+    [
+        (lambda c: c.apps.config_set("myapp", "n", "not base64!"), "not valid base64"),
+        (lambda c: c.apps.config_set("myapp", "n", "aGk"), "not valid base64"),
+        (lambda c: c.apps.config_set("myapp", "n", b"aGk="), "value="),
+        (lambda c: c.apps.config_set("myapp", "n", 5), "value="),
+        (lambda c: c.apps.config_set("myapp", "n"), "exactly one"),
+        (lambda c: c.apps.config_set("myapp", "n", "aGk=", value="hi"), "exactly one"),
+    ],
+)
+async def test_config_set_refuses_what_is_not_base64_text_before_sending(
+    rack: Rack, call: Callable[[Any], Any], words: str
+) -> None:
+    for cls in (convox.ConvoxValidationError, ValueError):
+        with pytest.raises(cls, match=words):
+            await rack(call)
+    assert rack.requests == []
 
 
 # -- errors: the classes the SDK documents ---------------------------------------------------
@@ -667,9 +717,64 @@ async def test_stream_lets_a_body_be_read_in_pieces(rack: Rack) -> None:
     assert lines == ["line one", "line two"]
 
 
+async def test_api_json_is_sent_as_a_json_body(rack: Rack) -> None:
+    rack.ok()
+    await rack(lambda c: c.api.post("/letsencrypt/config", json={"role": "r", "solvers": []}))
+    assert rack.request.headers["content-type"] == "application/json"
+    assert rack.request.read() == b'{"role": "r", "solvers": []}'
+
+
+async def test_api_takes_one_body(rack: Rack) -> None:
+    with pytest.raises(ValueError, match="data and json"):
+        await rack(lambda c: c.api.post("/apps", data={"name": "a"}, json={"name": "a"}))
+    assert rack.requests == []
+
+
+def test_the_rest_of_the_sdks_public_names() -> None:
+    assert convox.__version__ == convox_provider.__version__
+    retry = convox.RetryConfig(retry_on_500=True)
+    assert retry.effective_retryable == frozenset({429, 500, 502, 503, 504})
+    assert convox.RetryConfig().effective_retryable == frozenset({429, 502, 503, 504})
+    # the SDK's network errors carry .message
+    assert convox.ConvoxConnectionError("refused").message == "refused"
+    assert convox.ConvoxTimeoutError("timed out").message == "timed out"
+    from convox_provider.client.models import Balancer, BalancerPort
+
+    balancer = Balancer.model_validate(
+        {"name": "b", "endpoint": "e", "service": "web", "ports": [{"source": 80, "target": 3000}]}
+    )
+    assert balancer.ports == [BalancerPort(source=80, target=3000)]
+
+
+async def test_a_transport_failure_has_the_sdks_message(rack: Rack) -> None:
+    import httpx
+
+    rack.mock.add_exception(httpx.ConnectError("connection refused"), is_reusable=True)
+    with pytest.raises(convox.ConvoxConnectionError) as info:
+        await rack(lambda c: c.apps.get("myapp"))
+    assert "connection refused" in info.value.message
+
+
 def test_errors_can_be_built_the_sdks_way() -> None:
     error = convox.ConvoxNotFoundError(404, "no such app", "rid-2")
     assert (error.status_code, error.message, error.request_id) == (404, "no such app", "rid-2")
     assert convox.ConvoxAPIError(500, "boom").request_id is None
     ours = convox.ConvoxNotFoundError("no such app", status_code=404)
     assert (ours.status_code, ours.message) == (404, "no such app")
+
+
+@pytest.mark.parametrize("kind", [convox.ConvoxClient, convox.AsyncConvoxClient])
+def test_help_shows_the_calls_parameters_without_self(kind: type[Any]) -> None:
+    """``inspect.signature``/``help()`` of a bound call show what the caller passes, as the
+    SDK's bound methods do: no resource (``self``) parameter."""
+    import inspect
+
+    client = kind("https://api.rack.example", "k")
+    assert list(inspect.signature(client.apps.get).parameters) == ["name"]
+    assert list(inspect.signature(client.environment.set).parameters)[:3] == [
+        "app",
+        "changes",
+        "env",
+    ]
+    assert list(inspect.signature(client.releases.promote).parameters)[:2] == ["app", "release_id"]
+    assert list(inspect.signature(client.api.put).parameters)[:3] == ["path", "params", "data"]

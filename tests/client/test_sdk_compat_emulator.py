@@ -93,6 +93,12 @@ class TestApps:
         assert config.value == "hi"
         assert "greeting" in [x.name for x in await sdk(lambda c: c.apps.config_list("demo"))]
 
+    async def test_config_set_positional_is_the_base64_value_as_in_the_sdk(self, sdk: Sdk) -> None:
+        await sdk(lambda c: c.apps.config_set("demo", "greeting", "aGk="))
+        assert (await sdk(lambda c: c.apps.config_get("demo", "greeting"))).value == "hi"
+        await sdk(lambda c: c.apps.config_set("demo", "plain", value="aGk="))
+        assert (await sdk(lambda c: c.apps.config_get("demo", "plain"))).value == "aGk="
+
     async def test_metrics_is_refused_by_v3_racks(self, sdk: Sdk) -> None:
         with pytest.raises(convox.ConvoxNotImplementedError):
             await sdk(lambda c: c.apps.metrics("demo", period=60, metrics=["cpu"]))
@@ -102,19 +108,35 @@ class TestEnvironmentAndReleases:
     async def test_get_set_unset_promote_by_default(self, sdk: Sdk) -> None:
         assert await sdk(lambda c: c.environment.get("demo")) == {"FIRST": "1"}
 
-        set_id = await sdk(lambda c: c.environment.set("demo", {"KEY": "value"}, **ROLLOUT))
-        assert (await sdk(lambda c: c.apps.get("demo"))).release == set_id
+        # the SDK returns the Release it created (and promoted): a model, not an id
+        made = await sdk(lambda c: c.environment.set("demo", {"KEY": "value"}, **ROLLOUT))
+        assert isinstance(made, Release)
+        assert (made.app, made.environment) == ("demo", {"FIRST": "1", "KEY": "value"})
+        assert (await sdk(lambda c: c.apps.get("demo"))).release == made.id
         assert await sdk(lambda c: c.environment.get("demo")) == {"FIRST": "1", "KEY": "value"}
 
-        unset_id = await sdk(lambda c: c.environment.unset("demo", "KEY", **ROLLOUT))
-        assert (await sdk(lambda c: c.apps.get("demo"))).release == unset_id
+        unmade = await sdk(lambda c: c.environment.unset("demo", "KEY", **ROLLOUT))
+        assert isinstance(unmade, Release)
+        assert unmade.environment == {"FIRST": "1"}
+        assert (await sdk(lambda c: c.apps.get("demo"))).release == unmade.id
         assert await sdk(lambda c: c.environment.get("demo")) == {"FIRST": "1"}
 
     async def test_set_with_promote_false_only_creates(self, sdk: Sdk) -> None:
         active = (await sdk(lambda c: c.apps.get("demo"))).release
-        new_id = await sdk(lambda c: c.environment.set("demo", env={"X": "1"}, promote=False))
-        assert new_id != active
+        new = await sdk(lambda c: c.environment.set("demo", env={"X": "1"}, promote=False))
+        assert isinstance(new, Release)
+        assert new.id != active
+        assert (await sdk(lambda c: c.releases.get("demo", new.id))).env == new.env
         assert (await sdk(lambda c: c.apps.get("demo"))).release == active
+
+    async def test_a_set_the_newest_release_already_has_returns_that_release(
+        self, sdk: Sdk
+    ) -> None:
+        newest = (await sdk(lambda c: c.releases.list("demo", limit=1)))[0]
+        same = await sdk(lambda c: c.environment.set("demo", {"FIRST": "1"}, promote=False))
+        assert isinstance(same, Release)
+        assert same.id == newest.id
+        assert len(await sdk(lambda c: c.releases.list("demo"))) == 1
 
     async def test_list_get_create_promote_rollback(self, sdk: Sdk) -> None:
         releases = await sdk(lambda c: c.releases.list("demo", limit=5))
@@ -318,6 +340,44 @@ def test_from_cli_config_unknown_host_is_a_value_error(
         monkeypatch.delenv(var, raising=False)
     with pytest.raises(ValueError, match=r"c\.example"):
         convox.ConvoxClient.from_cli_config(host="c.example", config_path=str(directory / "auth"))
+
+
+@pytest.mark.parametrize("name", ["creds.json", "auth"])
+def test_from_cli_config_config_path_is_any_auth_file_with_the_session_beside_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, name: str
+) -> None:
+    """As the SDK: ``config_path`` is the auth JSON whatever its name; the ``session`` file is
+    read from its directory."""
+    for var in ("CONVOX_HOST", "CONVOX_PASSWORD", "CONVOX_RACK", "RACK_URL", "CONVOX_CONFIG"):
+        monkeypatch.delenv(var, raising=False)
+    auth = tmp_path / name
+    auth.write_text(json.dumps({"console.convox.com": "deploy-key", "other.example": "x"}))
+    (tmp_path / "session").write_text(json.dumps({"console.convox.com": "sess-1"}))
+    client = convox.ConvoxClient.from_cli_config(
+        "acme/production", host="console.convox.com", config_path=str(auth)
+    )
+    with client:
+        assert (client.config.api_key, client.config.session) == ("deploy-key", "sess-1")
+        assert client.config.rack == "acme/production"
+    lone = tmp_path / "lone.json"
+    lone.write_text(json.dumps({"rack.example.com": "pw"}))
+    with convox.ConvoxClient.from_cli_config(config_path=lone) as client:
+        assert (client.config.base_url, client.config.api_key) == ("https://rack.example.com", "pw")
+
+
+def test_from_cli_config_a_missing_config_path_is_file_not_found(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The SDK raises ``FileNotFoundError``; ours is that and a ``ValueError``, even when the
+    environment has a host and password (the path asked for is missing)."""
+    monkeypatch.setenv("CONVOX_HOST", "rack.example.com")
+    monkeypatch.setenv("CONVOX_PASSWORD", "pw")
+    missing = tmp_path / "nowhere" / "creds.json"
+    for cls in (FileNotFoundError, ValueError, convox.ConvoxConfigError):
+        with pytest.raises(cls, match=r"creds\.json"):
+            convox.ConvoxClient.from_cli_config(config_path=str(missing))
+    with pytest.raises(ValueError, match="not both"):
+        convox.ConvoxClient.from_cli_config(config_path=missing, config_dir=tmp_path)
 
 
 def test_from_env_with_retry_and_timeout(

@@ -147,6 +147,43 @@ async def test_an_injected_transport_carries_every_request(client_kind: str) -> 
     assert [str(r.url) for r in seen] == ["https://api.rack.example/apps"]
 
 
+def test_each_distinct_url_is_parsed_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The URL of a call (base, escaped path, query) is built once and reused by the calls that
+    repeat it (the polls of a wait): httpx's own joining parses three times per request, the
+    largest part of a call's cost (bench/bench_calls.py). The cache stays bounded."""
+    from convox_provider.client import transport
+
+    built: list[str] = []
+    real = httpx.URL
+
+    def counting(url: str) -> httpx.URL:
+        built.append(url)
+        return real(url)
+
+    seen: list[str] = []
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        seen.append(str(request.url))
+        return httpx.Response(200, json=[])
+
+    client = ConvoxClient("https://api.rack.example", KEY, transport=httpx.MockTransport(answer))
+    monkeypatch.setattr(transport.httpx, "URL", counting)
+    with client:
+        for _ in range(3):
+            client.builds.list("my-app", limit=2)
+        client.builds.list("my-app", limit=3)
+        client.objects.list("my-app", prefix="a b/\u00fc")
+        assert built == [
+            "https://api.rack.example/apps/my-app/builds?limit=2",
+            "https://api.rack.example/apps/my-app/builds?limit=3",
+            "https://api.rack.example/apps/my-app/objects?prefix=a+b%2F%C3%BC",
+        ]
+        assert seen[2:] == built
+        for number in range(transport._URL_CACHE + 5):
+            client.builds.list("my-app", limit=number + 10)
+        assert len(client._driver._urls) <= transport._URL_CACHE
+
+
 # -- secrets ------------------------------------------------------------------------------------
 
 

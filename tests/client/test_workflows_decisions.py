@@ -171,7 +171,7 @@ class TestEnvironmentUnchanged:
             promote=False,
         )
 
-        assert found == "R5"
+        assert found.id == "R5"
         assert not rack.requests("POST")
         assert rack.events_of(EnvironmentUnchanged) == [
             EnvironmentUnchanged("myapp", "R5", ("ONLY",))
@@ -194,7 +194,7 @@ class TestEnvironmentUnchanged:
             promote=False,
         )
 
-        assert found == "R6"
+        assert found.id == "R6"
         assert rack.requests("POST", RELEASES)[0].form == {"env": "ONLY=1"}
         assert rack.events_of(ReleaseCreated)
         assert not rack.events_of(EnvironmentUnchanged)
@@ -206,7 +206,7 @@ class TestEnvironmentUnchanged:
             "myapp", {"ONLY": "1"}, replace=True, if_changed=True, release="R1", promote=False
         )
 
-        assert found == "R6"
+        assert found.id == "R6"
         assert rack.keys == [("POST", RELEASES)]
 
     def test_a_change_the_release_read_has_is_reported_unchanged(self, rack: FakeRack) -> None:
@@ -217,7 +217,7 @@ class TestEnvironmentUnchanged:
             "myapp", {"A": "1"}, on_event=rack.event, promote=False
         )  # type: ignore[arg-type]
 
-        assert found == "R5"
+        assert found.id == "R5"
         assert not rack.requests("POST")
         assert rack.events_of(EnvironmentUnchanged) == [EnvironmentUnchanged("myapp", "R5", ("A",))]
 

@@ -241,7 +241,8 @@ class TestPromote:
         try:
             await flows(lambda f: f.builds.build_from_directory("demo", source, **FAST))
             secret = {"DB_PASSWORD": "pw9x-secret"}
-            release_id = await flows(lambda f: f.environment.set("demo", secret, promote=False))
+            release = await flows(lambda f: f.environment.set("demo", secret, promote=False))
+            release_id = release.id
             crash = ["connecting to postgres://u:pw9x@db/x", "login pw9x-secret refused"]
             rack.scripts.fail_next_promote("demo", crash=[*crash, "Error: database is down"])
             with pytest.raises(ConvoxRollbackError) as info:
@@ -291,7 +292,7 @@ class TestEnvironment:
                     threading.Thread(
                         target=w.environment.set,
                         args=("demo", change),
-                        kwargs={"on_event": events.append},
+                        kwargs={"on_event": events.append, "promote": False},
                     )
                     for w, change in ((first, {"ONE": "1"}), (second, {"TWO": "2"}))
                 ]
@@ -320,10 +321,10 @@ class TestEnvironment:
         self, flows: Flows, convox_rack: RackEmulator, source: Path
     ) -> None:
         build = await deploy(flows, source)
-        set_id = await flows(
-            lambda f: f.environment.set("demo", {"A": "1", "B": "2"}, promote=False)
-        )
-        unset_id = await flows(lambda f: f.environment.unset("demo", ["A"], promote=False))
+        set_id = (
+            await flows(lambda f: f.environment.set("demo", {"A": "1", "B": "2"}, promote=False))
+        ).id
+        unset_id = (await flows(lambda f: f.environment.unset("demo", ["A"], promote=False))).id
         releases = {r["id"]: r for r in convox_rack.releases("demo")}
         assert releases[set_id]["build"] == build.id
         assert releases[unset_id]["env"] == "B=2"
@@ -413,7 +414,7 @@ class TestDecisions:
                 "demo", {"ONLY": "1"}, replace=True, if_changed=True, promote=False
             )
         )
-        assert again == first
+        assert again.id == first.id
         assert posts(convox_rack, "/apps/demo/releases") == 1
 
     async def test_rollout_state_reads_the_app(

@@ -86,7 +86,7 @@ class TestSet:
             "myapp", {"B": SECRET, "C": "3"}, unset=["A"], on_event=rack.event, promote=False
         )
 
-        assert result == "R6"
+        assert result.id == "R6"
         reads = rack.requests("GET", RELEASES)
         assert reads[0].query == {"limit": "1"}  # newest, not the active release (§8 item 5)
         create = rack.requests("POST", RELEASES)[0]
@@ -100,7 +100,7 @@ class TestSet:
         rack.on("GET", f"{RELEASES}/R2", Release(id="R2", build="B2", env="A=1"))
         rack.on("POST", RELEASES, created("R7"))
 
-        assert env(rack).set("myapp", {"Z": "9"}, release="R2", promote=False) == "R7"
+        assert env(rack).set("myapp", {"Z": "9"}, release="R2", promote=False).id == "R7"
 
         assert rack.requests("POST", RELEASES)[0].form == {
             "env": "A=1\nZ=9",
@@ -113,18 +113,18 @@ class TestSet:
         rack.on("GET", RELEASES, [], [Release(id="R1")])
         rack.on("POST", RELEASES, created("R1"))
 
-        assert env(rack).set("myapp", {"A": "1"}, promote=False) == "R1"
+        assert env(rack).set("myapp", {"A": "1"}, promote=False).id == "R1"
         assert rack.requests("POST", RELEASES)[0].form == {"env": "A=1"}
 
     def test_a_change_already_in_the_newest_release_creates_nothing(self, rack: FakeRack) -> None:
         newest(rack, Release(id="R5", env="A=1\nB=2"))
-        assert env(rack).set("myapp", {"A": "1"}, unset=["C"], promote=False) == "R5"
+        assert env(rack).set("myapp", {"A": "1"}, unset=["C"], promote=False).id == "R5"
         assert rack.requests("POST") == []
 
     def test_replace_reads_nothing_and_writes_exactly_the_changes(self, rack: FakeRack) -> None:
         rack.on("POST", RELEASES, created("R9"))
 
-        assert env(rack).set("myapp", {"ONLY": "1"}, replace=True, promote=False) == "R9"
+        assert env(rack).set("myapp", {"ONLY": "1"}, replace=True, promote=False).id == "R9"
 
         assert rack.keys == [("POST", RELEASES)]
         assert rack.sent[0].form == {"env": "ONLY=1"}
@@ -139,7 +139,7 @@ class TestSet:
         rack.on("POST", RELEASES, created("R6"))
         rack.on("GET", RELEASES, [Release(id="R6"), Release(id="R5")])
 
-        assert env(rack).unset("myapp", ["A"], promote=False) == "R6"
+        assert env(rack).unset("myapp", ["A"], promote=False).id == "R6"
         assert rack.requests("POST", RELEASES)[0].form["env"] == "B=2"
 
     def test_promote_runs_the_promote_flow_on_the_result(self, rack: FakeRack) -> None:
@@ -151,7 +151,7 @@ class TestSet:
         rack.on("GET", f"{APP}/processes", [])
         rack.on("GET", f"{APP}/services", [])
 
-        assert env(rack).set("myapp", {"A": "2"}, promote=True, initial_delay=0) == "R6"
+        assert env(rack).set("myapp", {"A": "2"}, promote=True, initial_delay=0).id == "R6"
         assert ("POST", f"{RELEASES}/R6/promote") in rack.keys
 
 
@@ -180,7 +180,7 @@ class TestConcurrentWriter:
 
         result = env(rack).set("myapp", {"MINE": "y"}, on_event=rack.event, promote=False)
 
-        assert result == "R8"
+        assert result.id == "R8"
         creates = rack.requests("POST", RELEASES)
         assert creates[0].form == {"env": "A=1\nMINE=y", "parent-release": "R5"}
         assert creates[1].form == {"env": "A=1\nMINE=y\nTHEIRS=x", "parent-release": "R6"}
@@ -201,7 +201,7 @@ class TestConcurrentWriter:
         rack.on("GET", f"{RELEASES}/R7", later)
         rack.on("POST", RELEASES, created("R6"))
 
-        assert env(rack).set("myapp", {"MINE": "y"}, promote=False) == "R7"
+        assert env(rack).set("myapp", {"MINE": "y"}, promote=False).id == "R7"
         assert len(rack.requests("POST", RELEASES)) == 1
 
     def test_a_writer_we_overwrote_gets_our_change_merged_on_top_of_theirs(
@@ -226,7 +226,7 @@ class TestConcurrentWriter:
         rack.on("GET", f"{RELEASES}/R6", theirs)
         rack.on("POST", RELEASES, created("R7"), created("R8"))
 
-        assert env(rack).set("myapp", {"MINE": "y"}, promote=False) == "R8"
+        assert env(rack).set("myapp", {"MINE": "y"}, promote=False).id == "R8"
         second = rack.requests("POST", RELEASES)[1]
         assert second.form == {"env": "A=1\nMINE=y\nTHEIRS=x", "parent-release": "R6"}
 
@@ -242,7 +242,7 @@ class TestConcurrentWriter:
         rack.on("GET", f"{RELEASES}/R6", same)
         rack.on("POST", RELEASES, created("R7"))
 
-        assert env(rack).set("myapp", {"MINE": "y"}, promote=False) == "R7"
+        assert env(rack).set("myapp", {"MINE": "y"}, promote=False).id == "R7"
         assert len(rack.requests("POST", RELEASES)) == 1
 
     def test_gives_up_after_max_attempts(self, rack: FakeRack) -> None:

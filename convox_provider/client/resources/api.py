@@ -44,82 +44,65 @@ def _raw(  # noqa: PLR0917 - one private builder of the four methods
     path: str,
     params: Mapping[str, str] | None,
     data: Mapping[str, str] | None,
-    headers: Mapping[str, str] | None,
+    body: Any,
     content: bytes | None,
+    headers: Mapping[str, str] | None,
     timeout: float | _Default | None,
 ) -> Call[Any]:
-    if data and content is not None:
-        raise ConvoxInputError("give data or content, not both")
+    present = (("data", bool(data)), ("json", body is not None), ("content", content is not None))
+    given = [name for name, there in present if there]
+    if len(given) > 1:
+        raise ConvoxInputError(f"give one body: data, json or content, not {' and '.join(given)}")
+    extra: tuple[tuple[str, str], ...] = ()
+    if body is not None:
+        content = json.dumps(body).encode("utf-8")
+        extra = (("Content-Type", "application/json"),)
     return Call(
         method,
         _path(path),
         _parse,
         form=_pairs(data),
         query=_pairs(params),
-        headers=_pairs(headers),
+        headers=_pairs(headers) + extra,
         content=content,
         timeout=timeout,
     )
+
+
+def _verb(method: str) -> operation[..., Any]:
+    """One of the four methods of :class:`Api`: they take the same keywords."""
+
+    def send(
+        self: Resource[Any],
+        path: str,
+        *,
+        params: Mapping[str, str] | None = None,
+        data: Mapping[str, str] | None = None,
+        json: Any = None,
+        content: bytes | None = None,
+        headers: Mapping[str, str] | None = None,
+        timeout: float | _Default | None = DEFAULT_TIMEOUT,
+    ) -> Call[Any]:
+        return _raw(method, path, params, data, json, content, headers, timeout)
+
+    send.__name__ = send.__qualname__ = method.lower()
+    send.__doc__ = f"""{method} ``path``: query ``params``; form ``data``, a ``json`` body or raw
+        ``content`` (one of them); option ``headers``; ``timeout`` in seconds."""
+    return operation(send)
 
 
 class Api(Resource[D]):
     """Raw access: ``client.api.get("/apps")`` returns decoded JSON, ``None`` for an empty
     answer, or the trimmed text (``ok``), as the official SDK's ``client.api``.
 
-    Each method takes the SDK's keywords ``params`` (query), ``data`` (form), ``headers``
-    (option headers), ``content`` (raw body) and ``timeout`` (seconds, for this request).
-    Values are sent as given: encode booleans, durations and maps with
-    :mod:`convox_provider.client.encoding` first. Only ``get`` is retried.
+    Each method takes the keywords the SDK passes on to httpx: ``params`` (query), ``data``
+    (form), ``json`` (a JSON body), ``content`` (raw body), ``headers`` (option headers) and
+    ``timeout`` (seconds, for this request). Values are sent as given: encode booleans,
+    durations and maps with :mod:`convox_provider.client.encoding` first. Only ``get`` is
+    retried. The rack reads no body on GET and DELETE (§2.1): put their options in ``params``.
     """
 
-    @operation
-    def get(
-        self,
-        path: str,
-        *,
-        params: Mapping[str, str] | None = None,
-        headers: Mapping[str, str] | None = None,
-        timeout: float | _Default | None = DEFAULT_TIMEOUT,
-    ) -> Call[Any]:
-        """GET ``path`` with query ``params``."""
-        return _raw("GET", path, params, None, headers, None, timeout)
-
-    @operation
-    def post(
-        self,
-        path: str,
-        *,
-        data: Mapping[str, str] | None = None,
-        headers: Mapping[str, str] | None = None,
-        content: bytes | None = None,
-        params: Mapping[str, str] | None = None,
-        timeout: float | _Default | None = DEFAULT_TIMEOUT,
-    ) -> Call[Any]:
-        """POST form ``data`` (or raw ``content``) with option ``headers``."""
-        return _raw("POST", path, params, data, headers, content, timeout)
-
-    @operation
-    def put(
-        self,
-        path: str,
-        *,
-        data: Mapping[str, str] | None = None,
-        headers: Mapping[str, str] | None = None,
-        content: bytes | None = None,
-        params: Mapping[str, str] | None = None,
-        timeout: float | _Default | None = DEFAULT_TIMEOUT,
-    ) -> Call[Any]:
-        """PUT form ``data`` (or raw ``content``)."""
-        return _raw("PUT", path, params, data, headers, content, timeout)
-
-    @operation
-    def delete(
-        self,
-        path: str,
-        *,
-        params: Mapping[str, str] | None = None,
-        headers: Mapping[str, str] | None = None,
-        timeout: float | _Default | None = DEFAULT_TIMEOUT,
-    ) -> Call[Any]:
-        """DELETE ``path``; the server never reads DELETE bodies, so options go in the query."""
-        return _raw("DELETE", path, params, None, headers, None, timeout)
+    get = _verb("GET")
+    post = _verb("POST")
+    put = _verb("PUT")
+    delete = _verb("DELETE")

@@ -147,32 +147,51 @@ def config_get(app: str, name: str) -> Call[AppConfig]:
 def config_set(
     app: str,
     name: str,
-    value: str | bytes | None = None,
-    *,
     value_base64: str | None = None,
+    *,
+    value: str | bytes | None = None,
 ) -> Call[None]:
-    """Store ``value`` (text is stored as UTF-8) under ``name``, replacing any earlier value.
+    """Store a config under ``name``, replacing any earlier value; give exactly one of:
 
-    The rack wants the value base64-encoded and answers it decoded (see :meth:`config_get`);
-    the encoding is done here, so pass the plain value, or as the official SDK the encoded one
-    as ``value_base64=`` (sent as given). Exactly one of the two. Retried like a GET: writing
-    the same value twice leaves the same config.
+    ``value_base64`` (the third positional argument, as in the official SDK): the value
+    already base64-encoded, checked and sent as given; ``value=`` (keyword only): the plain
+    value, text (stored as UTF-8) or bytes, encoded here. The rack answers the stored value
+    decoded (see :meth:`config_get`). Anything else (bytes or a number in the third place,
+    text that is not strict padded base64) is a :class:`ConvoxInputError` before sending; its
+    message never holds the value. Retried like a GET: writing the same value twice leaves
+    the same config.
     """
+    path = _config_path(app, name)
     if (value is None) == (value_base64 is None):
-        raise ConvoxInputError("config_set needs exactly one of value and value_base64")
+        raise ConvoxInputError(
+            "config_set needs exactly one of value_base64 (the third argument, base64 text) "
+            "and value= (the plain value)"
+        )
     if value_base64 is not None:
-        try:
-            base64.b64decode(value_base64, validate=True)
-        except (ValueError, TypeError) as exc:
-            raise ConvoxInputError("value_base64 is not valid base64") from exc
-        encoded = value_base64
-    else:
+        encoded = _checked_base64(value_base64)
+    elif isinstance(value, (str, bytes)):
         data = value.encode("utf-8") if isinstance(value, str) else value
-        if not isinstance(data, bytes):
-            raise ConvoxInputError(f"config value must be str or bytes, got {type(data).__name__}")
         encoded = base64.b64encode(data).decode("ascii")
+    else:
+        raise ConvoxInputError(f"config value= must be str or bytes, got {type(value).__name__}")
     form = Fields().add("value", encoded)
-    return Call("PUT", _config_path(app, name), parse_ok, form=hidden(form), retry_safe=True)
+    return Call("PUT", path, parse_ok, form=hidden(form), retry_safe=True)
+
+
+def _checked_base64(value_base64: object) -> str:
+    if not isinstance(value_base64, str):
+        raise ConvoxInputError(
+            f"config value_base64 must be base64 text (str), got {type(value_base64).__name__};"
+            " pass a plain value as value="
+        )
+    try:
+        base64.b64decode(value_base64, validate=True)
+    except ValueError:  # binascii.Error; `from None`: the value (maybe a secret) stays out
+        raise ConvoxInputError(
+            "config value_base64 is not valid base64 (standard alphabet, padded); pass a "
+            "plain value as value= to have it encoded"
+        ) from None
+    return value_base64
 
 
 class AppRoutes(AppLogs[D]):

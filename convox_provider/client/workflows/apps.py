@@ -196,7 +196,7 @@ def _create(
                 " exists_ok=True to use the existing app",
             )
     if created and unmarked and marker is not None:
-        yield from call(app_routes.config_set(name, MARKER_CONFIG, marker))
+        yield from call(app_routes.config_set(name, MARKER_CONFIG, value=marker))
     emit(options.on_event, AppLifecycle(name, "created" if created else "existing"))
     while True:
         if found.app_status is not AppStatus.RUNNING:

@@ -106,11 +106,11 @@ def _check_overtaken(
     new: Release,
     *,
     own: set[str],
-) -> Flow[tuple[str, Release | None]]:
+) -> Flow[tuple[Release, bool]]:
     """Flow: after creating ``new`` from ``base``, did another writer get in the way?
 
-    Returns ``(id, None)`` when the newest release has the change (``id`` is that release), or
-    ``("", release)`` when the change must be applied again on top of ``release``: the newest
+    Returns ``(release, True)`` when the newest release, ``release``, has the change, or
+    ``(release, False)`` when the change must be applied again on top of ``release``: the newest
     release when another writer's came after ours without our change, or the newest of the
     releases created between ``base`` and ours, which ours (forked from ``base``) overwrote.
     ``own`` holds the ids of every release this write created.
@@ -118,16 +118,16 @@ def _check_overtaken(
     recent = yield from call(release_routes.list(app, limit=_RECENT))
     others = _newer_than(recent, base, own)
     if not others:
-        return new.id, None
+        return new, True
     if recent[0].id not in own:
         newest = yield from call(release_routes.get(app, recent[0].id))
         if change.applied_in(newest.environment):
-            return newest.id, None  # a later writer built on this change
-        return "", newest
+            return newest, True  # a later writer built on this change
+        return newest, False
     between = yield from call(release_routes.get(app, others[0]))
     if between.build == new.build and change.apply(between.environment) == new.environment:
-        return new.id, None  # ours already holds everything the other release had
-    return "", between
+        return new, True  # ours already holds everything the other release had
+    return between, False
 
 
 def _unchanged(
@@ -159,11 +159,11 @@ def change_environment(
     if_changed: bool,
     promote: PromoteOptions | None,
     on_event: EventCallback | None,
-) -> Flow[str]:
-    """Flow: write ``change`` as a new release (see the module docstring); return its id.
+) -> Flow[Release]:
+    """Flow: write ``change`` as a new release (see the module docstring); return it.
 
     When the release read already has the change (with ``replace``: when ``if_changed`` and the
-    newest release has exactly this environment), nothing is created and its id is returned
+    newest release has exactly this environment), nothing is created and that one is returned
     (:class:`~.events.EnvironmentUnchanged`). With an explicit ``release`` the base is that
     release and other writers are not merged.
     """
@@ -173,7 +173,7 @@ def change_environment(
         has_it = yield from _newest_with(resource, app, change.set)
     if has_it is not None:
         emit(on_event, EnvironmentUnchanged(app, has_it.id, change.keys))
-        return (yield from _maybe_promote(resource, app, has_it.id, promote))
+        return (yield from _maybe_promote(resource, app, has_it, promote))
     own: set[str] = set()
     for attempt in range(1, max_attempts + 1):
         env = change.apply({} if base is None else base.environment)
@@ -183,14 +183,14 @@ def change_environment(
         emit(on_event, ReleaseCreated(app, new.id, new.build, new.description))
         own.add(new.id)
         if change.replace or release is not None:
-            result = new.id
+            result = new
             break
-        settled, rebase = yield from _check_overtaken(resource, app, change, base, new, own=own)
-        if rebase is None:
-            result = settled
+        found, settled = yield from _check_overtaken(resource, app, change, base, new, own=own)
+        if settled:
+            result = found
             break
-        emit(on_event, EnvironmentConflict(app, attempt, new.id, rebase.id, change.keys))
-        base = rebase
+        emit(on_event, EnvironmentConflict(app, attempt, new.id, found.id, change.keys))
+        base = found
     else:
         raise ConvoxWorkflowError(
             f"the environment of app {app} kept changing under this write: after"
@@ -201,11 +201,11 @@ def change_environment(
 
 
 def _maybe_promote(
-    resource: Resource[Any], app: str, release_id: str, promote: PromoteOptions | None
-) -> Flow[str]:
-    if promote is None:
-        return release_id
-    return (yield from promote_release(resource, app, release_id, promote))
+    resource: Resource[Any], app: str, release: Release, promote: PromoteOptions | None
+) -> Flow[Release]:
+    if promote is not None:
+        yield from promote_release(resource, app, release.id, promote)
+    return release
 
 
 def _write(
@@ -215,7 +215,7 @@ def _write(
     arguments: Mapping[str, Any],
     *,
     if_changed: bool,
-) -> Flow[str]:
+) -> Flow[Release]:
     """The write flow of ``set`` and ``unset``, from the arguments they were called with (their
     signatures are the one typed declaration of them); the arguments are checked first."""
     release, max_attempts = arguments["release"], arguments["max_attempts"]
@@ -262,9 +262,11 @@ class EnvironmentWorkflows(Resource[D]):
         max_errors: int = ROLLOUT_WAIT.max_errors,
         on_event: EventCallback | None = None,
         waiting: WaitOptions | None = None,
-    ) -> Flow[str]:
-        """Set (and ``unset``) variables in a new release; return the id of the release that
-        carries the change (nothing is created when the release read already has it).
+    ) -> Flow[Release]:
+        """Set (and ``unset``) variables in a new release; return the :class:`Release` that
+        carries the change, as the official SDK returns the release it created (nothing is
+        created when the release read already has the change: that release is returned). Its
+        ``env`` holds the values (masked in ``repr``): pass on ``.id``, not the model.
 
         Everything is validated before any request: keys must be non-empty, without ``=``,
         whitespace or control characters; values without line breaks or NUL; each line at most
@@ -276,7 +278,7 @@ class EnvironmentWorkflows(Resource[D]):
         ``replace=True`` reads nothing and writes exactly ``changes`` as the whole environment,
         which is what deploy keys are allowed to do (§1.2); the build then comes from the
         newest release. With ``replace`` and ``if_changed`` (and no ``release``) the newest
-        release is read first, and when its environment is exactly ``changes`` its id is
+        release is read first, and when its environment is exactly ``changes`` it is
         returned and nothing written (what a retried task needs; default deploy keys may not
         read releases). The result is promoted like ``releases.promote`` (with ``wait``,
         ``force`` and the wait options, or ``waiting``) unless ``promote=False``, as the official
@@ -306,8 +308,8 @@ class EnvironmentWorkflows(Resource[D]):
         max_errors: int = ROLLOUT_WAIT.max_errors,
         on_event: EventCallback | None = None,
         waiting: WaitOptions | None = None,
-    ) -> Flow[str]:
-        """Remove variables in a new release; return its id: ``set(app, unset=keys, …)``.
+    ) -> Flow[Release]:
+        """Remove variables in a new release; return it: ``set(app, unset=keys, …)``.
 
         Keys come as the official SDK's ``unset(app, "A", "B")``, or as collections
         (``unset(app, ["A", "B"])``); a ``str`` is always one key. Promoted unless
