@@ -1101,7 +1101,6 @@ def wait_for_record(rack: RackEmulator, write: Write) -> None:
 
 def trigger_poll(trigger: ConvoxTrigger) -> str:
     """The GET route ``trigger`` polls."""
-    return BUILD_POLL if hasattr(trigger, "build_id") else f"/apps/{trigger.app}"
     if hasattr(trigger, "process_id"):
         return PROCESS_POLL
-    return BUILD_POLL if hasattr(trigger, "build_id") else APP_POLL
+    return BUILD_POLL if hasattr(trigger, "build_id") else f"/apps/{trigger.app}"
