@@ -249,8 +249,8 @@ class TestRestart:
             "GET",
             f"{APP}/processes",
             OLD,  # before the restart
-            OLD,  # the rollout wait's pod watch
-            OLD,
+            *[OLD] * 4,  # the rollout wait's pod watch, one a poll within initial_delay (§5.11)
+            OLD,  # the rollout wait's ready check: the release's pods all running
             [*OLD, pod("web-cccc-1", "pending")],  # the pods wait
             [OLD[0], pod("web-cccc-1"), pod("web-cccc-2"), *new[2:]],
             new,
@@ -262,7 +262,7 @@ class TestRestart:
             ("POST", f"{APP}/services/web/restart"),
             ("POST", f"{APP}/services/worker/restart"),
         ]
-        assert len(rack.requests("GET", f"{APP}/processes")) == 6
+        assert len(rack.requests("GET", f"{APP}/processes")) == 9
         assert rack.events_of(ServicesRestarted)[0].services == ("web", "worker")
 
     def test_one_service(self) -> None:
