@@ -81,6 +81,15 @@ def _connection_type() -> dict[str, Any]:
                 "description": "Also retry reads answered 500 (never a 500 '... not found').",
                 "schema": _nullable("boolean", default=False),
             },
+            "actor": {
+                "label": "Audit actor",
+                "description": (
+                    "The name the rack records for this connection's requests (Convox-Actor). "
+                    "Empty: each task's airflow:<dag_id>/<run_id>/<task_id>; 'off': none; "
+                    "any other text: that name."
+                ),
+                "schema": _nullable("string"),
+            },
         },
         "ui-field-behaviour": {
             # Port stays visible: Airflow 3.3.1-3.3.2's Test button refuses a connection without

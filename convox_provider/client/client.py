@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import os
 import ssl
-from typing import Any, Generic
+from collections.abc import Mapping
+from typing import Any, Generic, cast
 
 import httpx
 from typing_extensions import Self
 
 from convox_provider.client._closing import AsyncClosing, Closing
 from convox_provider.client.config import ClientConfig
+from convox_provider.client.effects import Pairs
 from convox_provider.client.groups import Apps, Builds, Environment, Processes, Releases, Services
 from convox_provider.client.operation import D
 from convox_provider.client.resources.api import Api
@@ -22,6 +24,12 @@ from convox_provider.client.resources.resources import Resources
 from convox_provider.client.resources.system import SystemResource
 from convox_provider.client.retry import RetryConfig
 from convox_provider.client.transport import AsyncDriver, SyncDriver
+from convox_provider.client.views import (
+    ACTOR_HEADER,
+    AsyncHeaderView,
+    SyncHeaderView,
+    check_headers,
+)
 
 __all__ = ["AsyncConvoxClient", "ConvoxClient"]
 
@@ -55,7 +63,10 @@ class _Surface(Generic[D]):
                 session=session,
                 **options,
             )
-        driver = self._driver = self._new_driver(config, transport)
+        self._bind(self._new_driver(config, transport))
+
+    def _bind(self, driver: D) -> None:
+        self._driver = driver
         self.api = Api(driver)
         self.apps = Apps(driver)
         self.builds = Builds(driver)
@@ -111,6 +122,28 @@ class _Surface(Generic[D]):
         )
         return cls(config, transport=transport)
 
+    def with_headers(self, headers: Mapping[str, str]) -> Self:
+        """A view of this client whose every request also carries ``headers``.
+
+        The view shares this client's connection pool and console session (nothing is opened
+        for it) and needs no closing; closing it leaves this client open. A route's own option
+        header of the same name wins. ``Authorization``, ``Rack`` and ``Session`` cannot be set
+        this way (they belong to the configuration); a bad name or a value that is not
+        printable ASCII raises :class:`~.errors.ConvoxConfigError` at once.
+        """
+        view = object.__new__(type(self))
+        view._bind(self._view(self._driver, check_headers(headers)))
+        return view
+
+    def with_actor(self, actor: str) -> Self:
+        """A view whose requests carry ``Convox-Actor: <actor>``: the name the rack records
+        in its audit events for the requests (docs/rack-api.md §1.2); see
+        :meth:`with_headers`."""
+        return self.with_headers({ACTOR_HEADER: actor})
+
+    def _view(self, driver: D, headers: Pairs) -> D:
+        raise NotImplementedError
+
     @property
     def config(self) -> ClientConfig:
         """The validated connection settings (the key is hidden from ``repr``)."""
@@ -144,6 +177,9 @@ class ConvoxClient(Closing, _Surface[SyncDriver]):
         _transport_kind(transport, httpx.BaseTransport, "ConvoxClient")
         return SyncDriver(config, transport)  # type: ignore[arg-type]
 
+    def _view(self, driver: SyncDriver, headers: Pairs) -> SyncDriver:
+        return cast(SyncDriver, SyncHeaderView(driver, headers))
+
     def stream(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
         """Send one request (httpx's arguments: ``params``, ``data``, ``headers``…) and return
         the open ``httpx.Response`` without raising on its status, as the official SDK's
@@ -168,6 +204,9 @@ class AsyncConvoxClient(AsyncClosing, _Surface[AsyncDriver]):
     ) -> AsyncDriver:
         _transport_kind(transport, httpx.AsyncBaseTransport, "AsyncConvoxClient")
         return AsyncDriver(config, transport)  # type: ignore[arg-type]
+
+    def _view(self, driver: AsyncDriver, headers: Pairs) -> AsyncDriver:
+        return cast(AsyncDriver, AsyncHeaderView(driver, headers))
 
     async def stream(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
         """:meth:`ConvoxClient.stream`, awaitable; close the response with ``aclose()``."""

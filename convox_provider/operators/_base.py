@@ -479,6 +479,7 @@ class ConvoxBaseOperator(ConvoxTask):
                 poll_interval=waiting.poll_interval,
                 initial_delay=waiting.initial_delay,
                 max_errors=waiting.max_errors,
+                actor=self.hook.task_actor(),
             )
             self._defer(trigger, "execute_complete")
         return release_id

@@ -177,6 +177,7 @@ class ConvoxBuildOperator(ConvoxBaseOperator):
                         poll_interval=waiting.poll_interval,
                         max_errors=waiting.max_errors,
                         follow_logs=self.follow_logs,
+                        actor=self.hook.task_actor(),
                     )
                     self._defer(trigger, resume)
                 build = client.builds.wait_for_build(

@@ -23,7 +23,15 @@ from convox_provider.hooks.convox import ConvoxHook
 AIRFLOW_DIR = Path(airflow.__file__).parent
 PACKAGE_DIR = Path(convox_provider.__file__).parent
 ROLES = ("hooks", "operators", "sensors", "triggers")
-CONN_FIELDS = {"rack", "verify_ssl", "ca_bundle", "timeout", "max_retries", "retry_on_500"}
+CONN_FIELDS = {
+    "rack",
+    "verify_ssl",
+    "ca_bundle",
+    "timeout",
+    "max_retries",
+    "retry_on_500",
+    "actor",
+}
 
 
 def _schema(name: str) -> dict[str, Any]:
