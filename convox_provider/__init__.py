@@ -28,6 +28,9 @@ _MODULES: dict[str, tuple[str, ...]] = {
 }
 
 
+_LINKS = ("ConvoxAppLink", "ConvoxBuildLink", "ConvoxReleaseLink", "ConvoxServiceLink")
+
+
 def _nullable(kind: str, **schema: Any) -> dict[str, Any]:
     return {"type": [kind, "null"], **schema}
 
@@ -130,4 +133,6 @@ def get_provider_info() -> dict[str, Any]:
             if modules
         },
         "connection-types": [_connection_type()],
+        "asset-uris": [{"schemes": ["convox"], "handler": "convox_provider.assets.sanitize_uri"}],
+        "extra-links": [f"convox_provider.links.{name}" for name in _LINKS],
     }
