@@ -38,7 +38,7 @@ def convox_smoke_on_deploy() -> None:
     @task
     def smoke(triggering_asset_events: Any = None) -> dict[str, Any]:
         """Check the app runs the deployed release (the newest event's; else the active one)."""
-        from convox_provider.hooks.convox import ConvoxHook
+        from convox_provider.hooks.convox import ConvoxHook  # noqa: PLC0415 - keep parsing fast
 
         deployed: dict[str, Any] = {}
         for events in (triggering_asset_events or {}).values():
