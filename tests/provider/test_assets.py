@@ -4,14 +4,15 @@ task's requests, against the rack emulator (direct and behind an emulated consol
 from __future__ import annotations
 
 import json
+import time
 import warnings
 from types import SimpleNamespace
 from typing import Any
 
 import pytest
 from airflow.sdk import Asset
-from airflow_compat import AirflowException
-from convox_support import APP, FAST, RecordingTI, connect, seed
+from airflow_compat import AirflowException, TaskDeferred
+from convox_support import APP, FAST, RecordingTI, connect, run_trigger, seed
 
 from convox_provider.assets import app_asset_uri, convox_app_asset
 from convox_provider.client.config import ClientConfig
@@ -24,6 +25,7 @@ from convox_provider.links import (
 from convox_provider.operators.builds import ConvoxBuildOperator, ConvoxDeployOperator
 from convox_provider.operators.releases import ConvoxPromoteReleaseOperator, ConvoxRollbackOperator
 from convox_provider.testing import RackEmulator
+from convox_provider.triggers.releases import ConvoxReleaseTrigger
 
 SECRET = "rack-password-0123456789"
 
@@ -252,3 +254,43 @@ def test_a_console_task_pushes_its_app_page_before_any_wait(
         f"{console.url}/organizations/acme/racks/staging/apps/{APP}",
     )
     assert SECRET not in json.dumps(ti.pushed)
+
+
+# --- the actor of a deferred wait -------------------------------------------------------------
+
+
+def test_a_trigger_carries_the_actor_through_its_serialization(rack: RackEmulator) -> None:
+    actor = "airflow:deploy/manual__1/promote"
+    release_id = rack.app(APP)["release"]
+    trigger = ConvoxReleaseTrigger(
+        convox_conn_id="convox_default",
+        app=APP,
+        release_id=release_id,
+        end_time=time.time() + 10,
+        poll_interval=FAST,
+        actor=actor,
+    )
+    _, kwargs = trigger.serialize()
+    assert kwargs["actor"] == actor
+    assert "actor" not in ConvoxReleaseTrigger(**{**kwargs, "actor": None}).serialize()[1]
+    rack.requests.clear()
+    (event,) = run_trigger(ConvoxReleaseTrigger(**json.loads(json.dumps(kwargs))))
+    assert event["status"] == "success"
+    assert len(rack.requests) > 0
+    assert {r.header("Convox-Actor") for r in rack.requests} == {actor}
+
+
+def test_a_task_passes_its_actor_to_the_trigger(
+    rack: RackEmulator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(
+        "convox_provider.hooks.convox.actor_of_current_task", lambda: "airflow:d/r/promote"
+    )
+    task = ConvoxPromoteReleaseOperator(
+        task_id="promote", app=APP, deferrable=True, poll_interval=FAST
+    )
+    rack.requests.clear()
+    with pytest.raises(TaskDeferred) as deferred:
+        task.execute({"ti": PullingTI()})
+    assert deferred.value.trigger.actor == "airflow:d/r/promote"
+    assert {r.header("Convox-Actor") for r in rack.requests} == {"airflow:d/r/promote"}

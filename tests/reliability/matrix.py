@@ -80,15 +80,20 @@ ROLLOUT_SECONDS = 0.2
 PREFIX = f"/apps/{APP}"
 
 
+ACTOR = "fault-matrix"
+"""The connection's fixed ``Convox-Actor`` (a task outside Airflow's runtime names no task)."""
+
+
 def connect_retrying(
     monkeypatch: pytest.MonkeyPatch, rack: RackEmulator, *, timeout: float = CLIENT_TIMEOUT
 ) -> None:
-    """Point ``convox_default`` at ``rack`` as a user would: the default 3 retries."""
+    """Point ``convox_default`` at ``rack`` as a user would: the default 3 retries, and an
+    audit actor (:data:`ACTOR`) that every request must carry, retried or deferred."""
     value = {
         "conn_type": "convox",
         "host": rack.url,
         "password": rack.password,
-        "extra": {"timeout": timeout, "max_retries": 3},
+        "extra": {"timeout": timeout, "max_retries": 3, "actor": ACTOR},
     }
     monkeypatch.setenv("AIRFLOW_CONN_CONVOX_DEFAULT", json.dumps(value))
 
@@ -728,6 +733,8 @@ def check_no_repeated_writes(subject: Subject, armory: Armory) -> None:
     """No write was sent twice unless the earlier sends were refused before the rack acted,
     and nothing was written that the subject does not declare."""
     records = list(armory.rack.requests)
+    unnamed = [f"{r.method} {r.path}" for r in records if r.header("Convox-Actor") != ACTOR]
+    assert unnamed == [], f"{subject} sent requests without the actor {ACTOR!r}: {unnamed}"
     unknown = [
         f"{r.method} {r.path}"
         for r in writes_of(records)
