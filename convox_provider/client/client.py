@@ -12,7 +12,6 @@ from typing_extensions import Self
 
 from convox_provider.client._closing import AsyncClosing, Closing
 from convox_provider.client.config import ClientConfig
-from convox_provider.client.effects import Pairs
 from convox_provider.client.groups import Apps, Builds, Environment, Processes, Releases, Services
 from convox_provider.client.operation import D
 from convox_provider.client.resources.api import Api
@@ -24,12 +23,7 @@ from convox_provider.client.resources.resources import Resources
 from convox_provider.client.resources.system import SystemResource
 from convox_provider.client.retry import RetryConfig
 from convox_provider.client.transport import AsyncDriver, SyncDriver
-from convox_provider.client.views import (
-    ACTOR_HEADER,
-    AsyncHeaderView,
-    SyncHeaderView,
-    check_headers,
-)
+from convox_provider.client.views import ACTOR_HEADER, check_headers, view_of
 
 __all__ = ["AsyncConvoxClient", "ConvoxClient"]
 
@@ -132,7 +126,7 @@ class _Surface(Generic[D]):
         printable ASCII raises :class:`~.errors.ConvoxConfigError` at once.
         """
         view = object.__new__(type(self))
-        view._bind(self._view(self._driver, check_headers(headers)))
+        view._bind(cast(D, view_of(self._driver, check_headers(headers))))
         return view
 
     def with_actor(self, actor: str) -> Self:
@@ -140,9 +134,6 @@ class _Surface(Generic[D]):
         in its audit events for the requests (docs/rack-api.md §1.2); see
         :meth:`with_headers`."""
         return self.with_headers({ACTOR_HEADER: actor})
-
-    def _view(self, driver: D, headers: Pairs) -> D:
-        raise NotImplementedError
 
     @property
     def config(self) -> ClientConfig:
@@ -177,9 +168,6 @@ class ConvoxClient(Closing, _Surface[SyncDriver]):
         _transport_kind(transport, httpx.BaseTransport, "ConvoxClient")
         return SyncDriver(config, transport)  # type: ignore[arg-type]
 
-    def _view(self, driver: SyncDriver, headers: Pairs) -> SyncDriver:
-        return cast(SyncDriver, SyncHeaderView(driver, headers))
-
     def stream(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
         """Send one request (httpx's arguments: ``params``, ``data``, ``headers``…) and return
         the open ``httpx.Response`` without raising on its status, as the official SDK's
@@ -204,9 +192,6 @@ class AsyncConvoxClient(AsyncClosing, _Surface[AsyncDriver]):
     ) -> AsyncDriver:
         _transport_kind(transport, httpx.AsyncBaseTransport, "AsyncConvoxClient")
         return AsyncDriver(config, transport)  # type: ignore[arg-type]
-
-    def _view(self, driver: AsyncDriver, headers: Pairs) -> AsyncDriver:
-        return cast(AsyncDriver, AsyncHeaderView(driver, headers))
 
     async def stream(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
         """:meth:`ConvoxClient.stream`, awaitable; close the response with ``aclose()``."""

@@ -16,6 +16,7 @@ A view does not own the pool: closing it does nothing; close the client it came 
 from __future__ import annotations
 
 import dataclasses
+import inspect
 import re
 from collections.abc import AsyncIterator, Iterator, Mapping
 from typing import Any, TypeVar
@@ -24,7 +25,7 @@ from convox_provider.client.config import _header_safe
 from convox_provider.client.effects import Call, Flow, On, Pairs, Stream, StreamSpec
 from convox_provider.client.errors import ConvoxConfigError
 
-__all__ = ["ACTOR_HEADER", "AsyncHeaderView", "SyncHeaderView", "check_headers"]
+__all__ = ["ACTOR_HEADER", "AsyncHeaderView", "SyncHeaderView", "check_headers", "view_of"]
 
 ACTOR_HEADER = "Convox-Actor"
 """The audit header: the actor name the rack records in its events (docs/rack-api.md §1.2)."""
@@ -147,3 +148,10 @@ class AsyncHeaderView(_HeaderView):
 
     async def aclose(self) -> None:
         """Nothing: the view does not own the pool (close the client it came from)."""
+
+
+def view_of(driver: Any, headers: Pairs) -> SyncHeaderView | AsyncHeaderView:
+    """The view of ``driver`` (a driver or a view) adding ``headers``, of the driver's kind."""
+    if inspect.iscoroutinefunction(getattr(driver, "open_download", None)):
+        return AsyncHeaderView(driver, headers)
+    return SyncHeaderView(driver, headers)

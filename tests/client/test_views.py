@@ -125,3 +125,11 @@ def test_headers_a_view_cannot_send_are_refused_at_once(
         pytest.raises(ConvoxConfigError, match=expected),
     ):
         client.with_headers(headers)
+
+
+async def test_a_view_of_a_view_sends_both_headers(
+    client: ConvoxClient | AsyncConvoxClient, convox_rack: RackEmulator
+) -> None:
+    await run(client.with_actor(ACTOR).with_headers({"X-Trace": "t-1"}).apps.get("demo"))
+    (record,) = list(convox_rack.requests)
+    assert (record.header("Convox-Actor"), record.header("X-Trace")) == (ACTOR, "t-1")
