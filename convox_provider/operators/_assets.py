@@ -10,9 +10,10 @@ the task's app is checked and given the same extra.
 
 When the task succeeds, the event of each such asset gets the extra ``app``, ``rack``,
 ``release_id``, ``build_id``, ``description`` (the release's), ``rollback`` and ``promoted``
-(False for an environment change or a copy that was not promoted), and the app's service URLs
-go to XCom ``service_urls`` (the ``App service`` link): one read of the release and one of the
-services, after the work. A read that fails there is logged and leaves its fields empty; the
+(False for an environment change or a copy that was not promoted): one read of the release,
+after the work, when there are events. Once a rollout was waited for, the app's service URLs go
+to XCom ``service_urls`` (the ``App service`` link): one read of the services. A task with
+neither reads nothing more. A read that fails there is logged and leaves its fields empty; the
 deploy itself succeeded and its event is emitted.
 """
 
@@ -100,11 +101,15 @@ class DeploysApp(ConvoxBaseOperator):
             yield client
 
     def post_execute(self, context: Context, result: Any = None) -> None:
-        """On success: the app's service URLs to XCom, the deploy's extra on its asset events."""
+        """On success: the deploy's extra on its asset events (one read of the release, only
+        when there are events) and, once a rollout was waited for, the app's service URLs to
+        XCom (one read); nothing is read for a task without either."""
         super().post_execute(context, result)
         assets = self._app_assets()
+        promoted = bool(getattr(self, "promote", True))
+        services = promoted and self.wait_for_completion
         release_id = context["ti"].xcom_pull(task_ids=self.task_id, key="release_id")
-        if not isinstance(release_id, str) or not release_id:
+        if not isinstance(release_id, str) or not release_id or not (assets or services):
             return
         extra: dict[str, Any] = {
             "app": self.app,
@@ -113,30 +118,34 @@ class DeploysApp(ConvoxBaseOperator):
             "build_id": None,
             "description": None,
             "rollback": self.rollback_event,
-            "promoted": bool(getattr(self, "promote", True)),
+            "promoted": promoted,
         }
-        self._describe_deploy(context, release_id, extra)
+        from convox_provider.client.errors import ConvoxError  # noqa: PLC0415 - module doc
+
+        with self._client() as client:
+            try:
+                if assets:
+                    release = client.releases.get(self.app, release_id)
+                    extra["build_id"] = release.build or None
+                    extra["description"] = release.description or None
+            except ConvoxError as exc:
+                self.log.warning("Could not read release %s of the deploy: %s", release_id, exc)
+            if services:
+                self._push_service_urls(context, client)
         events = context["outlet_events"]
         for asset in assets:
             extra["rack"] = asset.uri.removeprefix(f"{SCHEME}://").rsplit("/", 1)[0]
             events[asset].extra.update(extra)
 
-    def _describe_deploy(self, context: Context, release_id: str, extra: dict[str, Any]) -> None:
-        """Fill ``extra`` from the release, and push the service URLs (reads; best effort)."""
+    def _push_service_urls(self, context: Context, client: ConvoxClient) -> None:
+        """The app's public service URLs to XCom ``service_urls`` (a read; best effort)."""
         from convox_provider.client.errors import ConvoxError  # noqa: PLC0415 - module doc
 
-        with self._client() as client:
-            try:
-                release = client.releases.get(self.app, release_id)
-                extra["build_id"] = release.build or None
-                extra["description"] = release.description or None
-            except ConvoxError as exc:
-                self.log.warning("Could not read release %s of the deploy: %s", release_id, exc)
-            try:
-                services = client.services.list(self.app)
-            except ConvoxError as exc:
-                self.log.warning("Could not read the services of app %s: %s", self.app, exc)
-            else:
-                urls = {s.name: s.url for s in services if s.url}
-                if urls:
-                    context["ti"].xcom_push(key=SERVICE_URLS_KEY, value=urls)
+        try:
+            services = client.services.list(self.app)
+        except ConvoxError as exc:
+            self.log.warning("Could not read the services of app %s: %s", self.app, exc)
+            return
+        urls = {s.name: s.url for s in services if s.url}
+        if urls:
+            context["ti"].xcom_push(key=SERVICE_URLS_KEY, value=urls)
