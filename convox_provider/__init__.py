@@ -41,6 +41,9 @@ _MODULES: dict[str, tuple[str, ...]] = {
 }
 
 
+_LINKS = ("ConvoxAppLink", "ConvoxBuildLink", "ConvoxReleaseLink", "ConvoxServiceLink")
+
+
 def _nullable(kind: str, **schema: Any) -> dict[str, Any]:
     return {"type": [kind, "null"], **schema}
 
@@ -94,6 +97,15 @@ def _connection_type() -> dict[str, Any]:
                 "description": "Also retry reads answered 500 (never a 500 '... not found').",
                 "schema": _nullable("boolean", default=False),
             },
+            "actor": {
+                "label": "Audit actor",
+                "description": (
+                    "The name the rack records for this connection's requests (Convox-Actor). "
+                    "Empty: each task's airflow:<dag_id>/<run_id>/<task_id>; 'off': none; "
+                    "any other text: that name."
+                ),
+                "schema": _nullable("string"),
+            },
         },
         "ui-field-behaviour": {
             # Port stays visible: Airflow 3.3.1-3.3.2's Test button refuses a connection without
@@ -134,4 +146,6 @@ def get_provider_info() -> dict[str, Any]:
             if modules
         },
         "connection-types": [_connection_type()],
+        "asset-uris": [{"schemes": ["convox"], "handler": "convox_provider.assets.sanitize_uri"}],
+        "extra-links": [f"convox_provider.links.{name}" for name in _LINKS],
     }

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import os
 import ssl
-from typing import Any, Generic
+from collections.abc import Mapping
+from typing import Any, Generic, cast
 
 import httpx
 from typing_extensions import Self
@@ -24,6 +25,7 @@ from convox_provider.client.resources.rack import (
 from convox_provider.client.resources.resources import Resources
 from convox_provider.client.retry import RetryConfig
 from convox_provider.client.transport import AsyncDriver, SyncDriver
+from convox_provider.client.views import ACTOR_HEADER, check_headers, view_of
 
 __all__ = ["AsyncConvoxClient", "ConvoxClient"]
 
@@ -57,7 +59,10 @@ class _Surface(Generic[D]):
                 session=session,
                 **options,
             )
-        driver = self._driver = self._new_driver(config, transport)
+        self._bind(self._new_driver(config, transport))
+
+    def _bind(self, driver: D) -> None:
+        self._driver = driver
         self.api = Api(driver)
         self.apps = Apps(driver)
         self.builds = Builds(driver)
@@ -112,6 +117,25 @@ class _Surface(Generic[D]):
             **options,
         )
         return cls(config, transport=transport)
+
+    def with_headers(self, headers: Mapping[str, str]) -> Self:
+        """A view of this client whose every request also carries ``headers``.
+
+        The view shares this client's connection pool and console session (nothing is opened
+        for it) and needs no closing; closing it leaves this client open. A route's own option
+        header of the same name wins. ``Authorization``, ``Rack`` and ``Session`` cannot be set
+        this way (they belong to the configuration); a bad name or a value that is not
+        printable ASCII raises :class:`~.errors.ConvoxConfigError` at once.
+        """
+        view = object.__new__(type(self))
+        view._bind(cast(D, view_of(self._driver, check_headers(headers))))
+        return view
+
+    def with_actor(self, actor: str) -> Self:
+        """A view whose requests carry ``Convox-Actor: <actor>``: the name the rack records
+        in its audit events for the requests (docs/rack-api.md §1.2); see
+        :meth:`with_headers`."""
+        return self.with_headers({ACTOR_HEADER: actor})
 
     @property
     def config(self) -> ClientConfig:

@@ -355,6 +355,14 @@ class ClientConfig:
         """``host[:port]`` of the base URL (the key of CLI auth and session files)."""
         return self.base_url.split("://", 1)[1]
 
+    def console_app_page(self, app: str) -> str | None:
+        """The console's page of ``app`` for a console connection, else None (a direct rack
+        has no web pages). The shape is inferred, not published (docs/rack-api.md §1.7)."""
+        if not self.console or not self.rack:
+            return None
+        org, _, rack = self.rack.partition("/")
+        return f"{self.base_url}/organizations/{org}/racks/{rack}/apps/{app}"
+
     def headers(self) -> dict[str, str]:
         """Headers sent with every request and WebSocket upgrade."""
         token = base64.b64encode(f"{self.username}:{self.api_key}".encode()).decode("ascii")

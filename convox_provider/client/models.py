@@ -335,6 +335,14 @@ class Service(ConvoxModel):
     scale_override_active: bool | None = None
     triggers_override_active: bool | None = None
 
+    @property
+    def url(self) -> str | None:
+        """``https://<domain>`` of a service the router exposes (it has a balanced port and a
+        domain; the rack's router serves HTTPS on 443, docs/rack-api.md §5.4), else None."""
+        if not self.domain or not any(port.balancer for port in self.ports):
+            return None
+        return f"https://{self.domain}"
+
 
 class Process(ConvoxModel):
     """A pod (§5.5): service pods, one-off processes, timers and build pods.

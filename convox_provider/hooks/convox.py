@@ -9,7 +9,8 @@ The connection (form declared in :func:`convox_provider.get_provider_info`):
 * ``password`` — the deploy key, CLI token or rack password (or leave it empty when the host is a
   rack URL with credentials, ``https://convox:<password>@api.<rack-domain>``).
 * ``login`` — the Basic-auth user; empty means ``convox``, ``jwt`` selects rack JWT tokens.
-* extras ``rack``, ``verify_ssl``, ``ca_bundle``, ``timeout``, ``max_retries``, ``retry_on_500``;
+* extras ``rack``, ``verify_ssl``, ``ca_bundle``, ``timeout``, ``max_retries``, ``retry_on_500``,
+  ``actor`` (the ``Convox-Actor`` audit name, :meth:`ConvoxHook.task_actor`);
   strings from a URI (``?verify_ssl=false&timeout=30``) are converted and checked.
 
 Async clients are shared: every hook asking for the same connection id on the same event loop
@@ -33,7 +34,7 @@ import threading
 import weakref
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import quote, urlsplit, urlunsplit
 
 from airflow.sdk import BaseHook, Connection
 from airflow.sdk import log as _sdk_log
@@ -73,6 +74,8 @@ mask_secret = _sdk_log.mask_secret
 __all__ = [
     "ConvoxConnectionConfigError",
     "ConvoxHook",
+    "actor_of_current_task",
+    "actor_setting",
     "config_from_connection",
     "shared_async_clients",
 ]
@@ -83,6 +86,7 @@ TEST_CONNECTION_TIMEOUT = 10.0
 _TRUE = frozenset({"true", "1", "yes", "on"})
 _FALSE = frozenset({"false", "0", "no", "off"})
 _EXTRA_PREFIX = "extra__convox__"
+_UNREAD = "\0unread"
 
 
 def _field_labels() -> dict[str, str]:
@@ -152,11 +156,32 @@ class ConvoxHook(Closing, AsyncClosing, BaseHook):
     def get_config(self) -> ClientConfig:
         """Read the connection and validate it; the key is registered with the secret masker.
 
-        Raises :class:`ConvoxConnectionConfigError` naming the field to fix.
+        The config's ``actor`` is the connection's fixed ``actor`` extra, if any (see
+        :meth:`task_actor` for the name a task's requests carry). Raises
+        :class:`ConvoxConnectionConfigError` naming the field to fix.
         """
-        config = config_from_connection(self.get_connection(self.convox_conn_id))
+        conn = self.get_connection(self.convox_conn_id)
+        config = config_from_connection(conn)
         mask_secret(config.api_key)
+        self._actor_setting = actor_setting(conn)
         return config
+
+    _actor_setting: str | None = _UNREAD
+
+    def task_actor(self) -> str | None:
+        """The ``Convox-Actor`` this hook's requests carry (docs/rack-api.md §1.2), read from the
+        connection's ``actor`` extra: unset, ``airflow:<dag_id>/<run_id>/<task_id>`` (with
+        ``[<map_index>]`` for a mapped task) of the task running in this process, or None
+        outside a task; ``off`` (or ``false``, ``none``), None: no header; else that name.
+
+        Only ids, never the key or a value, are in it. Reads the connection unless
+        :meth:`get_config` did.
+        """
+        if self._actor_setting == _UNREAD:
+            self.get_config()
+        if self._actor_setting != AUTO_ACTOR:
+            return self._actor_setting
+        return actor_of_current_task()
 
     async def aget_config(self) -> ClientConfig:
         """:meth:`get_config` for async code (triggers): the lookup never blocks the event loop.
@@ -172,6 +197,7 @@ class ConvoxHook(Closing, AsyncClosing, BaseHook):
         """This hook's synchronous client, created on first use and kept until :meth:`close`."""
         if self._client is None:
             config = self.get_config()
+            config = dataclasses.replace(config, actor=self.task_actor())
             self.log.info("Using Convox %s", _describe(config))
             self._client = _sync_client(config)
         return self._client
@@ -402,6 +428,9 @@ def _config(conn: Connection) -> ClientConfig:
         )
     except ConvoxConfigError as exc:
         raise _field_error(exc, host, key) from None
+    actor = _actor(extra, key)
+    if actor not in (AUTO_ACTOR, None):
+        config = dataclasses.replace(config, actor=actor)
     if rack is not None and not _is_org_rack(rack):
         raise _FieldError(
             "rack",
@@ -409,6 +438,46 @@ def _config(conn: Connection) -> ClientConfig:
             "leave it empty for a direct rack API URL",
         )
     return config
+
+
+AUTO_ACTOR = "auto"
+"""The ``actor`` setting of a connection without the extra: each task names itself."""
+
+_ACTOR_OFF = frozenset({"off", "false", "none", "no", "0"})
+
+
+def actor_setting(conn: Connection) -> str | None:
+    """The connection's ``actor`` extra: :data:`AUTO_ACTOR` (unset), None (off) or a name."""
+    return _actor(_extras(conn.extra), conn.password or None)
+
+
+def _actor(extra: Mapping[str, Any], key: str | None) -> str | None:
+    value = _string(extra, "actor")
+    if value is None or value.lower() == AUTO_ACTOR:
+        return AUTO_ACTOR
+    if value.lower() in _ACTOR_OFF:
+        return None
+    if not all(32 <= ord(c) < 127 for c in value):
+        raise _FieldError("actor", "the actor name must be printable ASCII (an HTTP header)")
+    if key and key in value:
+        raise _FieldError("actor", "the actor name must not contain the key")
+    return value
+
+
+def actor_of_current_task() -> str | None:
+    """``airflow:<dag_id>/<run_id>/<task_id>[<map_index>]`` of the running task, or None
+    outside one; characters an HTTP header cannot carry are percent-encoded."""
+    try:
+        from airflow.sdk import get_current_context  # noqa: PLC0415 - a task's runtime only
+
+        ti = get_current_context()["ti"]
+    except Exception:  # no task running in this process (a script, the triggerer)
+        return None
+    name = f"airflow:{ti.dag_id}/{ti.run_id}/{ti.task_id}"
+    map_index = getattr(ti, "map_index", -1)
+    if isinstance(map_index, int) and map_index >= 0:
+        name += f"[{map_index}]"
+    return "".join(c if 32 <= ord(c) < 127 and c != "%" else quote(c, safe="") for c in name)
 
 
 def _field_error(exc: ConvoxConfigError, host: str, key: str | None) -> _FieldError:

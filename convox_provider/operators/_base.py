@@ -27,16 +27,17 @@ import hashlib
 import sys
 import time
 import warnings
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Collection, Iterator, Mapping
 from contextlib import contextmanager
 from datetime import datetime, timedelta, timezone
 from functools import cached_property
 from typing import TYPE_CHECKING, Any, NoReturn
 
-from airflow.sdk import BaseOperator, Context
+from airflow.sdk import BaseOperator, BaseOperatorLink, Context
 
 from convox_provider.client.errors import as_sentence
 from convox_provider.client.waiting import MAX_ERRORS, ROLLOUT_TIMEOUT, WaitOptions
+from convox_provider.links import APP_PAGE_KEY, ConvoxAppLink, ConvoxBuildLink, ConvoxReleaseLink
 from convox_provider.triggers._events import (
     ERROR,
     FAILED,
@@ -215,12 +216,22 @@ class ConvoxTask(BaseOperator):
                     "xcom_pull of a task id or key that pushed nothing (a typo, or a task that "
                     f"did not run); check the Rendered Template of {name}"
                 )
+        self._step_context = context
+
+    _step_context: Context | None = None
+    """The context of the running step, once :meth:`_preflight` checked it."""
 
     @contextmanager
     def _client(self) -> Iterator[ConvoxClient]:
-        """The hook's client for one task step, its connection pool closed afterwards."""
+        """The hook's client for one task step, its connection pool closed afterwards; on a
+        console connection the app's console page goes to XCom ``convox_app_page`` first (the
+        links of :mod:`convox_provider.links`, written before any deferral)."""
         with self.hook as hook:
-            yield hook.get_conn()
+            client = hook.get_conn()
+            page = client.config.console_app_page(self.app)
+            if page is not None and self._step_context is not None:
+                self._push(self._step_context, APP_PAGE_KEY, page)
+            yield client
 
     def _push(self, context: Context, key: str, value: str) -> None:
         """Push ``value`` to XCom under ``key`` (again only when it changed)."""
@@ -380,6 +391,13 @@ class ConvoxBaseOperator(ConvoxTask):
     default_timeout: float = ROLLOUT_TIMEOUT
     """The wait budget when ``timeout`` is not given, in seconds."""
 
+    operator_extra_links: Collection[BaseOperatorLink] = (
+        ConvoxAppLink(),
+        ConvoxBuildLink(),
+        ConvoxReleaseLink(),
+    )
+    """Console pages of the app, its build and release (:mod:`convox_provider.links`)."""
+
     _waits_when_not_completing = False
     """Whether the operator waits on something (and may defer) even without
     ``wait_for_completion`` (a deploy waits for its build before it can promote)."""
@@ -475,6 +493,7 @@ class ConvoxBaseOperator(ConvoxTask):
                 poll_interval=waiting.poll_interval,
                 initial_delay=waiting.initial_delay,
                 max_errors=waiting.max_errors,
+                actor=self.hook.task_actor(),
             )
             self._defer(trigger, "execute_complete")
         return release_id

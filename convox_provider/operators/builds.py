@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 from airflow.sdk import Context
 
 from convox_provider.client.waiting import BUILD_TIMEOUT, ROLLOUT_TIMEOUT, WaitOptions
+from convox_provider.operators._assets import DeploysApp
 from convox_provider.operators._base import ConvoxBaseOperator, check_argument
 
 if TYPE_CHECKING:
@@ -177,6 +178,7 @@ class ConvoxBuildOperator(ConvoxBaseOperator):
                         poll_interval=waiting.poll_interval,
                         max_errors=waiting.max_errors,
                         follow_logs=self.follow_logs,
+                        actor=self.hook.task_actor(),
                     )
                     self._defer(trigger, resume)
                 build = client.builds.wait_for_build(
@@ -235,7 +237,7 @@ class ConvoxBuildOperator(ConvoxBaseOperator):
         return client.builds.build_from_object(self.app, self.object_url, **options)
 
 
-class ConvoxDeployOperator(ConvoxBuildOperator):
+class ConvoxDeployOperator(DeploysApp, ConvoxBuildOperator):
     """Build, then promote the new release and wait for its rollout: what ``convox deploy`` does.
 
     Takes every argument of :class:`ConvoxBuildOperator`. The build is always waited for (a
@@ -293,7 +295,7 @@ class ConvoxDeployOperator(ConvoxBuildOperator):
             )
 
 
-class ConvoxCopyBuildOperator(ConvoxBaseOperator):
+class ConvoxCopyBuildOperator(DeploysApp):
     """Copy a complete build from one rack to another (``convox builds export | convox builds
     import``, streamed: no temporary file), optionally promoting it on the target.
 

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from airflow.sdk import Context
 
 from convox_provider.client.waiting import ROLLOUT_TIMEOUT
+from convox_provider.operators._assets import DeploysApp
 from convox_provider.operators._base import ConvoxBaseOperator, check_argument
 
 if TYPE_CHECKING:
@@ -139,7 +140,7 @@ class EnvironmentOperator(ConvoxBaseOperator):
         return dict(value)
 
 
-class ConvoxEnvSetOperator(EnvironmentOperator):
+class ConvoxEnvSetOperator(DeploysApp, EnvironmentOperator):
     """Set and unset environment variables of a Convox app in one new release, as
     ``convox env set`` / ``env unset`` do, and optionally promote it.
 

@@ -7,12 +7,13 @@ from typing import Any
 from airflow.sdk import Context
 
 from convox_provider.client.waiting import ROLLOUT_TIMEOUT
-from convox_provider.operators._base import ConvoxBaseOperator, check_argument
+from convox_provider.operators._assets import DeploysApp
+from convox_provider.operators._base import check_argument
 
 __all__ = ["ConvoxPromoteReleaseOperator", "ConvoxRollbackOperator"]
 
 
-class _ReleaseOperator(ConvoxBaseOperator):
+class _ReleaseOperator(DeploysApp):
     """A rollout of a release, waited for here, on the triggerer, or not at all."""
 
     template_fields: tuple[str, ...] = ("convox_conn_id", "app", "release_id")
@@ -114,6 +115,7 @@ class ConvoxRollbackOperator(_ReleaseOperator):
     """
 
     template_fields = (*_ReleaseOperator.template_fields, "undoing")
+    rollback_event = True
 
     def __init__(self, *, undoing: str | None = None, **kwargs: Any) -> None:
         super().__init__(**kwargs)

@@ -7,7 +7,7 @@ from typing import Any
 from airflow.sdk import Context
 
 from convox_provider.client.waiting import ROLLOUT_TIMEOUT, WaitOptions
-from convox_provider.operators._base import ConvoxBaseOperator
+from convox_provider.operators._assets import DeploysApp
 
 __all__ = ["ConvoxScaleServiceOperator"]
 
@@ -23,7 +23,7 @@ def _whole(name: str, value: Any) -> int | None:
     return value
 
 
-class ConvoxScaleServiceOperator(ConvoxBaseOperator):
+class ConvoxScaleServiceOperator(DeploysApp):
     """Change a service's process count, CPU or memory, and wait for the rollout.
 
     ``PUT /apps/{app}/services/{service}`` patches the running deployment: no release is

@@ -74,6 +74,7 @@ class ConvoxBaseSensor(ConvoxTask, BaseSensorOperator):
             app=self.app,
             end_time=end_time,
             poll_interval=self.poke_interval,
+            actor=self.hook.task_actor(),
             **{self._subject_key: getattr(self, self._subject_key)},
             **self._trigger_options(),
         )

@@ -64,7 +64,11 @@ class ConvoxTrigger(BaseTrigger):
     """Wait for one thing on a Convox rack, with the hook's shared async client.
 
     ``end_time`` is absolute (epoch seconds), so a trigger restarted on another triggerer keeps
-    its deadline. ``run()`` yields exactly one event (see :mod:`._events`): a transient error
+    its deadline. ``actor`` is the ``Convox-Actor`` of the task that deferred (its hook's
+    :meth:`~convox_provider.hooks.convox.ConvoxHook.task_actor`; a trigger has no task context
+    on Airflow 3.1): every request of the wait carries it, through a view of the shared client
+    (:meth:`~convox_provider.client.client.AsyncConvoxClient.with_actor`), so the pool stays
+    shared. ``run()`` yields exactly one event (see :mod:`._events`): a transient error
     (5xx, 429, broken connection) is retried, and only ``max_errors`` of them in a row end the
     wait with an ``error`` event.
     """
@@ -80,8 +84,10 @@ class ConvoxTrigger(BaseTrigger):
         end_time: float,
         poll_interval: float = 5.0,
         max_errors: int = MAX_ERRORS,
+        actor: str | None = None,
     ) -> None:
         super().__init__()  # type: ignore[no-untyped-call]
+        self.actor = actor
         self.convox_conn_id = convox_conn_id
         self.app = app
         self.end_time = float(end_time)
@@ -96,6 +102,7 @@ class ConvoxTrigger(BaseTrigger):
             "end_time": self.end_time,
             "poll_interval": self.poll_interval,
             "max_errors": self.max_errors,
+            **({"actor": self.actor} if self.actor else {}),
             **self._own_kwargs(),
         }
 
@@ -132,7 +139,7 @@ class ConvoxTrigger(BaseTrigger):
         try:
             hook_class = await _hook_class()
             async with hook_class(convox_conn_id=self.convox_conn_id) as hook:
-                client = await hook.get_async_conn()
+                client = self._as_actor(await hook.get_async_conn())
                 # The client's wait stops at its own deadline; this also bounds a log stream
                 # that would outlive it.
                 backstop = left + self.poll_interval + 1.0
@@ -141,6 +148,10 @@ class ConvoxTrigger(BaseTrigger):
             return self._timed_out()
         except Exception as exc:
             return event_for_error(exc)
+
+    def _as_actor(self, client: AsyncConvoxClient) -> AsyncConvoxClient:
+        """The shared client, or a view of it whose requests name the task (``actor``)."""
+        return client.with_actor(self.actor) if self.actor else client
 
     def _timed_out(self) -> dict[str, Any]:
         deadline = datetime.fromtimestamp(self.end_time, timezone.utc)
@@ -176,7 +187,7 @@ class ConvoxTrigger(BaseTrigger):
         try:
             hook_class = await _hook_class()
             async with hook_class(convox_conn_id=self.convox_conn_id) as hook:
-                client = await hook.get_async_conn()
+                client = self._as_actor(await hook.get_async_conn())
                 await asyncio.wait_for(self._cancel(client), ON_KILL_TIMEOUT)
         except Exception:
             self.log.warning("Could not cancel %s", self.subject, exc_info=True)

@@ -277,10 +277,10 @@ def test_asset_uri_is_normalised_and_credential_free(given: str, uri: str) -> No
 @pytest.mark.parametrize(
     ("given", "app_name", "message"),
     [
-        ("acme/production", "My App", "invalid Convox app name 'My App'"),
-        ("", "myapp", "needs the rack"),
-        ("acme/prod/extra", "myapp", "give it as <org>/<rack>"),
-        ("https://convox:s3cret@/", "myapp", "invalid rack API host"),
+        ("acme/production", "My App", "app 'My App' is not a Convox app name"),
+        ("", "myapp", "rack must name the rack"),
+        ("acme/prod/extra", "myapp", r"is not '<org>/<rack>'"),
+        ("https://convox:s3cret@/", "myapp", "rack is not a host name or '<org>/<rack>'"),
     ],
 )
 def test_asset_uri_refuses_what_is_not_a_rack(given: str, app_name: str, message: str) -> None:

@@ -25,7 +25,7 @@ DAG_IDS = sorted(path.stem for path in EXAMPLE_DAGS.glob("convox_*.py"))
 
 
 def test_every_example_dag_is_covered() -> None:
-    assert len(DAG_IDS) == 6
+    assert len(DAG_IDS) == 11
 
 
 @pytest.mark.parametrize("dag_id", DAG_IDS)
@@ -44,6 +44,10 @@ def test_a_run_without_a_logical_date_succeeds(
 
     # The DAG objects are shared by the e2e tests: a param another test's run_conf set (the
     # rollback's release_id) is given its default again.
+    # The asset DAGs name their app and rack when parsed (assets are declared then): this
+    # test is the first to load them through ``example_dag``.
+    monkeypatch.setenv("CONVOX_ASSET_APP", app.name)
+    monkeypatch.setenv("CONVOX_ASSET_RACK", f"{rack.host}:{rack.port}")
     conf: dict[str, Any] = {"app": app.name}
     if dag_id == "convox_scheduled_rollback":
         conf["release_id"] = None

@@ -196,6 +196,9 @@ BAD_EXTRAS: list[tuple[str, Any]] = [
     ("max_retries", 2.5),
     ("max_retries", True),
     ("ca_bundle", "/nonexistent/ca.pem"),
+    ("actor", "naïve"),
+    ("actor", f"ci-{KEY}"),
+    ("actor", 7),
 ]
 
 
@@ -633,3 +636,36 @@ def test_importing_the_hook_defers_the_client_classes() -> None:
     assert "convox_provider.hooks.convox" in seen
     assert "convox_provider.client.config" in seen
     assert "convox_provider.client.client" not in seen
+
+
+# --- the audit actor (Convox-Actor) ------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("extra", "expected"),
+    [({}, None), ({"actor": ""}, None), ({"actor": "off"}, None), ({"actor": "ci-bot"}, "ci-bot")],
+)
+def test_the_actor_outside_a_task(
+    set_connection: SetConnection, extra: dict[str, Any], expected: str | None
+) -> None:
+    """Outside a task there is no task to name: only a fixed name is sent."""
+    set_connection({"host": "https://api.rack.example", "password": KEY, "extra": extra})
+    hook = ConvoxHook()
+    assert hook.task_actor() == expected
+    assert hook.get_conn().config.actor == expected
+    assert (hook.get_conn().config.headers().get("Convox-Actor")) == expected
+    hook.close()
+
+
+def test_a_fixed_actor_is_in_the_shared_config(set_connection: SetConnection) -> None:
+    set_connection({"host": "https://api.rack.example", "password": KEY, "extra": {"actor": "ci"}})
+    assert ConvoxHook().get_config().actor == "ci"
+
+
+def test_a_bad_actor_never_shows_the_key(set_connection: SetConnection) -> None:
+    set_connection(
+        {"host": "https://api.rack.example", "password": KEY, "extra": {"actor": f"x{KEY}"}}
+    )
+    _, message = _expect_config_error("actor")
+    assert KEY not in message
+    assert "must not contain the key" in message

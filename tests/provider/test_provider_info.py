@@ -23,7 +23,15 @@ from convox_provider.hooks.convox import ConvoxHook
 AIRFLOW_DIR = Path(airflow.__file__).parent
 PACKAGE_DIR = Path(convox_provider.__file__).parent
 ROLES = ("hooks", "operators", "sensors", "triggers")
-CONN_FIELDS = {"rack", "verify_ssl", "ca_bundle", "timeout", "max_retries", "retry_on_500"}
+CONN_FIELDS = {
+    "rack",
+    "verify_ssl",
+    "ca_bundle",
+    "timeout",
+    "max_retries",
+    "retry_on_500",
+    "actor",
+}
 
 
 def _schema(name: str) -> dict[str, Any]:
@@ -159,6 +167,27 @@ def test_runtime_providers_manager_resolves_the_hook() -> None:
     assert hook_info.connection_id_attribute_name == "convox_conn_id"
     assert hook_info.package_name == "airflow-provider-convox"
     assert hook_info.connection_testable is True
+
+
+def test_asset_uris_and_extra_links_are_registered(info: dict[str, Any]) -> None:
+    """Airflow resolves the ``convox`` scheme's handler and every link class; the links are
+    those the operators carry."""
+    from airflow.providers_manager import ProvidersManager
+
+    from convox_provider.assets import sanitize_uri
+    from convox_provider.operators.builds import ConvoxDeployOperator
+
+    assert info["asset-uris"] == [
+        {"schemes": ["convox"], "handler": "convox_provider.assets.sanitize_uri"}
+    ]
+    manager = ProvidersManager()
+    assert manager.asset_uri_handlers["convox"] is sanitize_uri
+    assert set(manager.extra_links_class_names) >= set(info["extra-links"])
+    carried = {
+        f"{type(link).__module__}.{type(link).__qualname__}"
+        for link in ConvoxDeployOperator.operator_extra_links
+    }
+    assert carried == set(info["extra-links"])
 
 
 _HOOK_META = """

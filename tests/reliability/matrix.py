@@ -110,6 +110,10 @@ SOURCE_CONN_ID = "convox_source"
 its target."""
 
 
+ACTOR = "fault-matrix"
+"""The connection's fixed ``Convox-Actor`` (a task outside Airflow's runtime names no task)."""
+
+
 def connect_retrying(
     monkeypatch: pytest.MonkeyPatch,
     rack: RackEmulator,
@@ -117,12 +121,13 @@ def connect_retrying(
     timeout: float = CLIENT_TIMEOUT,
     conn_id: str = "convox_default",
 ) -> None:
-    """Point ``conn_id`` at ``rack`` as a user would: the default 3 retries."""
+    """Point ``conn_id`` at ``rack`` as a user would: the default 3 retries, and an audit actor
+    (:data:`ACTOR`) that every request must carry, retried or deferred."""
     value = {
         "conn_type": "convox",
         "host": rack.url,
         "password": rack.password,
-        "extra": {"timeout": timeout, "max_retries": 3},
+        "extra": {"timeout": timeout, "max_retries": 3, "actor": ACTOR},
     }
     monkeypatch.setenv(f"AIRFLOW_CONN_{conn_id.upper()}", json.dumps(value))
 
@@ -1054,6 +1059,8 @@ def check_no_repeated_writes(subject: Subject, armory: Armory) -> None:
     """No write was sent twice unless the earlier sends were refused before the rack acted,
     and nothing was written that the subject does not declare."""
     records = list(armory.rack.requests)
+    unnamed = [f"{r.method} {r.path}" for r in records if r.header("Convox-Actor") != ACTOR]
+    assert unnamed == [], f"{subject} sent requests without the actor {ACTOR!r}: {unnamed}"
     unknown = [
         f"{r.method} {r.path}"
         for r in writes_of(records)

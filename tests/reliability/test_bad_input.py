@@ -20,9 +20,10 @@ from typing import Any
 
 import pytest
 from airflow.sdk import BaseOperator
-from airflow_compat import AirflowSkipException
+from airflow_compat import AirflowException, AirflowSkipException
 from convox_support import FAST
 
+from convox_provider.assets import convox_app_asset
 from convox_provider.client.errors import (
     ConvoxAuthError,
     ConvoxConfigError,
@@ -197,6 +198,11 @@ def _service(name: str) -> Callable[[Env, BaseOperator], None]:
     return setup
 
 
+def _other_rack(env: Env, task: BaseOperator) -> None:
+    task.outlets = [convox_app_asset("acme/production", APP)]
+
+
+DEPLOYERS = ("deploy", "promote", "rollback", "env-set", "scale")
 FIX_FIELD = r"Convox connection 'convox_default': fix the field '[^']+' \({field}\): "
 
 ROWS = (
@@ -445,6 +451,25 @@ ROWS = (
         connection=lambda env: {"host": "http://rack.example.com", "password": KEY},
     ),
     Row(
+        "actor-holds-the-key",
+        ConvoxConnectionConfigError,
+        FIX_FIELD.format(field="actor") + "the actor name must not contain the key$",
+        connection=lambda env: {
+            "host": env.rack.url,
+            "password": KEY,
+            "extra": {"actor": f"ci {KEY}"},
+        },
+    ),
+    Row(
+        "asset-of-another-rack",
+        AirflowException,
+        r"its outlet convox://acme/production/demo names rack 'acme/production', but connection "
+        r"'convox_default' reaches '127\.0\.0\.1:\d+', so nothing was sent to the rack\. "
+        r"Give rack='127\.0\.0\.1:\d+'",
+        subjects=DEPLOYERS,
+        setup=_other_rack,
+    ),
+    Row(
         "wrong-key-401",
         ConvoxAuthError,
         r"^401: invalid authentication \(.*; the credential was refused: check the deploy key "
@@ -552,7 +577,7 @@ def test_bad_input(
     add_source_rack(cell, subject, convox_rack_factory, monkeypatch)
     subject.seed(cell, False)
     connection = {"conn_type": "convox", **(row.connection or _good)(env)}
-    connection["extra"] = {"max_retries": 0}
+    connection["extra"] = {**connection.get("extra", {}), "max_retries": 0}
     monkeypatch.setenv("AIRFLOW_CONN_CONVOX_DEFAULT", json.dumps(connection))
     task = row.task(cell, subject) if row.task else subject.make(cell, False)
     if row.setup is not None:

@@ -30,6 +30,7 @@ from convox_provider.client.retry import RetryConfig
 from convox_provider.testing import RackEmulator
 
 from .matrix import (
+    ACTOR,
     APP,
     BUILD_LOGS,
     EXEC,
@@ -366,7 +367,12 @@ def test_the_repeated_write_check_tells_refusals_from_repeats(
     (sensor,) = [s for s in SUBJECTS if s.name == "release-sensor"]
     armory = Armory(rack)
     armory.status("POST", f"/apps/{APP}/releases", 429)
-    with ConvoxClient(rack.url, rack.password, retry=RetryConfig(max_retries=0)) as client:
+    with ConvoxClient(rack.url, rack.password, retry=RetryConfig(max_retries=0)) as plain:
+        plain.apps.get(APP)  # a request without the actor is caught
+        with pytest.raises(AssertionError, match=r"without the actor 'fault-matrix': \['GET /apps"):
+            check_no_repeated_writes(env_set, armory)
+        rack.requests.clear()
+        client = plain.with_actor(ACTOR)
         with pytest.raises(ConvoxRateLimitError):
             client.releases.create(APP, env={"A": "1"})
         client.releases.create(APP, env={"A": "1"})  # sent again after a refusal: allowed
