@@ -18,8 +18,8 @@ Airflow Variable on 3.1 and 3.2: see the trigger's documentation).
    ``CONVOX_SMOKE_TEST`` in a one-off process of the ``web`` service on that release; a non-zero
    exit code fails the run.
 
-Setup: the connection ``convox_default``, and, read when the file is parsed, ``CONVOX_APP``
-(default ``demo``) and ``CONVOX_RACK``: the rack as the asset names it, ``<org>/<rack>`` for a
+Setup: the connection ``convox_default``, and, read when the file is parsed, ``CONVOX_ASSET_APP``
+(default ``demo``) and ``CONVOX_ASSET_RACK``: the rack as the asset names it, ``<org>/<rack>`` for a
 console connection or the rack API's host (default ``local``, the bundled emulator's). The URI
 is made by :func:`convox_provider.assets.asset_uri`, as for the deploy tasks' outlets, so a DAG
 may also be scheduled on the same asset written by hand. ``CONVOX_DEFERRABLE`` and
@@ -45,8 +45,8 @@ from convox_provider.sensors.apps import ConvoxAppSensor
 from convox_provider.triggers.watch import ConvoxReleaseEventTrigger
 
 CONN_ID = "convox_default"
-APP = os.environ.get("CONVOX_APP", "demo")
-RACK = os.environ.get("CONVOX_RACK", "local")
+APP = os.environ.get("CONVOX_ASSET_APP", "demo")
+RACK = os.environ.get("CONVOX_ASSET_RACK", "local")
 DEFERRABLE = os.environ.get(
     "CONVOX_DEFERRABLE", str(conf.getboolean("operators", "default_deferrable", fallback=False))
 ).lower() in {"1", "true", "yes", "on"}

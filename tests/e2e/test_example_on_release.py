@@ -27,7 +27,7 @@ from .harness import MANIFEST, MODES
 from .test_example_dags import task_states, xcoms
 
 DAG_ID = "convox_on_release"
-APP = "demo"  # the DAG's default CONVOX_APP
+APP = "demo"  # the DAG's default CONVOX_ASSET_APP
 ExampleDag = Callable[[str, str], Any]
 
 

@@ -203,11 +203,10 @@ def test_rollback_and_env_change_are_new_releases(rack: RackEmulator) -> None:
         await _until_watching(store)
         with ConvoxClient(rack.url, "password") as client:
             options = {"poll_interval": FAST, "initial_delay": 0}
-            made.append(
-                await asyncio.to_thread(
-                    client.environment.set, APP, {"FEATURE": "on"}, promote=True, **options
-                )
+            release = await asyncio.to_thread(
+                client.environment.set, APP, {"FEATURE": "on"}, promote=True, **options
             )
+            made.append(release.id)
             await _until_watching(store, 2)
             made.append(await asyncio.to_thread(client.releases.rollback, APP, **options))
             await _until_watching(store, 3)

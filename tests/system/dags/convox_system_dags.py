@@ -94,7 +94,7 @@ celery_migrate_retried = example(
 
 # Started by the release watcher of app ``sys-watch`` (test_release_watcher.py): the example
 # parsed for that app, looking at it every second.
-_WATCHED = {"CONVOX_APP": "sys-watch", "CONVOX_WATCH_INTERVAL": "1"}
+_WATCHED = {"CONVOX_ASSET_APP": "sys-watch", "CONVOX_WATCH_INTERVAL": "1"}
 _saved = {name: os.environ.get(name) for name in _WATCHED}
 os.environ.update(_WATCHED)
 try:
