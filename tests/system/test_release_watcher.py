@@ -68,7 +68,7 @@ def test_deploys_outside_airflow_start_the_dag_once_each_across_a_triggerer_kill
     wait_until(watching, timeout=300, interval=0.5, what="the watcher reading the app")
     started = time.monotonic()
     first = promote_new(harness)
-    wait_until(lambda: released(harness) == [first], timeout=60, what="the first asset event")
+    wait_until(lambda: released(harness) == [first], timeout=150, what="the first asset event")
     figures["watcher_event_seconds"] = round(time.monotonic() - started, 1)
     (event,) = asset_events(harness)
     assert event["extra"]["payload"]["previous_release"] == seed
