@@ -29,12 +29,15 @@ between the two (a few milliseconds) reports that release again; a restart at an
 neither repeats nor misses one. A release made while no triggerer ran is reported once, when
 the trigger starts again; several deploys in that time are reported as the last one (the app
 runs only that one now). With no cursor yet (a new watcher), the release the app settles on is
-recorded as the starting point and not reported.
+recorded as the starting point and not reported; but when the app does not exist yet or has no
+release, the starting point is "before its first release" (the cursor ``""``), so that the
+first deploy of an app created after its watcher is reported too.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, Any, Protocol
@@ -46,10 +49,15 @@ from convox_provider.triggers._base import _hook_class
 from convox_provider.triggers._events import describe
 
 if TYPE_CHECKING:
+    from convox_provider.client.client import AsyncConvoxClient
     from convox_provider.client.models import Release
     from convox_provider.client.workflows.events import WorkflowEvent
 
 __all__ = ["CURSOR_KEY", "WATCH_TIMEOUT", "ConvoxReleaseEventTrigger", "cursor_variable"]
+
+BEFORE_FIRST_RELEASE = ""
+"""``client.workflows.watch.BEFORE_FIRST_RELEASE``, the cursor of a watch begun before the app
+had a release (not imported from there: DAG files import this module, which stays light)."""
 
 CURSOR_KEY = "convox_release_cursor"
 """The asset state store key of the last release reported (``{"release_id": ...}``)."""
@@ -118,8 +126,9 @@ class _VariableCursor:
 
 
 def _release_of(value: Any) -> str | None:
+    """The cursor in a stored value (``""``: :data:`BEFORE_FIRST_RELEASE`), or None."""
     if isinstance(value, dict) and isinstance(value.get("release_id"), str):
-        return value["release_id"] or None
+        return str(value["release_id"])
     return None
 
 
@@ -195,14 +204,12 @@ class ConvoxReleaseEventTrigger(BaseEventTrigger):
         """Watch until cancelled, yielding one event per new active release."""
         cursor, since = await self._load()
         if since is None:
-            first = await self._next_release(None)
-            since = first.id
-            self.log.info(
-                "Watching %s from release %s, the one it runs now (not reported)",
-                self.subject,
-                since,
-            )
+            since = await self._origin()
             await self._save(cursor, since)
+        elif since == BEFORE_FIRST_RELEASE:
+            self.log.info(
+                "Watching %s from before its first release (from %s)", self.subject, cursor.where
+            )
         else:
             self.log.info(
                 "Watching %s after release %s (from %s)", self.subject, since, cursor.where
@@ -214,14 +221,44 @@ class ConvoxReleaseEventTrigger(BaseEventTrigger):
             since = release.id
             await self._save(cursor, since)
 
+    async def _origin(self) -> str:
+        """The starting point of a watch with no cursor (``client.releases.watch_origin``)."""
+        origin = await self._retrying(self._watch_origin, f"read app {self.app}")
+        if origin == BEFORE_FIRST_RELEASE:
+            self.log.info(
+                "Watching %s from before its first release (the app has none yet): its first "
+                "release will be reported",
+                self.subject,
+            )
+            return BEFORE_FIRST_RELEASE
+        first = await self._next_release(None)
+        self.log.info(
+            "Watching %s from release %s, the one it runs now (not reported)",
+            self.subject,
+            first.id,
+        )
+        return first.id
+
+    async def _watch_origin(self) -> str | None:
+        async with self._client() as client:
+            return await client.releases.watch_origin(self.app)
+
+    @contextlib.asynccontextmanager
+    async def _client(self) -> AsyncIterator[AsyncConvoxClient]:
+        """The pooled client of the connection (the hook's, shared by every watcher on it)."""
+        hook_class = await _hook_class()
+        async with hook_class(convox_conn_id=self.convox_conn_id) as hook:
+            yield await hook.get_async_conn()
+
     def _payload(self, release: Release, previous: str) -> dict[str, Any]:
+        """The event's payload (``previous_release`` None for an app's first release)."""
         return {
             "app": self.app,
             "release_id": release.id,
             "build_id": release.build,
             "description": release.description,
             "created": None if release.created is None else release.created.isoformat(),
-            "previous_release": previous,
+            "previous_release": previous or None,
         }
 
     async def _next_release(self, since: str | None) -> Release:
@@ -232,9 +269,7 @@ class ConvoxReleaseEventTrigger(BaseEventTrigger):
         failures = 0
         while True:
             try:
-                hook_class = await _hook_class()
-                async with hook_class(convox_conn_id=self.convox_conn_id) as hook:
-                    client = await hook.get_async_conn()
+                async with self._client() as client:
                     return await client.releases.wait_for_new_release(
                         self.app,
                         since=since,

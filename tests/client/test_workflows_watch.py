@@ -15,6 +15,7 @@ from convox_provider.client.models import App, Process, Release
 from convox_provider.client.waiting import WaitOptions
 from convox_provider.client.workflows.events import WaitRetrying
 from convox_provider.client.workflows.watch import (
+    BEFORE_FIRST_RELEASE,
     AppReading,
     AppWatch,
     ProcessReading,
@@ -105,6 +106,31 @@ def test_without_a_cursor_the_release_it_settles_on_is_returned() -> None:
     rack.on("GET", APP, app("updating", ""), app("running", "R1"))
     rack.on("GET", f"{APP}/releases/R1", release("R1", 0))
     assert new_release(rack, None).id == "R1"
+
+
+@pytest.mark.parametrize(
+    ("answer", "origin"),
+    [
+        (api_error(404, "app not found: myapp"), BEFORE_FIRST_RELEASE),
+        (app("creating", ""), BEFORE_FIRST_RELEASE),
+        (app("updating", "R1"), None),
+    ],
+)
+def test_watch_origin_is_before_the_first_release_only_for_an_app_without_one(
+    answer: Any, origin: str | None
+) -> None:
+    rack = FakeRack()
+    rack.on("GET", APP, answer)
+    assert watch(rack).watch_origin("myapp") == origin
+    assert rack.keys == [("GET", APP)]
+
+
+def test_a_watch_from_before_the_first_release_reports_the_first_one() -> None:
+    rack = FakeRack()
+    rack.on("GET", APP, app("creating", ""), app("running", "R1"), app("running", "R1"))
+    rack.on("GET", f"{APP}/releases/R1", release("R1", 0))
+    assert new_release(rack, BEFORE_FIRST_RELEASE).id == "R1"
+    assert ("GET", f"{APP}/releases/") not in rack.keys  # no cursor release to look up
 
 
 def test_transient_errors_are_retried_and_reported() -> None:

@@ -103,6 +103,12 @@ async def _until_watching(store: FakeAssetStore, writes: int = 1) -> None:
     raise AssertionError("the trigger never recorded its starting point")
 
 
+def test_the_trigger_and_the_client_agree_on_the_cursor_before_a_first_release() -> None:
+    from convox_provider.client.workflows import watch as client_watch  # noqa: PLC0415
+
+    assert watch.BEFORE_FIRST_RELEASE == client_watch.BEFORE_FIRST_RELEASE
+
+
 def test_serialize_has_no_cursor_and_checks_its_options() -> None:
     classpath, kwargs = ConvoxReleaseEventTrigger(app="demo", convox_conn_id="prod").serialize()
     assert classpath == "convox_provider.triggers.watch.ConvoxReleaseEventTrigger"
@@ -135,6 +141,41 @@ def test_a_promote_by_another_client_is_one_event_with_its_release(rack: RackEmu
     assert store.values[CURSOR_KEY] == {"release_id": new}
     # the starting point was recorded, then the release reported
     assert store.writes == [{"release_id": running}, {"release_id": new}]
+
+
+def test_a_watch_begun_before_its_app_existed_reports_the_apps_first_release(
+    convox_rack_factory: Callable[..., RackEmulator],
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """A watcher declared for an app created later: the app's first deploy is an event too."""
+    rack = convox_rack_factory()
+    connect(monkeypatch, rack)
+    store = FakeAssetStore()
+    first = trigger()
+    first.asset_state_store = store
+    made: list[str] = []
+
+    async def create_then_deploy() -> None:
+        await _until_watching(store)
+        assert rack.requests.count("GET", f"/apps/{APP}", status=404) >= 1
+        rack.create_app(APP)
+        made.append(await asyncio.to_thread(promote_new, rack, description="first deploy"))
+
+    events = asyncio.run(events_while(first, create_then_deploy))
+    assert [e["release_id"] for e in events] == made
+    assert events[0]["previous_release"] is None
+    assert store.writes == [{"release_id": ""}, {"release_id": made[0]}]
+    assert "from before its first release (the app has none yet)" in capsys.readouterr().out
+
+    # a restart before that first deploy would have kept "before the first release"
+    store.values[CURSOR_KEY] = {"release_id": ""}
+    events = asyncio.run(events_while(restarted(first, store), _nothing, settle=0.4))
+    assert [e["release_id"] for e in events] == made
+
+
+async def _nothing() -> None:
+    return None
 
 
 def test_a_rolled_back_rollout_and_an_unpromoted_release_are_not_reported(

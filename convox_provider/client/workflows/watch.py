@@ -36,6 +36,7 @@ from convox_provider.client.waiting import START_WAIT, WaitOptions, wait_options
 from convox_provider.client.workflows.waits import Deadline, Poller
 
 __all__ = [
+    "BEFORE_FIRST_RELEASE",
     "WATCH_WAIT",
     "AppReading",
     "AppWatch",
@@ -61,6 +62,10 @@ the rack keeps it (§4.6)."""
 
 
 # --- new active releases ------------------------------------------------------------------------
+
+BEFORE_FIRST_RELEASE = ""
+"""The cursor of a watch that began before the app had a release (it did not exist yet, or had
+just been created): every release the app settles on is new, its first one included."""
 
 
 def created_after(one: Release, other: Release) -> bool:
@@ -88,7 +93,9 @@ def new_active_release(
             settled = candidate is not None and candidate == previous
             previous = candidate
             if settled and candidate is not None and verdicts.get(candidate, True):
-                if since is not None and cursor is None:
+                if since == BEFORE_FIRST_RELEASE:
+                    cursor = _MISSING
+                elif since is not None and cursor is None:
                     cursor = yield from _find_release(poller, app, since)
                 release = yield from poller.fetch(functools.partial(_get_release, app, candidate))
                 if release is not None and (since is None or cursor is not None):
@@ -133,6 +140,20 @@ class ReleaseWatch(Resource[D]):
     """The release watch of ``client.releases``."""
 
     @operation
+    def watch_origin(self, app: str) -> Flow[str | None]:
+        """One look at where a new watch of ``app`` (one with no cursor yet) starts:
+        :data:`BEFORE_FIRST_RELEASE` when the app does not exist yet (404) or has no release
+        (just created, §5.1), so that its first release is reported; None when it has one,
+        so that the release it settles on is the starting point and not reported
+        (``wait_for_new_release(since=None)``). Other errors are raised."""
+        _check_ids(app)
+        try:
+            found = yield from call(app_routes.get(app))
+        except ConvoxNotFoundError:
+            return BEFORE_FIRST_RELEASE
+        return None if found.release else BEFORE_FIRST_RELEASE
+
+    @operation
     def wait_for_new_release(
         self, app: str, *, since: str | None, waiting: WaitOptions = WATCH_WAIT
     ) -> Flow[Release]:
@@ -143,7 +164,9 @@ class ReleaseWatch(Resource[D]):
         §5.1, §7.9). Newer: created after ``since`` (§5.3; releases are ordered by
         ``created``, §5.10); a ``since`` the rack no longer has makes any settled release new.
         With ``since=None`` the first release the app settles on is returned: what a watcher
-        records as its starting point. Who made the release does not matter (promote,
+        records as its starting point; with ``since=``:data:`BEFORE_FIRST_RELEASE` (what
+        :meth:`watch_origin` answers for an app with no release yet) every settled release is
+        new. Who made the release does not matter (promote,
         rollback, env change, CLI, console): this reads the app, never a release list, so a
         release that was created but never promoted is not reported. Several deploys between
         two polls are seen as the last one (§7.10). ``waiting`` (a
@@ -153,7 +176,7 @@ class ReleaseWatch(Resource[D]):
         (a watcher calls again).
         """
         options = wait_options({"waiting": waiting}, WATCH_WAIT)
-        _check_ids(app, release_id=since)
+        _check_ids(app, release_id=since or None)
         return _polled(
             options,
             f"a new active release of app {app}",
