@@ -125,12 +125,31 @@ def test_watch_origin_is_before_the_first_release_only_for_an_app_without_one(
     assert rack.keys == [("GET", APP)]
 
 
-def test_a_watch_from_before_the_first_release_reports_the_first_one() -> None:
+def test_a_watch_from_before_the_first_release_waits_for_the_app_and_reports_its_first() -> None:
     rack = FakeRack()
-    rack.on("GET", APP, app("creating", ""), app("running", "R1"), app("running", "R1"))
+    missing = api_error(404, "app not found: myapp")
+    rack.on(
+        "GET",
+        APP,
+        missing,
+        missing,
+        app("creating", ""),
+        app("running", "R1"),
+        app("running", "R1"),
+    )
     rack.on("GET", f"{APP}/releases/R1", release("R1", 0))
     assert new_release(rack, BEFORE_FIRST_RELEASE).id == "R1"
+    assert rack.keys.count(("GET", APP)) == 5
     assert ("GET", f"{APP}/releases/") not in rack.keys  # no cursor release to look up
+
+
+def test_any_other_watch_of_an_app_that_is_gone_raises() -> None:
+    rack = FakeRack()
+    rack.on("GET", APP, api_error(404, "app not found: myapp"))
+    with pytest.raises(ConvoxNotFoundError, match="app not found"):
+        new_release(rack, "R1")
+    with pytest.raises(ConvoxNotFoundError, match="app not found"):
+        new_release(rack, None)
 
 
 def test_transient_errors_are_retried_and_reported() -> None:

@@ -86,7 +86,7 @@ def new_active_release(
     cursor: Release | None = None
     while True:
         yield from poller.check()
-        found = yield from poller.fetch(lambda: call(app_routes.get(app)))
+        found = yield from _app_if_made(poller, app, since)
         if found is not None:
             poller.state = f"status {found.status!r}, release {found.release or '(none)'}"
             candidate = _settled_candidate(found, since)
@@ -107,6 +107,18 @@ def new_active_release(
 
 _MISSING = Release(id="", created=None)
 """Stands for a cursor release the rack no longer has (an app deleted and created again)."""
+
+
+def _app_if_made(poller: Poller, app: str, since: str | None) -> Flow[App | None]:
+    """Flow: the app; None after a transient failure, or while an app watched from before its
+    first release does not exist yet (for any other watch its absence is raised)."""
+    try:
+        return (yield from poller.fetch(lambda: call(app_routes.get(app))))
+    except ConvoxNotFoundError:
+        if since != BEFORE_FIRST_RELEASE:
+            raise
+        poller.state = "the app does not exist yet"
+        return None
 
 
 def _get_release(app: str, release_id: str) -> Flow[Release]:
@@ -164,10 +176,12 @@ class ReleaseWatch(Resource[D]):
         §5.1, §7.9). Newer: created after ``since`` (§5.3; releases are ordered by
         ``created``, §5.10); a ``since`` the rack no longer has makes any settled release new.
         With ``since=None`` the first release the app settles on is returned: what a watcher
-        records as its starting point; with ``since=``:data:`BEFORE_FIRST_RELEASE` (what
+        records as its starting point. With ``since=``:data:`BEFORE_FIRST_RELEASE` (what
         :meth:`watch_origin` answers for an app with no release yet) every settled release is
-        new. Who made the release does not matter (promote,
-        rollback, env change, CLI, console): this reads the app, never a release list, so a
+        new, and an app that does not exist yet is waited for; any other watch raises its
+        absence (:class:`~convox_provider.client.errors.ConvoxNotFoundError`). Who made the
+        release does not matter (promote, rollback, env change, CLI, console): this reads the
+        app, never a release list, so a
         release that was created but never promoted is not reported. Several deploys between
         two polls are seen as the last one (§7.10). ``waiting`` (a
         :class:`~convox_provider.client.waiting.WaitOptions`, default :data:`WATCH_WAIT`): as
