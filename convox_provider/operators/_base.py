@@ -354,7 +354,9 @@ class ConvoxTask(BaseOperator):
         raise AirflowException(message)
 
     def _defer(self, trigger: ConvoxTrigger, method_name: str) -> NoReturn:
-        """Defer to ``trigger``; the deferral times out ``DEFER_MARGIN`` after its deadline."""
+        """Defer to ``trigger``; the deferral times out ``DEFER_MARGIN`` after its deadline.
+        The trigger is told when (``deferred_at``: its event is held a few seconds after it)."""
+        trigger.deferred_at = time.time()
         left = max(0.0, trigger.end_time - time.time())
         self.log.info(
             "Deferring: waiting on the triggerer for %s. A triggerer must be running "

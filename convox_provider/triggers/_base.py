@@ -21,7 +21,7 @@ if TYPE_CHECKING:
     from convox_provider.client.workflows.events import WorkflowEvent
     from convox_provider.hooks.convox import ConvoxHook
 
-__all__ = ["ON_KILL_TIMEOUT", "ConvoxTrigger"]
+__all__ = ["ON_KILL_TIMEOUT", "RESUME_HOLD", "ConvoxTrigger"]
 
 _HOOK_MODULE = "convox_provider.hooks.convox"
 _OFF_LOOP_IMPORTS = (
@@ -35,6 +35,18 @@ says all were tried)."""
 
 ON_KILL_TIMEOUT = 30.0
 """Seconds ``on_kill`` may spend cancelling remote work."""
+
+RESUME_HOLD = 10.0
+"""Seconds after the deferral before a trigger run by a triggerer hands over its event.
+
+Airflow 3.1-3.3 fail a resumed task as "killed externally" when the scheduler handles the
+executor's report of the worker that exited on ``defer()`` only after the resumed try is
+already queued or running (the same try number; apache/airflow#71580, #72716). A Convox wait
+that ends a second or two after its deferral (a rollout of a small app) loses that race on a
+busy scheduler: measured in this project's system tests on 2 cores, the report came 6.1 s and
+7.6 s after the deferral, and the deploys were failed. Holding the event until 10 s after the
+deferral keeps the resumed try behind it; a wait that ends later is not held.
+"""
 
 
 async def _hook_class() -> type[ConvoxHook]:
@@ -64,7 +76,9 @@ class ConvoxTrigger(BaseTrigger):
     """Wait for one thing on a Convox rack, with the hook's shared async client.
 
     ``end_time`` is absolute (epoch seconds), so a trigger restarted on another triggerer keeps
-    its deadline. ``actor`` is the ``Convox-Actor`` of the task that deferred (its hook's
+    its deadline; so is ``deferred_at``, when the task deferred (set by the operator): run by a
+    triggerer, the event is held until :data:`RESUME_HOLD` seconds after it (an Airflow race,
+    see there). ``actor`` is the ``Convox-Actor`` of the task that deferred (its hook's
     :meth:`~convox_provider.hooks.convox.ConvoxHook.task_actor`; a trigger has no task context
     on Airflow 3.1): every request of the wait carries it, through a view of the shared client
     (:meth:`~convox_provider.client.client.AsyncConvoxClient.with_actor`), so the pool stays
@@ -76,6 +90,9 @@ class ConvoxTrigger(BaseTrigger):
     initial_delay: float = 0.0
     """Seconds before the first poll (a trigger with its own ``initial_delay`` argument sets it)."""
 
+    resume_hold: float = RESUME_HOLD
+    """Seconds after ``deferred_at`` before the event is handed over (:data:`RESUME_HOLD`)."""
+
     def __init__(
         self,
         *,
@@ -85,9 +102,11 @@ class ConvoxTrigger(BaseTrigger):
         poll_interval: float = 5.0,
         max_errors: int = MAX_ERRORS,
         actor: str | None = None,
+        deferred_at: float | None = None,
     ) -> None:
         super().__init__()  # type: ignore[no-untyped-call]
         self.actor = actor
+        self.deferred_at = None if deferred_at is None else float(deferred_at)
         self.convox_conn_id = convox_conn_id
         self.app = app
         self.end_time = float(end_time)
@@ -103,6 +122,7 @@ class ConvoxTrigger(BaseTrigger):
             "poll_interval": self.poll_interval,
             "max_errors": self.max_errors,
             **({"actor": self.actor} if self.actor else {}),
+            **({"deferred_at": self.deferred_at} if self.deferred_at is not None else {}),
             **self._own_kwargs(),
         }
 
@@ -130,7 +150,24 @@ class ConvoxTrigger(BaseTrigger):
         """Wait, then yield one event: success, failed/rollback, timeout or error."""
         event = await self._outcome()
         self.log.info("Done waiting for %s: %s", self.subject, event["status"])
+        await self._hold()
         yield TriggerEvent(event)  # type: ignore[no-untyped-call]
+
+    async def _hold(self) -> None:
+        """Wait until ``resume_hold`` seconds after ``deferred_at`` when a triggerer runs this
+        (it gave the trigger its task instance; ``dag.test()``, which resumes the task in the
+        same process, does not, and has no race to avoid)."""
+        if self.deferred_at is None or self.task_instance is None:
+            return
+        left = self.deferred_at + self.resume_hold - time.time()
+        if left > 0:
+            self.log.info(
+                "Handing the event over in %.1fs, %gs after the deferral (an Airflow race: "
+                "see convox_provider.triggers._base.RESUME_HOLD)",
+                left,
+                self.resume_hold,
+            )
+            await asyncio.sleep(left)
 
     async def _outcome(self) -> dict[str, Any]:
         left = self.end_time - time.time()

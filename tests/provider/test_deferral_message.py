@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from typing import Any
 from unittest import mock
 
@@ -25,8 +26,13 @@ def test_the_deferral_log_line_says_a_triggerer_must_run(rack: RackEmulator) -> 
 
     with mock.patch.object(type(op), "log", mock.PropertyMock()) as log:
         log.return_value.info.side_effect = info
-        with pytest.raises(TaskDeferred):
+        before = time.time()
+        with pytest.raises(TaskDeferred) as deferred:
             op.execute(context())
+    # the trigger knows when the task deferred (its event is held a little after it)
+    trigger = deferred.value.trigger
+    assert before <= trigger.deferred_at <= time.time()
+    assert trigger.serialize()[1]["deferred_at"] == trigger.deferred_at
     (line,) = [text for text in logged if text.startswith("Deferring")]
     assert "A triggerer must be running (`airflow triggerer`)" in line
     assert "stays deferred until 20" in line

@@ -6,6 +6,7 @@ import asyncio
 import json
 import time
 from collections.abc import Callable
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -67,6 +68,27 @@ def test_serialize_round_trip_keeps_the_absolute_deadline() -> None:
     restored = ConvoxReleaseTrigger(**json.loads(json.dumps(kwargs)))
     assert restored.end_time == original.end_time
     assert restored.serialize() == (classpath, kwargs)
+
+
+def test_a_triggerer_holds_an_event_that_comes_right_after_the_deferral(rollout: Rollout) -> None:
+    """apache/airflow#71580: a task resumed before the scheduler saw its worker exit on defer()
+    is failed; an event is therefore held until ``resume_hold`` after the deferral."""
+    _, _, second = rollout(0.0)
+
+    def timed(deferred_ago: float, *, in_triggerer: bool) -> float:
+        held = trigger(second, deferred_at=time.time() - deferred_ago)
+        held.resume_hold = 0.8
+        if in_triggerer:  # a triggerer gives each trigger its task instance; dag.test() does not
+            held.task_instance = SimpleNamespace(task_id="deploy")  # type: ignore[assignment]
+        started = time.monotonic()
+        assert [e["status"] for e in run_trigger(held)] == ["success"]
+        return time.monotonic() - started
+
+    assert timed(0.0, in_triggerer=True) >= 0.75  # held until 0.8 s after the deferral
+    assert timed(0.5, in_triggerer=True) < 0.75  # only what is left of it
+    assert timed(0.0, in_triggerer=False) < 0.75  # dag.test(): no scheduler, no race
+    restored = ConvoxReleaseTrigger(**trigger(second, deferred_at=1_900_000_000.5).serialize()[1])
+    assert restored.deferred_at == 1_900_000_000.5
 
 
 def test_rollout_that_settles_is_a_success(rollout: Rollout) -> None:
