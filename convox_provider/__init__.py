@@ -148,4 +148,23 @@ def get_provider_info() -> dict[str, Any]:
         "connection-types": [_connection_type()],
         "asset-uris": [{"schemes": ["convox"], "handler": "convox_provider.assets.sanitize_uri"}],
         "extra-links": [f"convox_provider.links.{name}" for name in _LINKS],
+        "config": {
+            "convox": {
+                "description": "The Convox provider's settings.",
+                "options": {
+                    "resume_hold": {
+                        "description": (
+                            "Seconds after a task deferred before its trigger hands over an event"
+                            " that came sooner (Airflow 3.1-3.3 may fail a task resumed before"
+                            " the scheduler handled its worker's exit, apache/airflow#71580)."
+                            " 0 turns the hold off."
+                        ),
+                        "version_added": None,
+                        "type": "float",
+                        "example": "0",
+                        "default": "30",
+                    }
+                },
+            }
+        },
     }

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import importlib
+import logging
 import sys
 import time
 from abc import abstractmethod
@@ -21,7 +22,7 @@ if TYPE_CHECKING:
     from convox_provider.client.workflows.events import WorkflowEvent
     from convox_provider.hooks.convox import ConvoxHook
 
-__all__ = ["ON_KILL_TIMEOUT", "RESUME_HOLD", "ConvoxTrigger"]
+__all__ = ["ON_KILL_TIMEOUT", "RESUME_HOLD", "ConvoxTrigger", "configured_resume_hold"]
 
 _HOOK_MODULE = "convox_provider.hooks.convox"
 _OFF_LOOP_IMPORTS = (
@@ -36,17 +37,33 @@ says all were tried)."""
 ON_KILL_TIMEOUT = 30.0
 """Seconds ``on_kill`` may spend cancelling remote work."""
 
-RESUME_HOLD = 10.0
-"""Seconds after the deferral before a trigger run by a triggerer hands over its event.
+RESUME_HOLD = 30.0
+"""Default seconds after the deferral before a trigger run by a triggerer hands over its event
+(Airflow config ``[convox] resume_hold``, ``AIRFLOW__CONVOX__RESUME_HOLD``; 0 turns it off).
 
 Airflow 3.1-3.3 fail a resumed task as "killed externally" when the scheduler handles the
 executor's report of the worker that exited on ``defer()`` only after the resumed try is
 already queued or running (the same try number; apache/airflow#71580, #72716). A Convox wait
 that ends a second or two after its deferral (a rollout of a small app) loses that race on a
-busy scheduler: measured in this project's system tests on 2 cores, the report came 6.1 s and
-7.6 s after the deferral, and the deploys were failed. Holding the event until 10 s after the
-deferral keeps the resumed try behind it; a wait that ends later is not held.
+busy scheduler: in this project's system tests on 2 cores the report came 6 to 8 s after the
+deferral with a few deploys at once, and 12 s with 20, and those deploys were failed. Holding
+the event until 30 s after the deferral keeps the resumed try behind it; a wait that ends later
+is not held.
 """
+
+
+def configured_resume_hold() -> float:
+    """``[convox] resume_hold`` (seconds, :data:`RESUME_HOLD` when unset; a bad value is logged
+    and the default used)."""
+    from airflow.configuration import conf  # noqa: PLC0415 - the triggerer's, read when used
+
+    try:
+        return max(0.0, conf.getfloat("convox", "resume_hold", fallback=RESUME_HOLD))
+    except Exception as exc:
+        logging.getLogger(__name__).warning(
+            "[convox] resume_hold is not a number of seconds (%s); using %gs", exc, RESUME_HOLD
+        )
+        return RESUME_HOLD
 
 
 async def _hook_class() -> type[ConvoxHook]:
@@ -90,8 +107,9 @@ class ConvoxTrigger(BaseTrigger):
     initial_delay: float = 0.0
     """Seconds before the first poll (a trigger with its own ``initial_delay`` argument sets it)."""
 
-    resume_hold: float = RESUME_HOLD
-    """Seconds after ``deferred_at`` before the event is handed over (:data:`RESUME_HOLD`)."""
+    resume_hold: float | None = None
+    """Seconds after ``deferred_at`` before the event is handed over; None: the configured
+    ones (:func:`configured_resume_hold`)."""
 
     def __init__(
         self,
@@ -159,13 +177,14 @@ class ConvoxTrigger(BaseTrigger):
         same process, does not, and has no race to avoid)."""
         if self.deferred_at is None or self.task_instance is None:
             return
-        left = self.deferred_at + self.resume_hold - time.time()
+        hold = configured_resume_hold() if self.resume_hold is None else self.resume_hold
+        left = self.deferred_at + hold - time.time()
         if left > 0:
             self.log.info(
-                "Handing the event over in %.1fs, %gs after the deferral (an Airflow race: "
-                "see convox_provider.triggers._base.RESUME_HOLD)",
+                "Handing the event over in %.1fs, %gs after the deferral (an Airflow race, see "
+                "[convox] resume_hold in docs/deferrable.md)",
                 left,
-                self.resume_hold,
+                hold,
             )
             await asyncio.sleep(left)
 

@@ -237,3 +237,21 @@ def test_the_legacy_form_methods_exist_only_where_airflow_needs_them() -> None:
     """Airflow 3.2+ deprecates them (a warning per process) and reads provider info instead."""
     legacy = {"get_connection_form_widgets", "get_ui_field_behaviour"} & set(vars(ConvoxHook))
     assert bool(legacy) == (AIRFLOW_RELEASE < (3, 2))
+
+
+def test_the_resume_hold_is_an_airflow_setting(
+    info: dict[str, Any], monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """``[convox] resume_hold``: declared with the triggers' default, read at each use."""
+    from convox_provider.triggers._base import RESUME_HOLD, configured_resume_hold
+
+    option = info["config"]["convox"]["options"]["resume_hold"]
+    assert (option["type"], float(option["default"])) == ("float", RESUME_HOLD)
+    assert configured_resume_hold() == RESUME_HOLD
+    monkeypatch.setenv("AIRFLOW__CONVOX__RESUME_HOLD", "2.5")
+    assert configured_resume_hold() == 2.5
+    monkeypatch.setenv("AIRFLOW__CONVOX__RESUME_HOLD", "-1")
+    assert configured_resume_hold() == 0.0
+    monkeypatch.setenv("AIRFLOW__CONVOX__RESUME_HOLD", "soon")
+    assert configured_resume_hold() == RESUME_HOLD
+    assert "[convox] resume_hold is not a number of seconds" in caplog.text

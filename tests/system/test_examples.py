@@ -163,7 +163,7 @@ def test_example_dag(
     dated: bool,
 ) -> None:
     run = example_runs[dag_id, dated]
-    harness.wait(*example_runs.values(), timeout=300)
+    harness.wait(*example_runs.values(), timeout=480)
     expected = EXPECTED[dag_id]
     states = harness.task_states(run)
     assert (run.state, states) == ("success", expected["tasks"]), harness.explain(run)
