@@ -355,7 +355,8 @@ class ConvoxTask(BaseOperator):
 
     def _defer(self, trigger: ConvoxTrigger, method_name: str) -> NoReturn:
         """Defer to ``trigger``; the deferral times out ``DEFER_MARGIN`` after its deadline.
-        The trigger is told when (``deferred_at``: its event is held a few seconds after it)."""
+        The trigger is told when (``deferred_at``: an event that comes sooner than
+        ``[convox] resume_hold`` seconds after it is held until then)."""
         trigger.deferred_at = time.time()
         left = max(0.0, trigger.end_time - time.time())
         self.log.info(

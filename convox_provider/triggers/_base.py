@@ -92,16 +92,16 @@ def _import_all() -> None:
 class ConvoxTrigger(BaseTrigger):
     """Wait for one thing on a Convox rack, with the hook's shared async client.
 
-    ``end_time`` is absolute (epoch seconds), so a trigger restarted on another triggerer keeps
-    its deadline; so is ``deferred_at``, when the task deferred (set by the operator): run by a
-    triggerer, the event is held until :data:`RESUME_HOLD` seconds after it (an Airflow race,
-    see there). ``actor`` is the ``Convox-Actor`` of the task that deferred (its hook's
-    :meth:`~convox_provider.hooks.convox.ConvoxHook.task_actor`; a trigger has no task context
-    on Airflow 3.1): every request of the wait carries it, through a view of the shared client
-    (:meth:`~convox_provider.client.client.AsyncConvoxClient.with_actor`), so the pool stays
-    shared. ``run()`` yields exactly one event (see :mod:`._events`): a transient error
-    (5xx, 429, broken connection) is retried, and only ``max_errors`` of them in a row end the
-    wait with an ``error`` event.
+    ``end_time`` is absolute (epoch seconds), so a trigger restarted on another triggerer keeps its
+    deadline; so is ``deferred_at``, when the task deferred (set by the operator): run by a
+    triggerer, the event is held until ``[convox] resume_hold`` seconds after it (an Airflow race,
+    see :data:`RESUME_HOLD`). ``actor`` is the ``Convox-Actor`` of the task that deferred (its
+    hook's :meth:`~convox_provider.hooks.convox.ConvoxHook.task_actor`; a trigger has no task
+    context on Airflow 3.1): every request of the wait carries it, through a view of the shared
+    client (:meth:`~convox_provider.client.client.AsyncConvoxClient.with_actor`), so the pool stays
+    shared. ``run()`` yields exactly one event (see :mod:`._events`): a transient error (5xx, 429,
+    broken connection) is retried, and only ``max_errors`` of them in a row end the wait with an
+    ``error`` event.
     """
 
     initial_delay: float = 0.0

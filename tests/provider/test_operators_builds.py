@@ -213,6 +213,7 @@ def test_deferral_carries_an_absolute_deadline(rack: RackEmulator, source: Path)
     classpath, kwargs = trigger.serialize()
     assert classpath == "convox_provider.triggers.builds.ConvoxBuildTrigger"
     assert before + 600 <= kwargs.pop("end_time") <= time.time() + 600
+    assert before <= kwargs.pop("deferred_at") <= time.time()  # for the resume hold
     assert kwargs == {
         "convox_conn_id": "convox_default",
         "app": APP,

@@ -231,6 +231,7 @@ def test_promote_deferred(make_rack: RackFactory) -> None:
     classpath, kwargs = deferred.value.trigger.serialize()
     assert classpath == "convox_provider.triggers.releases.ConvoxReleaseTrigger"
     assert before + 120 <= kwargs.pop("end_time") <= time.time() + 120
+    assert before <= kwargs.pop("deferred_at") <= time.time()  # for the resume hold
     assert kwargs == {
         "convox_conn_id": "convox_default",
         "app": APP,
