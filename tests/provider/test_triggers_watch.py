@@ -103,6 +103,10 @@ async def _until_watching(store: FakeAssetStore, writes: int = 1) -> None:
     raise AssertionError("the trigger never recorded its starting point")
 
 
+async def _nothing() -> None:
+    """No actions: the trigger runs on its own (what a restarted triggerer does)."""
+
+
 def test_the_trigger_and_the_client_agree_on_the_cursor_before_a_first_release() -> None:
     from convox_provider.client.workflows import watch as client_watch
 
@@ -176,10 +180,6 @@ def test_a_watch_begun_before_its_app_existed_reports_the_apps_first_release(
     assert [e["release_id"] for e in events] == made
 
 
-async def _nothing() -> None:
-    return None
-
-
 def test_a_rolled_back_rollout_and_an_unpromoted_release_are_not_reported(
     convox_rack_factory: Callable[..., RackEmulator], monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -222,17 +222,13 @@ def test_restart_neither_repeats_nor_misses_a_release(rack: RackEmulator) -> Non
     # the triggerer is down: nothing watches while another deploy happens
     while_down = promote_new(rack, description="while the triggerer was down")
     second = restarted(first, store)
-
-    async def nothing() -> None:
-        return None
-
-    events = asyncio.run(events_while(second, nothing, settle=0.4))
+    events = asyncio.run(events_while(second, _nothing, settle=0.4))
     assert [e["release_id"] for e in events] == [while_down]
     assert events[0]["previous_release"] == reported[0]["release_id"]
 
     # restarted again with nothing new: no event, the cursor stays
     third = restarted(second, store)
-    assert asyncio.run(events_while(third, nothing, settle=0.3)) == []
+    assert asyncio.run(events_while(third, _nothing, settle=0.3)) == []
     assert store.values[CURSOR_KEY] == {"release_id": while_down}
 
 
