@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import importlib
 import logging
 import sys
@@ -78,6 +79,15 @@ async def _hook_class() -> type[ConvoxHook]:
         await asyncio.to_thread(_import_all)
     hook_class: type[ConvoxHook] = sys.modules[_HOOK_MODULE].ConvoxHook
     return hook_class
+
+
+@contextlib.asynccontextmanager
+async def _pooled_client(convox_conn_id: str) -> AsyncIterator[AsyncConvoxClient]:
+    """The hook's pooled async client of the connection (one pool per connection in the
+    triggerer, shared by every trigger on it)."""
+    hook_class = await _hook_class()
+    async with hook_class(convox_conn_id=convox_conn_id) as hook:
+        yield await hook.get_async_conn()
 
 
 def _import_all() -> None:
@@ -193,9 +203,8 @@ class ConvoxTrigger(BaseTrigger):
         if left <= 0:
             return self._timed_out()
         try:
-            hook_class = await _hook_class()
-            async with hook_class(convox_conn_id=self.convox_conn_id) as hook:
-                client = self._as_actor(await hook.get_async_conn())
+            async with _pooled_client(self.convox_conn_id) as pooled:
+                client = self._as_actor(pooled)
                 # The client's wait stops at its own deadline; this also bounds a log stream
                 # that would outlive it.
                 backstop = left + self.poll_interval + 1.0
@@ -241,9 +250,7 @@ class ConvoxTrigger(BaseTrigger):
         raised.
         """
         try:
-            hook_class = await _hook_class()
-            async with hook_class(convox_conn_id=self.convox_conn_id) as hook:
-                client = self._as_actor(await hook.get_async_conn())
-                await asyncio.wait_for(self._cancel(client), ON_KILL_TIMEOUT)
+            async with _pooled_client(self.convox_conn_id) as pooled:
+                await asyncio.wait_for(self._cancel(self._as_actor(pooled)), ON_KILL_TIMEOUT)
         except Exception:
             self.log.warning("Could not cancel %s", self.subject, exc_info=True)

@@ -37,7 +37,6 @@ first deploy of an app created after its watcher is reported too.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, Any, Protocol
@@ -45,11 +44,10 @@ from typing import TYPE_CHECKING, Any, Protocol
 from airflow.triggers.base import BaseEventTrigger, TriggerEvent
 
 from convox_provider.client.waiting import MAX_ERRORS, WaitOptions
-from convox_provider.triggers._base import _hook_class
+from convox_provider.triggers._base import _pooled_client
 from convox_provider.triggers._events import describe
 
 if TYPE_CHECKING:
-    from convox_provider.client.client import AsyncConvoxClient
     from convox_provider.client.models import Release
     from convox_provider.client.workflows.events import WorkflowEvent
 
@@ -240,15 +238,8 @@ class ConvoxReleaseEventTrigger(BaseEventTrigger):
         return first.id
 
     async def _watch_origin(self) -> str | None:
-        async with self._client() as client:
+        async with _pooled_client(self.convox_conn_id) as client:
             return await client.releases.watch_origin(self.app)
-
-    @contextlib.asynccontextmanager
-    async def _client(self) -> AsyncIterator[AsyncConvoxClient]:
-        """The pooled client of the connection (the hook's, shared by every watcher on it)."""
-        hook_class = await _hook_class()
-        async with hook_class(convox_conn_id=self.convox_conn_id) as hook:
-            yield await hook.get_async_conn()
 
     def _payload(self, release: Release, previous: str) -> dict[str, Any]:
         """The event's payload (``previous_release`` None for an app's first release)."""
@@ -269,7 +260,7 @@ class ConvoxReleaseEventTrigger(BaseEventTrigger):
         failures = 0
         while True:
             try:
-                async with self._client() as client:
+                async with _pooled_client(self.convox_conn_id) as client:
                     return await client.releases.wait_for_new_release(
                         self.app,
                         since=since,
